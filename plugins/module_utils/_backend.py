@@ -1,0 +1,46 @@
+# Copyright (c) vmjobs.qemu contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The interface between the job client and what runs the jobs (QMP, libvirt).
+
+This is a private module: its API may change between any two releases.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+Record = dict[str, t.Any]
+#: Persists start-time facts (attached nodes, created files) in the ledger.
+Note = t.Callable[..., None]
+
+
+class Session(t.Protocol):
+    """One open connection to a VM; short-lived, closed after each operation."""
+
+    def records(self) -> list[Record]:
+        """Normalised records of every job the VM has now."""
+
+    def start(self, name: str, params: dict[str, t.Any], note: Note) -> None:
+        """Start the job ``name`` as described by ``params``.
+
+        ``note(**facts)`` must be called *before* each step that leaves
+        something behind, so that a crash in between can be cleaned up.
+        """
+
+    def verb(self, name: str, verb: str, **arguments: t.Any) -> None:
+        """Apply a job verb: cancel, pause, resume, complete, finalize, dismiss, set-speed."""
+
+    def cleanup(self, entry: Record) -> list[str]:
+        """Undo what a start attached (per the ledger entry); return what was kept."""
+
+    def wait_event(self, timeout: float) -> Record | None:
+        """Block until the next event or ``timeout`` seconds; return it or None."""
+
+
+class Backend(t.Protocol):
+    """Opens sessions to one VM; ``scope`` names the VM in the ledger."""
+
+    scope: str
+
+    def session(self) -> t.ContextManager[Session]:
+        """Open a session (context manager)."""

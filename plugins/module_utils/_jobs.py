@@ -1,0 +1,287 @@
+# Copyright (c) vmjobs.qemu contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The job client: start, get, list and wait for named jobs over a backend.
+
+This is a private module: its API may change between any two releases.
+The client sees plain values only (never AnsibleModule); constructors do no I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing as t
+
+from . import _model
+from ._backend import Backend, Record, Session
+from ._errors import JobConflict, JobFailed, JobNotFound, JobStateError, JobTimeout, VmjobsError
+from ._ledger import Ledger
+from ._waiter import Check, Waiter
+
+#: Parameters that may differ between two starts of the same job.
+NOT_IDENTITY = frozenset({'speed', 'reuse_target'})
+#: Events whose arrival records an outcome that an auto-dismissed job would lose.
+OUTCOME_EVENTS = {'BLOCK_JOB_COMPLETED': 'succeeded', 'BLOCK_JOB_CANCELLED': 'canceled'}
+
+Verdict = t.Callable[[Record, 'Record | None'], str]
+
+
+@dataclasses.dataclass
+class Result:
+    """What an operation did and the records it reports."""
+
+    changed: bool
+    records: list[Record]
+    elapsed: float | None = None
+
+    @property
+    def record(self) -> Record:
+        return self.records[0]
+
+
+def identity(params: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The parameters that make a job the job it is."""
+    return {k: v for k, v in params.items() if k not in NOT_IDENTITY and v is not None}
+
+
+def differences(old: dict[str, t.Any], new: dict[str, t.Any]) -> list[str]:
+    """Human-readable differences between two parameter sets."""
+    return ['%s=%r (requested %r)' % (key, old.get(key), new.get(key))
+            for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+
+
+def absent_record(name: str) -> Record:
+    """The record of a job nobody knows."""
+    return _model.record_from_ledger({'name': name, 'type': None, 'state': 'absent'}) | {
+        'lost': False}
+
+
+def compact(record: Record) -> Record:
+    """What the ledger keeps of a live record."""
+    return {key: record.get(key) for key in ('status', 'outcome', 'error', 'progress', 'speed')}
+
+
+def describe(record: Record) -> str:
+    """'running 42.0%' / 'concluded (failed: No space left on device)'."""
+    text = record['status']
+    if record.get('outcome'):
+        text += ' (%s%s)' % (record['outcome'],
+                             ': %s' % record['error'] if record.get('error') else '')
+    elif (record.get('progress') or {}).get('percent') is not None:
+        text += ' %.1f%%' % record['progress']['percent']
+    return text
+
+
+class JobClient:
+    """Named jobs of one VM.
+
+    :param backend: the VM's backend (QMP socket or libvirt domain).
+    :param ledger: the VM's ledger.
+    :param waiter: the wait loop (clock and sleep injected).
+    :param check_mode: predict ``changed`` without changing anything.
+    """
+
+    def __init__(self, backend: Backend, ledger: Ledger, waiter: Waiter | None = None,
+                 check_mode: bool = False) -> None:
+        self.backend = backend
+        self.ledger = ledger
+        self.waiter = waiter or Waiter()
+        self.check_mode = check_mode
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def snapshot(self, session: Session) -> tuple[dict[str, Record], dict[str, Record]]:
+        """Every job the VM or the ledger knows: (records by name, ledger entries by name)."""
+        entries = {entry['name']: entry for entry in self.ledger.all()}
+        records = {}
+        for record in session.records():
+            records[record['name']] = _model.attach_detail(record, entries.get(record['name']))
+        for name, entry in entries.items():
+            if name not in records:
+                records[name] = _model.attach_detail(_model.record_from_ledger(entry), entry)
+        return records, entries
+
+    def get(self, name: str) -> tuple[Record, Record | None]:
+        """The record of ``name`` (status ``absent`` if unknown) and its ledger entry."""
+        _model.validate_name(name)
+        with self.backend.session() as session:
+            records, entries = self.snapshot(session)
+        return records.get(name) or absent_record(name), entries.get(name)
+
+    def list(self, names: t.Sequence[str] = (), types: t.Sequence[str] = (),
+             statuses: t.Sequence[str] = (), include_dismissed: bool = False) -> list[Record]:
+        """Records matching every filter given, sorted by name."""
+        with self.backend.session() as session:
+            records, _entries = self.snapshot(session)
+        return [r for name, r in sorted(records.items())
+                if (include_dismissed or not r['dismissed'])
+                and (not names or name in names)
+                and (not types or r['type'] in types)
+                and (not statuses or r['status'] in statuses)]
+
+    # -- starting ----------------------------------------------------------------------------
+
+    def start(self, name: str, params: dict[str, t.Any], wait: str | None = None,
+              wait_timeout: float = 300.0) -> Result:
+        """Start job ``name`` unless a job of that name already exists.
+
+        :raise JobConflict: the name is taken by a different job.
+        :raise BackendError: QEMU refused (nothing is left behind).
+        """
+        _model.validate_name(name)
+        wanted = identity(params)
+        with self.ledger.lock():
+            with self.backend.session() as session:
+                records, entries = self.snapshot(session)
+                record, entry = records.get(name), entries.get(name)
+                if entry is not None and entry.get('state') == 'starting' \
+                        and (record is None or record['status'] == _model.ABSENT):
+                    if not self.check_mode:
+                        session.cleanup(entry)
+                        self.ledger.delete(name)
+                    record = entry = None
+                if record is not None:
+                    self._same_job(name, record, entry, wanted)
+                    return self._after_start(False, record, wait, wait_timeout)
+                if self.check_mode:
+                    return Result(True, [dict(absent_record(name), type=params['type'])])
+                self._start(session, name, params, wanted)
+                record = {r['name']: r for r in session.records()}.get(name) or absent_record(name)
+                record = _model.attach_detail(record, self.ledger.get(name))
+        return self._after_start(True, record, wait, wait_timeout)
+
+    def _start(self, session: Session, name: str, params: dict[str, t.Any],
+               wanted: dict[str, t.Any]) -> None:
+        self.ledger.put({'name': name, 'type': params['type'], 'params': wanted,
+                         'state': 'starting', 'attached': []})
+
+        def note(**facts: t.Any) -> None:
+            self.ledger.update(name, **facts)
+
+        try:
+            session.start(name, params, note)
+        except VmjobsError as err:
+            entry = self.ledger.get(name)
+            if entry is not None:
+                session.cleanup(entry)
+                self.ledger.delete(name)
+            if err.job is None and hasattr(err, 'for_job'):
+                raise err.for_job(name) from err
+            raise
+        self.ledger.update(name, state='started')
+
+    def _same_job(self, name: str, record: Record, entry: Record | None,
+                  wanted: dict[str, t.Any]) -> None:
+        if entry is not None and entry.get('params') is not None:
+            diffs = differences(entry['params'], wanted)
+        else:
+            diffs = differences({'type': record['type']}, {'type': wanted['type']})
+        if diffs:
+            raise JobConflict(
+                "job '%s' already exists as a different job (%s, %s): %s; pick another name, "
+                "or dismiss it with job state=absent forget=true"
+                % (name, record['type'], describe(record), ', '.join(diffs)), name)
+
+    def _after_start(self, changed: bool, record: Record, wait: str | None,
+                     wait_timeout: float) -> Result:
+        if not wait or wait == 'none' or self.check_mode:
+            return Result(changed, [record])
+        waited = self.wait([record['name']], wait, wait_timeout)
+        return Result(changed, waited.records, waited.elapsed)
+
+    # -- waiting -------------------------------------------------------------------------------
+
+    def wait(self, names: t.Sequence[str], target: str, timeout: float,
+             fail_on_error: bool = True) -> Result:
+        """Wait until every job in ``names`` reaches ``target``.
+
+        :raise JobNotFound: a name nobody knows (unless waiting for ``absent``).
+        :raise JobFailed: a job failed (and ``fail_on_error``), or cannot reach ``target``
+            because it failed.
+        :raise JobStateError: a job can no longer reach ``target``.
+        :raise JobTimeout: ``timeout`` ran out; carries the last records.
+        """
+        def verdict(record: Record, entry: Record | None) -> str:
+            return _model.wait_verdict(record, target, entry)
+
+        records = self.await_jobs(names, verdict, timeout, target)
+        if fail_on_error:
+            failed = [r for r in records.records if r.get('outcome') == 'failed']
+            if failed:
+                raise JobFailed("job '%s' failed: %s" % (failed[0]['name'], failed[0]['error']),
+                                failed[0]['name'], records.records)
+        return records
+
+    def await_jobs(self, names: t.Sequence[str], verdict: Verdict, timeout: float,
+                   target: str) -> Result:
+        """Wait until ``verdict`` says ``reached`` for every name (see :meth:`wait`)."""
+        for name in names:
+            _model.validate_name(name)
+
+        def check(session: Session) -> Check[tuple[list[Record], dict[str, str]]]:
+            records, entries = self.snapshot(session)
+            self._observe(records, entries)
+            chosen, verdicts = [], {}
+            for name in names:
+                if name not in records and target != 'absent':
+                    raise JobNotFound("job '%s' not found on %s" % (name, self.backend.scope),
+                                      name)
+                record = records.get(name) or absent_record(name)
+                chosen.append(record)
+                verdicts[name] = verdict(record, entries.get(name))
+            done = all(v == 'reached' for v in verdicts.values()) or 'never' in verdicts.values()
+            return Check(done, (chosen, verdicts))
+
+        def block(session: Session, seconds: float) -> None:
+            event = session.wait_event(seconds)
+            if event is not None:
+                self._note_event(event, names)
+
+        result = self.waiter.wait(self.backend.session, check, block, timeout)
+        records, verdicts = result.value
+        if not result.done:
+            raise JobTimeout('timed out after %.1fs waiting for %s to reach %s; last seen: %s'
+                             % (result.elapsed, ', '.join("job '%s'" % n for n in names), target,
+                                '; '.join('%s %s' % (r['name'], describe(r)) for r in records)),
+                             names[0], records, result.elapsed)
+        for record in records:
+            if verdicts[record['name']] == 'never':
+                raise self.unreachable(record, target, records)
+        return Result(False, records, result.elapsed)
+
+    @staticmethod
+    def unreachable(record: Record, target: str, records: list[Record]) -> VmjobsError:
+        """The error for a job that can no longer reach ``target``."""
+        name = record['name']
+        if record.get('outcome') == 'failed':
+            return JobFailed("job '%s' failed: %s" % (name, record['error']), name, records)
+        return JobStateError(
+            "job '%s' (%s) is %s and cannot reach %s; verbs allowed now: %s"
+            % (name, record['type'], describe(record), target,
+               ', '.join(_model.allowed_verbs(record['status'])) or 'none'), name, record)
+
+    def _observe(self, records: dict[str, Record], entries: dict[str, Record]) -> None:
+        """Remember in the ledger the latest status and outcome of named jobs."""
+        for name, entry in entries.items():
+            record = records.get(name)
+            if record is None or record['status'] == _model.ABSENT or self.check_mode:
+                continue
+            last = entry.get('last') or {}
+            if last.get('status') != record['status'] or last.get('outcome') != record['outcome']:
+                with self.ledger.lock():
+                    self.ledger.update(name, last=compact(record))
+
+    def _note_event(self, event: Record, names: t.Sequence[str]) -> None:
+        data = event.get('data') or {}
+        name = data.get('device') or data.get('id')
+        kind = event.get('event')
+        if kind not in OUTCOME_EVENTS or name not in names or self.check_mode:
+            return
+        with self.ledger.lock():
+            entry = self.ledger.get(name)
+            if entry is None or (entry.get('last') or {}).get('outcome'):
+                return
+            outcome = 'failed' if data.get('error') else OUTCOME_EVENTS[kind]
+            last = dict(entry.get('last') or {}, outcome=outcome, error=data.get('error'))
+            last['progress'] = {'current': data.get('offset'), 'total': data.get('len'),
+                                'percent': _model.percent(data.get('offset'), data.get('len'))}
+            self.ledger.update(name, last=last)

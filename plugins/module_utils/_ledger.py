@@ -1,0 +1,172 @@
+# Copyright (c) vmjobs.qemu contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The ledger: names, parameters and outcomes of jobs that QEMU cannot keep.
+
+This is a private module: its API may change between any two releases.
+
+One JSON file per job name in a directory per VM (the *scope*, e.g. the QMP
+socket path).  Files are written atomically (temporary file, fsync, rename,
+fsync of the directory) with mode 0600 in directories of mode 0700; writers
+of one scope are serialised by ``flock`` on the scope's ``.lock`` file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import time
+import typing as t
+
+from ._errors import LedgerError
+from ._model import validate_name
+
+DEFAULT_RETENTION_DAYS = 90.0
+
+
+def default_root() -> str:
+    """``/var/lib/vmjobs`` for root, else ``$XDG_STATE_HOME/vmjobs``."""
+    if os.geteuid() == 0:
+        return '/var/lib/vmjobs'
+    state = os.environ.get('XDG_STATE_HOME') or os.path.join(os.path.expanduser('~'),
+                                                             '.local', 'state')
+    return os.path.join(state, 'vmjobs')
+
+
+def scope_dirname(scope: str) -> str:
+    """A directory name for a scope: readable prefix plus a hash of the whole."""
+    tail = ''.join(c if c.isalnum() or c in '._-' else '_' for c in os.path.basename(scope))
+    return '%s-%s' % (tail[-40:] or 'vm', hashlib.sha256(scope.encode()).hexdigest()[:16])
+
+
+def _ensure_private_dir(path: str) -> None:
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        if os.stat(path).st_mode & 0o077:
+            os.chmod(path, 0o700)
+    except OSError as err:
+        raise LedgerError('cannot create ledger directory %s: %s' % (path, err.strerror)) from err
+
+
+class Ledger:
+    """Records of one scope (one VM or storage daemon).
+
+    The constructor does no I/O.
+
+    :param root: the ledger's root directory.
+    :param scope: what identifies the VM, e.g. the real path of its QMP socket.
+    :param retention_days: tombstones older than this are pruned.
+    """
+
+    def __init__(self, root: str, scope: str, retention_days: float = DEFAULT_RETENTION_DAYS,
+                 clock: t.Callable[[], float] = time.time) -> None:
+        self.root = root
+        self.scope = scope
+        self.directory = os.path.join(root, scope_dirname(scope))
+        self.retention_days = retention_days
+        self._clock = clock
+
+    def _path(self, name: str) -> str:
+        validate_name(name)
+        return os.path.join(self.directory, name + '.json')
+
+    @contextlib.contextmanager
+    def lock(self) -> t.Iterator[None]:
+        """Hold the scope's exclusive lock (blocks while another task holds it)."""
+        _ensure_private_dir(self.root)
+        _ensure_private_dir(self.directory)
+        try:
+            fd = os.open(os.path.join(self.directory, '.lock'), os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as err:
+            raise LedgerError('cannot open ledger lock in %s: %s'
+                              % (self.directory, err.strerror)) from err
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def get(self, name: str) -> dict[str, t.Any] | None:
+        """The record of ``name``, or None."""
+        path = self._path(name)
+        try:
+            with open(path, encoding='utf-8') as handle:
+                return t.cast('dict[str, t.Any]', json.load(handle))
+        except OSError as err:
+            if err.errno == errno.ENOENT:
+                return None
+            raise LedgerError('cannot read ledger record %s: %s' % (path, err.strerror),
+                              name) from err
+        except ValueError as err:
+            raise LedgerError('ledger record %s is damaged: %s' % (path, err), name) from err
+
+    def all(self) -> list[dict[str, t.Any]]:
+        """Every record of the scope, sorted by name."""
+        try:
+            names = sorted(f[:-5] for f in os.listdir(self.directory) if f.endswith('.json'))
+        except OSError as err:
+            if err.errno == errno.ENOENT:
+                return []
+            raise LedgerError('cannot list ledger %s: %s' % (self.directory, err.strerror)) from err
+        records = (self.get(name) for name in names)
+        return [record for record in records if record is not None]
+
+    def put(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
+        """Write ``record`` (keyed by its ``name``) atomically and durably."""
+        path = self._path(record['name'])
+        _ensure_private_dir(self.root)
+        _ensure_private_dir(self.directory)
+        record = dict(record, scope=self.scope, updated=self._clock())
+        record.setdefault('created', record['updated'])
+        tmp = '%s.%d.tmp' % (path, os.getpid())
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, 'w', encoding='utf-8') as handle:
+                json.dump(record, handle, sort_keys=True, indent=1)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.rename(tmp, path)
+            dir_fd = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as err:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise LedgerError('cannot write ledger record %s: %s' % (path, err.strerror),
+                              record['name']) from err
+        return record
+
+    def update(self, name: str, **changes: t.Any) -> dict[str, t.Any] | None:
+        """Merge ``changes`` into an existing record; None if there is none."""
+        record = self.get(name)
+        if record is None:
+            return None
+        record.update(changes)
+        return self.put(record)
+
+    def delete(self, name: str) -> bool:
+        """Remove the record of ``name``; False if there was none."""
+        path = self._path(name)
+        try:
+            os.unlink(path)
+        except OSError as err:
+            if err.errno == errno.ENOENT:
+                return False
+            raise LedgerError('cannot delete ledger record %s: %s' % (path, err.strerror),
+                              name) from err
+        return True
+
+    def prune(self) -> list[str]:
+        """Delete tombstones older than the retention period; return their names."""
+        horizon = self._clock() - self.retention_days * 86400.0
+        pruned = []
+        for record in self.all():
+            if record.get('state') == 'dismissed' and record.get('updated', 0) < horizon:
+                self.delete(record['name'])
+                pruned.append(record['name'])
+        return pruned

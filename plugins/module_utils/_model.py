@@ -1,0 +1,199 @@
+# Copyright (c) vmjobs.qemu contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure job model: records, status vocabulary, verb legality, outcome.
+
+This is a private module: its API may change between any two releases.
+Nothing here does I/O; every function takes QEMU's replies as plain data.
+"""
+
+from __future__ import annotations
+
+import re
+import typing as t
+
+from ._errors import InvalidArgument
+
+NAME_RE = re.compile(r'^[A-Za-z][A-Za-z0-9._-]{0,127}$')
+
+#: QEMU's JobStatus words, in the order of a job's life.
+STATUSES = ('created', 'running', 'paused', 'ready', 'standby', 'waiting',
+            'pending', 'aborting', 'concluded')
+ABSENT = 'absent'
+ACTIVE = frozenset(STATUSES) - {'concluded'}
+
+#: QEMU's job verb table (job.c, ``JobVerbTable``): verb -> statuses accepting it.
+VERBS: dict[str, frozenset[str]] = {
+    'cancel': frozenset({'created', 'running', 'paused', 'ready', 'standby',
+                         'waiting', 'pending', 'aborting'}),
+    'pause': frozenset({'created', 'running', 'paused', 'ready', 'standby'}),
+    'resume': frozenset({'created', 'running', 'paused', 'ready', 'standby'}),
+    'set-speed': frozenset({'created', 'running', 'paused', 'ready', 'standby'}),
+    'complete': frozenset({'ready', 'standby'}),
+    'finalize': frozenset({'pending'}),
+    'dismiss': frozenset({'concluded'}),
+}
+
+#: Job types that reach READY and then wait for ``complete`` (or cancel).
+READY_TYPES = frozenset({'mirror', 'commit'})
+
+#: QEMU's text for a job that was cancelled (strerror(ECANCELED)).
+CANCELED_ERRORS = ('Operation canceled', 'Operation cancelled')
+
+WAIT_TARGETS = ('ready', 'pending', 'concluded', 'absent')
+
+Record = dict[str, t.Any]
+
+
+def validate_name(name: str) -> str:
+    """Return ``name`` if it follows QEMU's id rules.
+
+    :raise InvalidArgument: it does not.
+    """
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise InvalidArgument(
+            "invalid job name %r: use 1-128 characters, a letter first, then letters, "
+            "digits, '.', '_' or '-'" % (name,))
+    return name
+
+
+def allowed_verbs(status: str) -> list[str]:
+    """The verbs QEMU accepts in ``status``, in table order."""
+    return [verb for verb, states in VERBS.items() if status in states]
+
+
+def verb_allowed(verb: str, status: str) -> bool:
+    """Whether QEMU accepts ``verb`` for a job in ``status``."""
+    return status in VERBS[verb]
+
+
+def percent(current: int | None, total: int | None) -> float | None:
+    """Progress as a percentage with one decimal, or None when unknown."""
+    if current is None or not total:
+        return None
+    return round(min(100.0, 100.0 * current / total), 1)
+
+
+def outcome(status: str, error: str | None, cancel_requested: bool = False) -> str | None:
+    """The outcome of a job: None while it runs, else succeeded/failed/canceled."""
+    if status != 'concluded':
+        return None
+    if error is None:
+        return 'canceled' if cancel_requested else 'succeeded'
+    if error in CANCELED_ERRORS:
+        return 'canceled'
+    return 'failed'
+
+
+def record_from_qmp(job: Record, block_job: Record | None) -> Record:
+    """One normalised record from a ``query-jobs`` entry and its ``query-block-jobs`` twin.
+
+    ``block_job`` is None for jobs that are not block jobs (e.g. blockdev-create).
+    """
+    status = job['status']
+    error = job.get('error')
+    bj = block_job or {}
+    current = job.get('current-progress')
+    total = job.get('total-progress')
+    return {
+        'name': job['id'],
+        'type': job['type'],
+        'status': status,
+        'raw_status': status,
+        'outcome': outcome(status, error),
+        'error': error,
+        'progress': {'current': current, 'total': total, 'percent': percent(current, total)},
+        'speed': bj.get('speed'),
+        'ready': status in ('ready', 'standby'),
+        'paused': status in ('paused', 'standby'),
+        'auto_finalize': bj.get('auto-finalize'),
+        'auto_dismiss': bj.get('auto-dismiss'),
+        'busy': bj.get('busy'),
+        'io_status': bj.get('io-status'),
+        'dismissed': False,
+    }
+
+
+def records_from_qmp(jobs: list[Record], block_jobs: list[Record]) -> list[Record]:
+    """Records for every job in a ``query-jobs`` reply, joined with ``query-block-jobs``."""
+    by_id = {bj['device']: bj for bj in block_jobs}
+    return [record_from_qmp(job, by_id.get(job['id'])) for job in jobs]
+
+
+def record_from_ledger(entry: Record) -> Record:
+    """The record of a job QEMU no longer has, from its ledger entry.
+
+    A dismissed job reports ``concluded`` with its remembered outcome; a job
+    that vanished without being dismissed by the collection is ``absent`` and
+    marked ``lost`` unless its outcome was seen before it vanished.
+    """
+    last = dict(entry.get('last') or {})
+    record = {
+        'name': entry['name'],
+        'type': entry['type'],
+        'status': ABSENT,
+        'raw_status': None,
+        'outcome': None,
+        'error': None,
+        'progress': last.get('progress') or {'current': None, 'total': None, 'percent': None},
+        'speed': last.get('speed'),
+        'ready': False,
+        'paused': False,
+        'auto_finalize': entry.get('params', {}).get('auto_finalize'),
+        'auto_dismiss': entry.get('params', {}).get('auto_dismiss'),
+        'busy': False,
+        'io_status': None,
+        'dismissed': entry.get('state') == 'dismissed',
+    }
+    if last.get('outcome'):
+        record.update(status='concluded', raw_status='concluded',
+                      outcome=last['outcome'], error=last.get('error'))
+    record['lost'] = not record['dismissed'] and record['outcome'] is None
+    return record
+
+
+def attach_detail(record: Record, entry: Record | None) -> Record:
+    """Add the ledger's parameters (device, target, ...) to a live record."""
+    params = (entry or {}).get('params') or {}
+    for key in ('device', 'target', 'base', 'top', 'sync', 'bitmap'):
+        if params.get(key) is not None:
+            record[key] = params[key]
+    if entry and entry.get('cancel_requested') and record['outcome'] == 'succeeded':
+        record['outcome'] = 'canceled'
+    return record
+
+
+def can_become_ready(record: Record, entry: Record | None = None) -> bool:
+    """Whether a job may still reach READY on its normal path."""
+    if record['type'] not in READY_TYPES or record['status'] not in ('created', 'running',
+                                                                      'paused', 'ready',
+                                                                      'standby'):
+        return False
+    if record['type'] == 'commit' and entry is not None and entry.get('active') is False:
+        return False
+    return True
+
+
+def wait_verdict(record: Record, target: str, entry: Record | None = None) -> str:
+    """Compare a record with a wait target.
+
+    :return: ``reached``, ``waiting`` or ``never`` (the target cannot be reached
+        any more on the job's normal path).
+    """
+    status = record['status']
+    if target == 'absent':
+        return 'reached' if status == ABSENT else 'waiting'
+    if status == ABSENT:
+        if target == 'concluded' and record.get('dismissed'):
+            return 'reached'
+        return 'never'
+    if target == 'concluded':
+        return 'reached' if status == 'concluded' else 'waiting'
+    if target == 'pending':
+        if status == 'pending' or (status == 'concluded' and record['outcome'] == 'succeeded'):
+            return 'reached'
+        return 'never' if status in ('aborting', 'concluded') else 'waiting'
+    if target == 'ready':
+        if status in ('ready', 'standby'):
+            return 'reached'
+        return 'waiting' if can_become_ready(record, entry) else 'never'
+    raise ValueError('unknown wait target %r' % target)

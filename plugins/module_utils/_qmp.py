@@ -1,0 +1,127 @@
+# Copyright (c) vmjobs.qemu contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A small synchronous facade over qemu.qmp; the only importer of that package.
+
+This is a private module: its API may change between any two releases.
+
+A QMP socket serves one client at a time, so a :class:`Monitor` is meant to be
+opened for one operation and closed right after (use it as a context manager).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import typing as t
+
+from ._errors import BackendError, MonitorBusy, TransportError
+
+try:
+    from qemu.qmp import ConnectError, ExecuteError, QMPClient, QMPError
+    HAS_QMP = True
+    QMP_IMPORT_ERROR: ImportError | None = None
+except ImportError as err:  # pragma: no cover - reported by the modules
+    HAS_QMP = False
+    QMP_IMPORT_ERROR = err
+
+
+class Monitor:
+    """One QMP connection: connect, execute commands, wait for events, close.
+
+    The constructor does no I/O.
+
+    :param path: path of the QMP UNIX socket.
+    :param connect_timeout: seconds allowed for connecting and for the greeting.
+    """
+
+    def __init__(self, path: str, connect_timeout: float = 5.0) -> None:
+        self.path = path
+        self.connect_timeout = float(connect_timeout)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: t.Any = None
+
+    def __enter__(self) -> Monitor:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _run(self, coro: t.Awaitable[t.Any], timeout: float | None = None) -> t.Any:
+        assert self._loop is not None
+        if timeout is not None:
+            coro = asyncio.wait_for(coro, timeout)
+        return self._loop.run_until_complete(coro)
+
+    def connect(self) -> None:
+        """Connect and negotiate capabilities.
+
+        :raise TransportError: no socket, refused, or not a QMP monitor.
+        :raise MonitorBusy: connected but no greeting within ``connect_timeout``.
+        """
+        if not os.path.exists(self.path):
+            raise TransportError('no QMP socket at %s: is the VM running?' % self.path)
+        self._loop = asyncio.new_event_loop()
+        self._client = QMPClient('vmjobs')
+        try:
+            self._run(self._client.connect(self.path), self.connect_timeout)
+        except asyncio.TimeoutError:
+            self.close()
+            raise MonitorBusy(
+                'QMP monitor %s sent no greeting within %.1fs: another client holds it '
+                '(QMP serves one client at a time)' % (self.path, self.connect_timeout)) from None
+        except ConnectError as err:
+            self.close()
+            raise TransportError('cannot connect to QMP socket %s: %s'
+                                 % (self.path, err.exc if err.exc else err)) from err
+        except (QMPError, OSError) as err:
+            self.close()
+            raise TransportError('cannot connect to QMP socket %s: %s' % (self.path, err)) from err
+
+    def execute(self, command: str, arguments: dict[str, t.Any] | None = None) -> t.Any:
+        """Run one QMP command and return its ``return`` value.
+
+        :raise BackendError: QEMU answered with an error (class and text kept).
+        :raise TransportError: the connection broke.
+        """
+        if self._client is None:
+            raise TransportError('QMP socket %s is not connected' % self.path)
+        try:
+            return self._run(self._client.execute(command, arguments or {}))
+        except ExecuteError as err:
+            raise BackendError(command, err.error_class, err.error_message) from err
+        except (QMPError, OSError, EOFError) as err:
+            raise TransportError('QMP connection to %s lost during %s: %s'
+                                 % (self.path, command, err or type(err).__name__)) from err
+
+    def wait_event(self, timeout: float) -> dict[str, t.Any] | None:
+        """Return the next event, or None after ``timeout`` seconds without one."""
+        if self._client is None or timeout <= 0:
+            return None
+        try:
+            event = self._run(self._client.events.get(), float(timeout))
+        except asyncio.TimeoutError:
+            return None
+        except (QMPError, OSError, EOFError) as err:
+            raise TransportError('QMP connection to %s lost while waiting: %s'
+                                 % (self.path, err or type(err).__name__)) from err
+        return dict(event)
+
+    def drain_events(self) -> list[dict[str, t.Any]]:
+        """Return the events received so far without waiting."""
+        events: list[dict[str, t.Any]] = []
+        while self._client is not None and not self._client.events.empty():
+            events.append(dict(self._run(self._client.events.get())))
+        return events
+
+    def close(self) -> None:
+        """Disconnect; an EOF after ``quit`` or a dead peer is not an error here."""
+        if self._client is not None and self._loop is not None:
+            try:
+                self._run(self._client.disconnect(), self.connect_timeout)
+            except (QMPError, OSError, EOFError, asyncio.TimeoutError):
+                pass
+        self._client = None
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None

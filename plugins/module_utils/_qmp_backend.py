@@ -1,0 +1,94 @@
+# Copyright (c) vmjobs.qemu contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The QMP backend: jobs of a QEMU process or qemu-storage-daemon behind a QMP socket.
+
+This is a private module: its API may change between any two releases.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import typing as t
+
+from . import _model
+from ._backend import Note, Record
+from ._errors import BackendError
+from ._qmp import Monitor
+from ._qmp_start import start_job
+
+#: Job verbs and the QMP commands that apply them.
+VERB_COMMANDS = {
+    'cancel': 'job-cancel', 'pause': 'job-pause', 'resume': 'job-resume',
+    'complete': 'job-complete', 'finalize': 'job-finalize', 'dismiss': 'job-dismiss',
+}
+
+
+class QmpSession:
+    """One QMP connection used by the job client for one operation."""
+
+    def __init__(self, monitor: Monitor) -> None:
+        self.monitor = monitor
+
+    def records(self) -> list[Record]:
+        jobs = self.monitor.execute('query-jobs')
+        block_jobs = self.monitor.execute('query-block-jobs')
+        return _model.records_from_qmp(jobs, block_jobs)
+
+    def start(self, name: str, params: dict[str, t.Any], note: Note) -> None:
+        start_job(self.monitor, name, params, note)
+
+    def verb(self, name: str, verb: str, **arguments: t.Any) -> None:
+        try:
+            if verb == 'set-speed':
+                self.monitor.execute('block-job-set-speed',
+                                     {'device': name, 'speed': arguments['speed']})
+            else:
+                self.monitor.execute(VERB_COMMANDS[verb], {'id': name})
+        except BackendError as err:
+            raise err.for_job(name) from err
+
+    def cleanup(self, entry: Record) -> list[str]:
+        """Detach the nodes a start attached, unless a device now uses them.
+
+        A file the start created is removed only if the job never started
+        (``entry['state'] == 'starting'``).
+        """
+        kept = []
+        in_use = {b['inserted']['node-name'] for b in self.monitor.execute('query-block')
+                  if b.get('inserted')}
+        for node in entry.get('attached') or []:
+            if node in in_use:
+                kept.append(node)
+                continue
+            try:
+                self.monitor.execute('blockdev-del', {'node-name': node})
+            except BackendError as err:
+                if 'not found' not in err.desc.lower() and 'cannot find' not in err.desc.lower():
+                    kept.append(node)
+                    in_use.add(node)
+        created = entry.get('created_file')
+        if created and entry.get('state') == 'starting' and not kept:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(created)
+        return kept
+
+    def wait_event(self, timeout: float) -> Record | None:
+        return self.monitor.wait_event(timeout)
+
+
+class QmpBackend:
+    """Jobs behind one QMP socket; the ledger scope is the socket's real path.
+
+    The constructor does no I/O.
+    """
+
+    def __init__(self, socket: str, connect_timeout: float = 5.0) -> None:
+        self.socket = socket
+        self.connect_timeout = connect_timeout
+        self.scope = 'qmp:' + os.path.realpath(socket)
+
+    @contextlib.contextmanager
+    def session(self) -> t.Iterator[QmpSession]:
+        with Monitor(self.socket, self.connect_timeout) as monitor:
+            yield QmpSession(monitor)

@@ -1,0 +1,132 @@
+#!/usr/bin/python
+# Copyright (c) vmjobs.qemu contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: job
+short_description: Drive a named QEMU job to a state (complete, finalize, pause, resume, cancel, dismiss)
+version_added: 0.1.0
+description:
+  - Applies QEMU's job verbs to a job addressed by its name, idempotently.
+  - A job already in the requested state is left alone (RV(ignore:changed=false)).
+  - A verb that becomes legal later on the job's normal path (complete on a mirror still
+    copying, finalize before C(pending)) is waited for, up to O(wait_timeout).
+  - A verb that can never apply (complete on a backup) fails at once, naming the job's status
+    and the verbs QEMU allows in it.
+author:
+  - vmjobs.qemu contributors
+extends_documentation_fragment:
+  - vmjobs.qemu.connection
+options:
+  name:
+    description: The job's name.
+    type: str
+    required: true
+  state:
+    description:
+      - C(completed) completes a C(ready) job (C(job-complete)); for a mirror or an active commit
+        this is the pivot to the new image.
+      - C(finalized) finalizes a C(pending) job (C(job-finalize)), the moment of its graph change.
+      - C(paused) and C(running) pause and resume it.
+      - C(canceled) cancels it (C(job-cancel)). Cancelling is asynchronous in QEMU; the task
+        returns once the job has concluded, unless O(wait=false).
+      - C(absent) dismisses a concluded job (C(job-dismiss)) and detaches the target the
+        collection attached for it. The ledger keeps a tombstone with its outcome unless
+        O(forget=true). A job that does not exist is already absent.
+      - Omit O(state) to change O(speed) only.
+    type: str
+    choices: [completed, finalized, paused, running, canceled, absent]
+  speed:
+    description: New rate limit in bytes per second (0 is unlimited).
+    type: int
+  cancel:
+    description:
+      - With O(state=absent), cancel a job that has not concluded yet and wait for it to
+        conclude before dismissing it. Without it such a job makes the task fail.
+    type: bool
+    default: false
+  forget:
+    description:
+      - With O(state=absent), drop the job's ledger record too, releasing its name: a later
+        start of the same name starts a new job.
+    type: bool
+    default: false
+  wait:
+    description:
+      - Wait for the effect of the verb (the job concluded after cancel or finalize, left
+        C(ready) after complete, paused after pause). V(false) returns once QEMU accepted it.
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait, for the effect and for a verb that becomes legal later.
+    type: float
+    default: 300.0
+'''
+
+EXAMPLES = r'''
+- name: Pivot a ready mirror to its copy
+  vmjobs.qemu.job:
+    socket: /run/vm1/qmp.sock
+    name: move-disk0-20261121
+    state: completed
+
+- name: Dismiss a concluded backup (its outcome stays in the ledger)
+  vmjobs.qemu.job:
+    socket: /run/vm1/qmp.sock
+    name: backup-disk0-20261121
+    state: absent
+
+- name: Cancel and dismiss whatever state the job is in
+  vmjobs.qemu.job:
+    socket: /run/vm1/qmp.sock
+    name: backup-disk0-20261121
+    state: absent
+    cancel: true
+
+- name: Throttle a running job to 10 MiB/s
+  vmjobs.qemu.job:
+    socket: /run/vm1/qmp.sock
+    name: backup-disk0-20261121
+    speed: 10485760
+'''
+
+RETURN = r'''
+job:
+  description:
+    - The job's record after the change, in the shape M(vmjobs.qemu.block_job) returns.
+  returned: always
+  type: dict
+'''
+
+import typing as t
+
+from ansible_collections.vmjobs.qemu.plugins.module_utils._ansible import run_module
+from ansible_collections.vmjobs.qemu.plugins.module_utils._args import JOB, check_timeout
+from ansible_collections.vmjobs.qemu.plugins.module_utils._control import JobDriver
+from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import InvalidArgument
+from ansible_collections.vmjobs.qemu.plugins.module_utils._jobs import JobClient
+
+
+def drive(client: JobClient, params: dict[str, t.Any]) -> dict[str, t.Any]:
+    """Drive the named job to the requested state and/or speed."""
+    if params['state'] is None and params['speed'] is None:
+        raise InvalidArgument("job '%s': give state, speed or both" % params['name'],
+                              params['name'])
+    if params['speed'] is not None and params['speed'] < 0:
+        raise InvalidArgument("job '%s': speed must not be negative (got %d)"
+                              % (params['name'], params['speed']), params['name'])
+    driver = JobDriver(client, params['wait'],
+                       check_timeout(params['wait_timeout'], 'wait_timeout'))
+    result = driver.run(params['name'], params['state'], params['speed'], params['cancel'],
+                        params['forget'])
+    return {'changed': result.changed, 'job': result.record}
+
+
+def main() -> None:
+    run_module(JOB, drive)
+
+
+if __name__ == '__main__':
+    main()
