@@ -139,15 +139,20 @@ class JobClient:
                         session.cleanup(entry)
                         self.ledger.delete(name)
                     record = entry = None
+                changed = record is None
                 if record is not None:
                     self._same_job(name, record, entry, wanted)
-                    return self._after_start(False, record, wait, wait_timeout)
-                if self.check_mode:
+                elif self.check_mode:
                     return Result(True, [dict(absent_record(name), type=params['type'])])
-                self._start(session, name, params, wanted)
-                record = {r['name']: r for r in session.records()}.get(name) or absent_record(name)
-                record = _model.attach_detail(record, self.ledger.get(name))
-        return self._after_start(True, record, wait, wait_timeout)
+                else:
+                    if not self.check_mode:
+                        self.ledger.prune()
+                    self._start(session, name, params, wanted)
+                    record = {r['name']: r for r in session.records()}.get(name) \
+                        or absent_record(name)
+                    record = _model.attach_detail(record, self.ledger.get(name))
+        # Waiting opens sessions of its own: never nest them (one client per monitor).
+        return self._after_start(changed, record, wait, wait_timeout)
 
     def _start(self, session: Session, name: str, params: dict[str, t.Any],
                wanted: dict[str, t.Any]) -> None:

@@ -65,18 +65,14 @@ def node(nodes: list[Node], name: str) -> Node:
 
 
 def backing_chain(nodes: list[Node], top: str) -> list[Node]:
-    """Format nodes from ``top`` down its backing chain (``image.backing-image``)."""
+    """Format nodes from ``top`` down its backing chain (each node's ``backing_file``)."""
     chain = [node(nodes, top)]
-    image = chain[0].get('image') or {}
-    filenames = []
-    while image.get('backing-image'):
-        image = image['backing-image']
-        filenames.append(image.get('filename'))
-    for filename in filenames:
-        matches = [n for n in nodes if n.get('file') == filename and n.get('drv') != 'file']
-        if not matches:
+    while chain[-1].get('backing_file') and len(chain) <= len(nodes):
+        backing = [n for n in nodes if n.get('file') == chain[-1]['backing_file']
+                   and n.get('drv') != 'file' and n not in chain]
+        if not backing:
             break
-        chain.append(matches[0])
+        chain.append(backing[0])
     return chain
 
 

@@ -89,7 +89,7 @@ class Monitor:
         try:
             return self._run(self._client.execute(command, arguments or {}))
         except ExecuteError as err:
-            raise BackendError(command, err.error_class, err.error_message) from err
+            raise BackendError(command, err.error_class, str(err)) from err
         except (QMPError, OSError, EOFError) as err:
             raise TransportError('QMP connection to %s lost during %s: %s'
                                  % (self.path, command, err or type(err).__name__)) from err
