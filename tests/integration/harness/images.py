@@ -1,0 +1,55 @@
+"""Disk images made with qemu-img / qemu-io."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+
+def _run(*argv: str) -> str:
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    if proc.returncode:
+        raise RuntimeError(f'{" ".join(argv)} failed ({proc.returncode}): {proc.stderr or proc.stdout}')
+    return proc.stdout
+
+
+def image_info(path: str | Path) -> dict[str, Any]:
+    """``qemu-img info`` as a dict (``-U``: works while QEMU holds the image)."""
+    info: dict[str, Any] = json.loads(_run('qemu-img', 'info', '-U', '--output=json', str(path)))
+    return info
+
+
+def make_image(path: str | Path, size: str | int = '64M', fmt: str = 'qcow2',
+               backing: str | Path | None = None, pattern: int | None = None) -> Path:
+    """Create an image; with ``pattern`` fill its whole size with that byte."""
+    path = Path(path)
+    argv = ['qemu-img', 'create', '-q', '-f', fmt]
+    if backing is not None:
+        argv += ['-b', str(backing), '-F', image_info(backing)['format']]
+    _run(*argv, str(path), str(size))
+    if pattern is not None:
+        write_pattern(path, pattern, 0, size, fmt)
+    return path
+
+
+def write_pattern(path: str | Path, pattern: int, offset: int | str, length: int | str,
+                  fmt: str = 'qcow2') -> None:
+    """``qemu-io write -P``: fill a range with one byte value."""
+    _run('qemu-io', '-f', fmt, '-c', f'write -P {pattern} {offset} {length}', str(path))
+
+
+def has_pattern(path: str | Path, pattern: int, offset: int | str, length: int | str,
+                fmt: str = 'qcow2') -> bool:
+    """``qemu-io read -P``: does the range hold only that byte (through backing files)?
+
+    Read-only and shared (``-r -U``), so it works while QEMU uses the image.
+    """
+    argv = ['qemu-io', '-r', '-U', '-f', fmt, '-c', f'read -P {pattern} {offset} {length}', str(path)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    if proc.returncode == 0:
+        return True
+    if 'Pattern verification failed' in proc.stdout + proc.stderr:
+        return False
+    raise RuntimeError(f'{" ".join(argv)} failed ({proc.returncode}): {proc.stderr or proc.stdout}')

@@ -1,0 +1,88 @@
+"""Start a QEMU process, wait until its monitors answer, stop it."""
+
+from __future__ import annotations
+
+import ctypes
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .qmp import QMPConnection, QMPError
+
+
+@dataclass
+class Daemon:
+    """A running qemu-storage-daemon or qemu-system-x86_64 with two monitors.
+
+    ``sock`` is for the collection under test, ``obs_sock`` for the test itself.
+    """
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    sock: Path
+    obs_sock: Path
+    pidfile: Path
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds; reaps the process."""
+        if self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(grace)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors='replace') if self.log.exists() else ''
+
+
+def _die_with_parent() -> None:
+    """prctl(PR_SET_PDEATHSIG, SIGKILL): no QEMU outlives a killed pytest."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+
+
+def start_daemon(name: str, argv: Sequence[str], workdir: Path, timeout: float = 10.0) -> Daemon:
+    """Run ``argv`` (which must create ``<name>.sock`` and ``<name>-obs.sock``) and wait for it."""
+    log = workdir / f'{name}.log'
+    with log.open('wb') as out:
+        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=_die_with_parent)  # noqa: PLW1509 (no threads here)
+    daemon = Daemon(name, proc, workdir / f'{name}.sock', workdir / f'{name}-obs.sock',
+                    workdir / f'{name}.pid', log)
+    try:
+        _wait_ready(daemon, timeout)
+    except BaseException:
+        daemon.stop()
+        raise
+    return daemon
+
+
+def _wait_ready(daemon: Daemon, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not (daemon.sock.exists() and daemon.obs_sock.exists()):
+        if not daemon.alive():
+            raise RuntimeError(f'{daemon.name} exited with {daemon.proc.returncode}:\n{daemon.log_text()}')
+        if time.monotonic() > deadline:
+            raise TimeoutError(f'{daemon.name}: no monitor socket after {timeout}s:\n{daemon.log_text()}')
+        time.sleep(0.01)
+    # The sockets exist as soon as the chardevs do; a command answering means
+    # the whole command line (block nodes, devices) has been processed.
+    try:
+        with QMPConnection(daemon.obs_sock, timeout=max(deadline - time.monotonic(), 1.0)) as qmp:
+            qmp.cmd('query-version')
+    except (OSError, QMPError) as exc:
+        raise RuntimeError(f'{daemon.name} did not answer on {daemon.obs_sock}: {exc}\n{daemon.log_text()}') from exc
