@@ -42,7 +42,9 @@ notes:
   - Modules run on the hypervisor host, where the QMP socket is.
 attributes:
   check_mode:
+    description: Predicts RV(ignore:changed) from the job's current state; starts and changes nothing.
     support: full
   diff_mode:
+    description: No diff is returned.
     support: none
 '''

@@ -104,8 +104,8 @@ def parse_size(value: t.Any, name: str) -> int:
     except ValueError:
         size = 0
     if size <= 0:
-        raise InvalidArgument("job '%s': size %r is not a positive size such as 1073741824 or "
-                              "'1G'" % (name, value), name)
+        raise InvalidArgument(f"job '{name}': size {value!r} is not a positive size such as 1073741824 or "
+                              "'1G'", name)
     return size
 
 
@@ -119,24 +119,23 @@ def block_job_params(options: dict[str, t.Any]) -> dict[str, t.Any]:
     given = {key for key in OPTIONAL_KEYS if options.get(key) is not None}
     missing = [key for key in REQUIRED[kind] if key not in given]
     if missing:
-        raise InvalidArgument("job '%s': type %s needs %s" % (name, kind, ', '.join(missing)),
+        raise InvalidArgument("job '{}': type {} needs {}".format(name, kind, ', '.join(missing)),
                               name)
     extra = sorted(given - ACCEPTED[kind])
     if extra:
-        raise InvalidArgument("job '%s': type %s does not take %s"
-                              % (name, kind, ', '.join(extra)), name)
+        raise InvalidArgument("job '{}': type {} does not take {}".format(name, kind, ', '.join(extra)), name)
     for key in ('speed', 'granularity', 'buf_size'):
         if options.get(key) is not None and options[key] < 0:
-            raise InvalidArgument("job '%s': %s must not be negative (got %d)"
-                                  % (name, key, options[key]), name)
+            raise InvalidArgument(f"job '{name}': {key} must not be negative "
+                                  f"(got {options[key]})", name)
     sync = options.get('sync')
     if sync in ('bitmap', 'incremental') and not options.get('bitmap'):
-        raise InvalidArgument("job '%s': sync %s needs a bitmap" % (name, sync), name)
+        raise InvalidArgument(f"job '{name}': sync {sync} needs a bitmap", name)
     if options.get('bitmap_mode') and not options.get('bitmap'):
-        raise InvalidArgument("job '%s': bitmap_mode needs a bitmap" % name, name)
+        raise InvalidArgument(f"job '{name}': bitmap_mode needs a bitmap", name)
     if kind == 'create' and options['auto_dismiss']:
-        raise InvalidArgument("job '%s': create jobs always wait to be dismissed; "
-                              "auto_dismiss must be false" % name, name)
+        raise InvalidArgument(f"job '{name}': create jobs always wait to be dismissed; "
+                              "auto_dismiss must be false", name)
     params = {key: options.get(key) for key in OPTIONAL_KEYS}
     params.update(type=kind, reuse_target=options['reuse_target'],
                   auto_dismiss=options['auto_dismiss'], auto_finalize=options['auto_finalize'])
@@ -161,5 +160,5 @@ def check_timeout(value: float, option: str) -> float:
     :raise InvalidArgument: negative.
     """
     if value < 0:
-        raise InvalidArgument('%s must not be negative (got %s)' % (option, value))
+        raise InvalidArgument(f'{option} must not be negative (got {value})')
     return value

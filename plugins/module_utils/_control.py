@@ -65,7 +65,7 @@ class JobDriver:
         if record['status'] == _model.ABSENT and entry is None:
             if state == 'absent':
                 return Result(False, [record])
-            raise JobNotFound("job '%s' not found on %s" % (name, self.client.backend.scope),
+            raise JobNotFound(f"job '{name}' not found on {self.client.backend.scope}",
                               name)
         changed = False
         if speed is not None and record['speed'] != speed:
@@ -93,15 +93,13 @@ class JobDriver:
     def _require(record: Record, verb: str, doing: str) -> None:
         if not _model.verb_allowed(verb, record['status']):
             raise JobStateError(
-                "cannot %s job '%s' (%s): it is %s; verbs allowed now: %s"
-                % (doing, record['name'], record['type'], describe(record),
+                "cannot {} job '{}' ({}): it is {}; verbs allowed now: {}".format(doing, record['name'], record['type'], describe(record),
                    ', '.join(_model.allowed_verbs(record['status'])) or 'none'),
                 record['name'], record)
 
     def _refuse(self, record: Record, why: str) -> JobStateError:
         return JobStateError(
-            "job '%s' (%s) is %s: %s; verbs allowed now: %s"
-            % (record['name'], record['type'], describe(record), why,
+            "job '{}' ({}) is {}: {}; verbs allowed now: {}".format(record['name'], record['type'], describe(record), why,
                ', '.join(_model.allowed_verbs(record['status'])) or 'none'),
             record['name'], record)
 
@@ -117,8 +115,8 @@ class JobDriver:
         status, name = record['status'], record['name']
         if record['type'] not in _model.READY_TYPES or (entry or {}).get('active') is False:
             raise self._refuse(record, 'only mirror and active commit jobs can be completed')
-        if status in ('waiting', 'pending') or (status in ('concluded', _model.ABSENT)
-                                                 and record['outcome'] == 'succeeded'):
+        finished = status in ('concluded', _model.ABSENT) and record['outcome'] == 'succeeded'
+        if status in ('waiting', 'pending') or finished:
             return Result(False, [record])
         if status in ('created', 'running'):
             if self.client.check_mode:

@@ -111,8 +111,8 @@ class BackendError(VmjobsError):
         self.command = command
         self.error_class = error_class
         self.desc = desc
-        prefix = "job '%s': " % job if job else ''
-        super().__init__('%s%s failed: %s: %s' % (prefix, command, error_class, desc), job)
+        prefix = f"job '{job}': " if job else ''
+        super().__init__(f'{prefix}{command} failed: {error_class}: {desc}', job)
 
     def for_job(self, job: str) -> BackendError:
         """The same error, with the message naming ``job``."""

@@ -13,7 +13,14 @@ import typing as t
 
 from . import _model
 from ._backend import Backend, Record, Session
-from ._errors import JobConflict, JobFailed, JobNotFound, JobStateError, JobTimeout, VmjobsError
+from ._errors import (
+    JobConflict,
+    JobFailed,
+    JobNotFound,
+    JobStateError,
+    JobTimeout,
+    VmjobsError,
+)
 from ._ledger import Ledger
 from ._waiter import Check, Waiter
 
@@ -45,7 +52,7 @@ def identity(params: dict[str, t.Any]) -> dict[str, t.Any]:
 
 def differences(old: dict[str, t.Any], new: dict[str, t.Any]) -> list[str]:
     """Human-readable differences between two parameter sets."""
-    return ['%s=%r (requested %r)' % (key, old.get(key), new.get(key))
+    return [f'{key}={old.get(key)!r} (requested {new.get(key)!r})'
             for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
 
 
@@ -64,10 +71,10 @@ def describe(record: Record) -> str:
     """'running 42.0%' / 'concluded (failed: No space left on device)'."""
     text = record['status']
     if record.get('outcome'):
-        text += ' (%s%s)' % (record['outcome'],
-                             ': %s' % record['error'] if record.get('error') else '')
+        text += ' ({}{})'.format(record['outcome'],
+                             ': {}'.format(record['error']) if record.get('error') else '')
     elif (record.get('progress') or {}).get('percent') is not None:
-        text += ' %.1f%%' % record['progress']['percent']
+        text += ' {:.1f}%'.format(record['progress']['percent'])
     return text
 
 
@@ -129,28 +136,27 @@ class JobClient:
         """
         _model.validate_name(name)
         wanted = identity(params)
-        with self.ledger.lock():
-            with self.backend.session() as session:
-                records, entries = self.snapshot(session)
-                record, entry = records.get(name), entries.get(name)
-                if entry is not None and entry.get('state') == 'starting' \
+        with self.ledger.lock(), self.backend.session() as session:
+            records, entries = self.snapshot(session)
+            record, entry = records.get(name), entries.get(name)
+            if entry is not None and entry.get('state') == 'starting' \
                         and (record is None or record['status'] == _model.ABSENT):
-                    if not self.check_mode:
-                        session.cleanup(entry)
-                        self.ledger.delete(name)
-                    record = entry = None
-                changed = record is None
-                if record is not None:
-                    self._same_job(name, record, entry, wanted)
-                elif self.check_mode:
-                    return Result(True, [dict(absent_record(name), type=params['type'])])
-                else:
-                    if not self.check_mode:
-                        self.ledger.prune()
-                    self._start(session, name, params, wanted)
-                    record = {r['name']: r for r in session.records()}.get(name) \
+                if not self.check_mode:
+                    session.cleanup(entry)
+                    self.ledger.delete(name)
+                record = entry = None
+            changed = record is None
+            if record is not None:
+                self._same_job(name, record, entry, wanted)
+            elif self.check_mode:
+                return Result(True, [dict(absent_record(name), type=params['type'])])
+            else:
+                if not self.check_mode:
+                    self.ledger.prune()
+                self._start(session, name, params, wanted)
+                record = {r['name']: r for r in session.records()}.get(name) \
                         or absent_record(name)
-                    record = _model.attach_detail(record, self.ledger.get(name))
+                record = _model.attach_detail(record, self.ledger.get(name))
         # Waiting opens sessions of its own: never nest them (one client per monitor).
         return self._after_start(changed, record, wait, wait_timeout)
 
@@ -182,9 +188,8 @@ class JobClient:
             diffs = differences({'type': record['type']}, {'type': wanted['type']})
         if diffs:
             raise JobConflict(
-                "job '%s' already exists as a different job (%s, %s): %s; pick another name, "
-                "or dismiss it with job state=absent forget=true"
-                % (name, record['type'], describe(record), ', '.join(diffs)), name)
+                "job '{}' already exists as a different job ({}, {}): {}; pick another name, "
+                "or dismiss it with job state=absent forget=true".format(name, record['type'], describe(record), ', '.join(diffs)), name)
 
     def _after_start(self, changed: bool, record: Record, wait: str | None,
                      wait_timeout: float) -> Result:
@@ -212,7 +217,7 @@ class JobClient:
         if fail_on_error:
             failed = [r for r in records.records if r.get('outcome') == 'failed']
             if failed:
-                raise JobFailed("job '%s' failed: %s" % (failed[0]['name'], failed[0]['error']),
+                raise JobFailed("job '{}' failed: {}".format(failed[0]['name'], failed[0]['error']),
                                 failed[0]['name'], records.records)
         return records
 
@@ -228,7 +233,7 @@ class JobClient:
             chosen, verdicts = [], {}
             for name in names:
                 if name not in records and target != 'absent':
-                    raise JobNotFound("job '%s' not found on %s" % (name, self.backend.scope),
+                    raise JobNotFound(f"job '{name}' not found on {self.backend.scope}",
                                       name)
                 record = records.get(name) or absent_record(name)
                 chosen.append(record)
@@ -244,9 +249,8 @@ class JobClient:
         result = self.waiter.wait(self.backend.session, check, block, timeout)
         records, verdicts = result.value
         if not result.done:
-            raise JobTimeout('timed out after %.1fs waiting for %s to reach %s; last seen: %s'
-                             % (result.elapsed, ', '.join("job '%s'" % n for n in names), target,
-                                '; '.join('%s %s' % (r['name'], describe(r)) for r in records)),
+            raise JobTimeout('timed out after {:.1f}s waiting for {} to reach {}; last seen: {}'.format(result.elapsed, ', '.join(f"job '{n}'" for n in names), target,
+                                '; '.join('{} {}'.format(r['name'], describe(r)) for r in records)),
                              names[0], records, result.elapsed)
         for record in records:
             if verdicts[record['name']] == 'never':
@@ -258,10 +262,9 @@ class JobClient:
         """The error for a job that can no longer reach ``target``."""
         name = record['name']
         if record.get('outcome') == 'failed':
-            return JobFailed("job '%s' failed: %s" % (name, record['error']), name, records)
+            return JobFailed("job '{}' failed: {}".format(name, record['error']), name, records)
         return JobStateError(
-            "job '%s' (%s) is %s and cannot reach %s; verbs allowed now: %s"
-            % (name, record['type'], describe(record), target,
+            "job '{}' ({}) is {} and cannot reach {}; verbs allowed now: {}".format(name, record['type'], describe(record), target,
                ', '.join(_model.allowed_verbs(record['status'])) or 'none'), name, record)
 
     def _observe(self, records: dict[str, Record], entries: dict[str, Record]) -> None:

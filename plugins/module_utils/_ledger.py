@@ -39,7 +39,7 @@ def default_root() -> str:
 def scope_dirname(scope: str) -> str:
     """A directory name for a scope: readable prefix plus a hash of the whole."""
     tail = ''.join(c if c.isalnum() or c in '._-' else '_' for c in os.path.basename(scope))
-    return '%s-%s' % (tail[-40:] or 'vm', hashlib.sha256(scope.encode()).hexdigest()[:16])
+    return '{}-{}'.format(tail[-40:] or 'vm', hashlib.sha256(scope.encode()).hexdigest()[:16])
 
 
 def _ensure_private_dir(path: str) -> None:
@@ -48,7 +48,7 @@ def _ensure_private_dir(path: str) -> None:
         if os.stat(path).st_mode & 0o077:
             os.chmod(path, 0o700)
     except OSError as err:
-        raise LedgerError('cannot create ledger directory %s: %s' % (path, err.strerror)) from err
+        raise LedgerError(f'cannot create ledger directory {path}: {err.strerror}') from err
 
 
 class Ledger:
@@ -81,8 +81,7 @@ class Ledger:
         try:
             fd = os.open(os.path.join(self.directory, '.lock'), os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as err:
-            raise LedgerError('cannot open ledger lock in %s: %s'
-                              % (self.directory, err.strerror)) from err
+            raise LedgerError(f'cannot open ledger lock in {self.directory}: {err.strerror}') from err
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -98,10 +97,10 @@ class Ledger:
         except OSError as err:
             if err.errno == errno.ENOENT:
                 return None
-            raise LedgerError('cannot read ledger record %s: %s' % (path, err.strerror),
+            raise LedgerError(f'cannot read ledger record {path}: {err.strerror}',
                               name) from err
         except ValueError as err:
-            raise LedgerError('ledger record %s is damaged: %s' % (path, err), name) from err
+            raise LedgerError(f'ledger record {path} is damaged: {err}', name) from err
 
     def all(self) -> list[dict[str, t.Any]]:
         """Every record of the scope, sorted by name."""
@@ -110,7 +109,7 @@ class Ledger:
         except OSError as err:
             if err.errno == errno.ENOENT:
                 return []
-            raise LedgerError('cannot list ledger %s: %s' % (self.directory, err.strerror)) from err
+            raise LedgerError(f'cannot list ledger {self.directory}: {err.strerror}') from err
         records = (self.get(name) for name in names)
         return [record for record in records if record is not None]
 
@@ -121,7 +120,7 @@ class Ledger:
         _ensure_private_dir(self.directory)
         record = dict(record, scope=self.scope, updated=self._clock())
         record.setdefault('created', record['updated'])
-        tmp = '%s.%d.tmp' % (path, os.getpid())
+        tmp = f'{path}.{os.getpid()}.tmp'
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, 'w', encoding='utf-8') as handle:
@@ -137,7 +136,7 @@ class Ledger:
         except OSError as err:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            raise LedgerError('cannot write ledger record %s: %s' % (path, err.strerror),
+            raise LedgerError(f'cannot write ledger record {path}: {err.strerror}',
                               record['name']) from err
         return record
 
@@ -157,7 +156,7 @@ class Ledger:
         except OSError as err:
             if err.errno == errno.ENOENT:
                 return False
-            raise LedgerError('cannot delete ledger record %s: %s' % (path, err.strerror),
+            raise LedgerError(f'cannot delete ledger record {path}: {err.strerror}',
                               name) from err
         return True
 

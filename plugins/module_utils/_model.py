@@ -51,8 +51,8 @@ def validate_name(name: str) -> str:
     """
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise InvalidArgument(
-            "invalid job name %r: use 1-128 characters, a letter first, then letters, "
-            "digits, '.', '_' or '-'" % (name,))
+            f"invalid job name {name!r}: use 1-128 characters, a letter first, then letters, "
+            "digits, '.', '_' or '-'")
     return name
 
 
@@ -164,13 +164,11 @@ def attach_detail(record: Record, entry: Record | None) -> Record:
 
 def can_become_ready(record: Record, entry: Record | None = None) -> bool:
     """Whether a job may still reach READY on its normal path."""
-    if record['type'] not in READY_TYPES or record['status'] not in ('created', 'running',
-                                                                      'paused', 'ready',
-                                                                      'standby'):
+    if record['type'] not in READY_TYPES:
         return False
-    if record['type'] == 'commit' and entry is not None and entry.get('active') is False:
+    if record['status'] not in ('created', 'running', 'paused', 'ready', 'standby'):
         return False
-    return True
+    return not (record['type'] == 'commit' and entry is not None and entry.get('active') is False)
 
 
 def wait_verdict(record: Record, target: str, entry: Record | None = None) -> str:
@@ -196,4 +194,4 @@ def wait_verdict(record: Record, target: str, entry: Record | None = None) -> st
         if status in ('ready', 'standby'):
             return 'reached'
         return 'waiting' if can_become_ready(record, entry) else 'never'
-    raise ValueError('unknown wait target %r' % target)
+    raise ValueError(f'unknown wait target {target!r}')

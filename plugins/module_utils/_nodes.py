@@ -18,7 +18,7 @@ Node = dict[str, t.Any]
 
 def qdev_matches(qdev: str, device: str) -> bool:
     """Whether a ``query-block`` qdev path belongs to the qdev id ``device``."""
-    prefix = '/machine/peripheral/%s' % device
+    prefix = f'/machine/peripheral/{device}'
     return qdev in (device, prefix) or qdev.startswith(prefix + '/')
 
 
@@ -51,8 +51,7 @@ def resolve_device(device: str, blocks: list[Node], nodes: list[Node], job: str)
     if device in inserted:
         return inserted[device]
     raise InvalidArgument(
-        "job '%s': no block node or device named '%s' (devices: %s; nodes: %s)"
-        % (job, device, ', '.join(sorted(inserted)) or 'none',
+        "job '{}': no block node or device named '{}' (devices: {}; nodes: {})".format(job, device, ', '.join(sorted(inserted)) or 'none',
            ', '.join(n for n in names if not n.startswith('#')) or 'none'), job)
 
 
@@ -87,9 +86,8 @@ def resolve_in_chain(nodes: list[Node], top: str, wanted: str, job: str, what: s
         if entry['node-name'] == wanted or (path and entry.get('file') == path):
             return t.cast(str, entry['node-name'])
     raise InvalidArgument(
-        "job '%s': %s '%s' is not in the backing chain of '%s' (chain: %s)"
-        % (job, what, wanted, top, ' -> '.join(
-            '%s (%s)' % (e['node-name'], e.get('file')) for e in chain)), job)
+        "job '{}': {} '{}' is not in the backing chain of '{}' (chain: {})".format(job, what, wanted, top, ' -> '.join(
+            '{} ({})'.format(e['node-name'], e.get('file')) for e in chain)), job)
 
 
 def target_node_names(job: str) -> tuple[str, str]:
@@ -98,4 +96,4 @@ def target_node_names(job: str) -> tuple[str, str]:
     QEMU limits node names to 31 characters, so they derive from a hash of the job name.
     """
     digest = hashlib.sha256(job.encode()).hexdigest()[:12]
-    return 'vj%st' % digest, 'vj%sf' % digest
+    return f'vj{digest}t', f'vj{digest}f'

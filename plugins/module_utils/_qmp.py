@@ -14,6 +14,8 @@ import asyncio
 import os
 import typing as t
 
+from typing_extensions import Self
+
 from ._errors import BackendError, MonitorBusy, TransportError
 
 try:
@@ -40,7 +42,7 @@ class Monitor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: t.Any = None
 
-    def __enter__(self) -> Monitor:
+    def __enter__(self) -> Self:
         self.connect()
         return self
 
@@ -48,7 +50,8 @@ class Monitor:
         self.close()
 
     def _run(self, coro: t.Awaitable[t.Any], timeout: float | None = None) -> t.Any:
-        assert self._loop is not None
+        if self._loop is None:
+            raise TransportError(f'QMP socket {self.path} is not connected')
         if timeout is not None:
             coro = asyncio.wait_for(coro, timeout)
         return self._loop.run_until_complete(coro)
@@ -60,7 +63,7 @@ class Monitor:
         :raise MonitorBusy: connected but no greeting within ``connect_timeout``.
         """
         if not os.path.exists(self.path):
-            raise TransportError('no QMP socket at %s: is the VM running?' % self.path)
+            raise TransportError(f'no QMP socket at {self.path}: is the VM running?')
         self._loop = asyncio.new_event_loop()
         self._client = QMPClient('vmjobs')
         try:
@@ -68,15 +71,14 @@ class Monitor:
         except asyncio.TimeoutError:
             self.close()
             raise MonitorBusy(
-                'QMP monitor %s sent no greeting within %.1fs: another client holds it '
-                '(QMP serves one client at a time)' % (self.path, self.connect_timeout)) from None
+                f'QMP monitor {self.path} sent no greeting within {self.connect_timeout:.1f}s: another client holds it '
+                '(QMP serves one client at a time)') from None
         except ConnectError as err:
             self.close()
-            raise TransportError('cannot connect to QMP socket %s: %s'
-                                 % (self.path, err.exc if err.exc else err)) from err
+            raise TransportError(f'cannot connect to QMP socket {self.path}: {err.exc if err.exc else err}') from err
         except (QMPError, OSError) as err:
             self.close()
-            raise TransportError('cannot connect to QMP socket %s: %s' % (self.path, err)) from err
+            raise TransportError(f'cannot connect to QMP socket {self.path}: {err}') from err
 
     def execute(self, command: str, arguments: dict[str, t.Any] | None = None) -> t.Any:
         """Run one QMP command and return its ``return`` value.
@@ -85,14 +87,13 @@ class Monitor:
         :raise TransportError: the connection broke.
         """
         if self._client is None:
-            raise TransportError('QMP socket %s is not connected' % self.path)
+            raise TransportError(f'QMP socket {self.path} is not connected')
         try:
             return self._run(self._client.execute(command, arguments or {}))
         except ExecuteError as err:
             raise BackendError(command, err.error_class, str(err)) from err
         except (QMPError, OSError, EOFError) as err:
-            raise TransportError('QMP connection to %s lost during %s: %s'
-                                 % (self.path, command, err or type(err).__name__)) from err
+            raise TransportError(f'QMP connection to {self.path} lost during {command}: {err or type(err).__name__}') from err
 
     def wait_event(self, timeout: float) -> dict[str, t.Any] | None:
         """Return the next event, or None after ``timeout`` seconds without one."""
@@ -103,8 +104,7 @@ class Monitor:
         except asyncio.TimeoutError:
             return None
         except (QMPError, OSError, EOFError) as err:
-            raise TransportError('QMP connection to %s lost while waiting: %s'
-                                 % (self.path, err or type(err).__name__)) from err
+            raise TransportError(f'QMP connection to {self.path} lost while waiting: {err or type(err).__name__}') from err
         return dict(event)
 
     def drain_events(self) -> list[dict[str, t.Any]]:

@@ -50,8 +50,8 @@ def run_internal_job(mon: Monitor, job_id: str, command: str, arguments: dict[st
             break
         if time.monotonic() > deadline:
             mon.execute('job-cancel', {'id': job_id})
-            raise VmjobsError('%s of %s did not finish within %ds'
-                              % (command, arguments, int(timeout)))
+            raise VmjobsError(f'{command} of {arguments} did not finish within '
+                              f'{int(timeout)}s')
         mon.wait_event(0.05)
     if job is not None:
         mon.execute('job-dismiss', {'id': job_id})
@@ -82,11 +82,10 @@ def prepare_target(mon: Monitor, name: str, params: dict[str, t.Any], source: st
     path = params['target']
     exists = os.path.exists(path)
     if exists and not params['reuse_target']:
-        raise InvalidArgument("job '%s': target %s already exists; set reuse_target: true "
-                              "to write into it" % (name, path), name)
+        raise InvalidArgument(f"job '{name}': target {path} already exists; set reuse_target: true "
+                              "to write into it", name)
     if not exists and params['reuse_target']:
-        raise InvalidArgument("job '%s': reuse_target is true but target %s does not exist"
-                              % (name, path), name)
+        raise InvalidArgument(f"job '{name}': reuse_target is true but target {path} does not exist", name)
     entry = _nodes.node(nodes, source)
     fmt = params.get('target_format') or entry.get('drv') or 'qcow2'
     backing_node = backing = None
@@ -159,8 +158,8 @@ def start_job(mon: Monitor, name: str, params: dict[str, t.Any], note: Note) -> 
 def _start_create(mon: Monitor, name: str, params: dict[str, t.Any], note: Note) -> None:
     path = params['target']
     if os.path.exists(path) and not params['reuse_target']:
-        raise InvalidArgument("job '%s': target %s already exists; set reuse_target: true "
-                              "to overwrite it" % (name, path), name)
+        raise InvalidArgument(f"job '{name}': target {path} already exists; set reuse_target: true "
+                              "to overwrite it", name)
     fmt = params.get('target_format') or 'qcow2'
     size = params['size']
     if not os.path.exists(path):

@@ -21,7 +21,7 @@ description:
   - Control and reap jobs with M(vmjobs.qemu.job), wait with M(vmjobs.qemu.job_wait), list with
     M(vmjobs.qemu.job_info).
 author:
-  - vmjobs.qemu contributors
+  - vmjobs.qemu contributors (@vmjobs)
 extends_documentation_fragment:
   - vmjobs.qemu.connection
   - vmjobs.qemu.wait
@@ -239,7 +239,11 @@ import typing as t
 
 from ansible_collections.vmjobs.qemu.plugins.module_utils._ansible import run_module
 from ansible_collections.vmjobs.qemu.plugins.module_utils._args import (
-    BLOCK_JOB, WAIT, block_job_params, check_timeout)
+    BLOCK_JOB,
+    WAIT,
+    block_job_params,
+    check_timeout,
+)
 from ansible_collections.vmjobs.qemu.plugins.module_utils._jobs import JobClient
 
 

@@ -16,7 +16,7 @@ description:
   - A verb that can never apply (complete on a backup) fails at once, naming the job's status
     and the verbs QEMU allows in it.
 author:
-  - vmjobs.qemu contributors
+  - vmjobs.qemu contributors (@vmjobs)
 extends_documentation_fragment:
   - vmjobs.qemu.connection
 options:
@@ -44,13 +44,13 @@ options:
   cancel:
     description:
       - With O(state=absent), cancel a job that has not concluded yet and wait for it to
-        conclude before dismissing it. Without it such a job makes the task fail.
+        conclude before dismissing it. Without it, such a job makes the task fail.
     type: bool
     default: false
   forget:
     description:
-      - With O(state=absent), drop the job's ledger record too, releasing its name: a later
-        start of the same name starts a new job.
+      - With O(state=absent), drop the job's ledger record too, releasing its name. A later
+        start of the same name then starts a new job.
     type: bool
     default: false
   wait:
@@ -103,7 +103,10 @@ job:
 import typing as t
 
 from ansible_collections.vmjobs.qemu.plugins.module_utils._ansible import run_module
-from ansible_collections.vmjobs.qemu.plugins.module_utils._args import JOB, check_timeout
+from ansible_collections.vmjobs.qemu.plugins.module_utils._args import (
+    JOB,
+    check_timeout,
+)
 from ansible_collections.vmjobs.qemu.plugins.module_utils._control import JobDriver
 from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import InvalidArgument
 from ansible_collections.vmjobs.qemu.plugins.module_utils._jobs import JobClient
@@ -112,11 +115,11 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._jobs import JobClient
 def drive(client: JobClient, params: dict[str, t.Any]) -> dict[str, t.Any]:
     """Drive the named job to the requested state and/or speed."""
     if params['state'] is None and params['speed'] is None:
-        raise InvalidArgument("job '%s': give state, speed or both" % params['name'],
+        raise InvalidArgument("job '{}': give state, speed or both".format(params['name']),
                               params['name'])
     if params['speed'] is not None and params['speed'] < 0:
-        raise InvalidArgument("job '%s': speed must not be negative (got %d)"
-                              % (params['name'], params['speed']), params['name'])
+        raise InvalidArgument(f"job '{params['name']}': speed must not be negative "
+                              f"(got {params['speed']})", params['name'])
     driver = JobDriver(client, params['wait'],
                        check_timeout(params['wait_timeout'], 'wait_timeout'))
     result = driver.run(params['name'], params['state'], params['speed'], params['cancel'],

@@ -13,7 +13,7 @@ description:
     ledger remembers of them, and jobs the ledger knows that QEMU no longer has.
   - Never changes anything.
 author:
-  - vmjobs.qemu contributors
+  - vmjobs.qemu contributors (@vmjobs)
 extends_documentation_fragment:
   - vmjobs.qemu.connection
 options:
@@ -62,7 +62,10 @@ jobs:
 import typing as t
 
 from ansible_collections.vmjobs.qemu.plugins.module_utils._ansible import run_module
-from ansible_collections.vmjobs.qemu.plugins.module_utils._args import JOB_INFO, check_names
+from ansible_collections.vmjobs.qemu.plugins.module_utils._args import (
+    JOB_INFO,
+    check_names,
+)
 from ansible_collections.vmjobs.qemu.plugins.module_utils._jobs import JobClient
 
 

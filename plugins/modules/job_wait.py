@@ -15,7 +15,7 @@ description:
   - A job that can no longer reach O(state) (a backup will never be C(ready); a job that failed
     will never be C(pending)) fails the task at once.
 author:
-  - vmjobs.qemu contributors
+  - vmjobs.qemu contributors (@vmjobs)
 extends_documentation_fragment:
   - vmjobs.qemu.connection
 options:
@@ -68,7 +68,10 @@ import typing as t
 
 from ansible_collections.vmjobs.qemu.plugins.module_utils._ansible import run_module
 from ansible_collections.vmjobs.qemu.plugins.module_utils._args import (
-    JOB_WAIT, check_names, check_timeout)
+    JOB_WAIT,
+    check_names,
+    check_timeout,
+)
 from ansible_collections.vmjobs.qemu.plugins.module_utils._jobs import JobClient
 
 
