@@ -119,11 +119,11 @@ def block_job_params(options: dict[str, t.Any]) -> dict[str, t.Any]:
     given = {key for key in OPTIONAL_KEYS if options.get(key) is not None}
     missing = [key for key in REQUIRED[kind] if key not in given]
     if missing:
-        raise InvalidArgument("job '{}': type {} needs {}".format(name, kind, ', '.join(missing)),
-                              name)
+        raise InvalidArgument(f"job '{name}': type {kind} needs {', '.join(missing)}", name)
     extra = sorted(given - ACCEPTED[kind])
     if extra:
-        raise InvalidArgument("job '{}': type {} does not take {}".format(name, kind, ', '.join(extra)), name)
+        raise InvalidArgument(f"job '{name}': type {kind} does not take {', '.join(extra)}",
+                              name)
     for key in ('speed', 'granularity', 'buf_size'):
         if options.get(key) is not None and options[key] < 0:
             raise InvalidArgument(f"job '{name}': {key} must not be negative "

@@ -93,14 +93,14 @@ class JobDriver:
     def _require(record: Record, verb: str, doing: str) -> None:
         if not _model.verb_allowed(verb, record['status']):
             raise JobStateError(
-                "cannot {} job '{}' ({}): it is {}; verbs allowed now: {}".format(doing, record['name'], record['type'], describe(record),
-                   ', '.join(_model.allowed_verbs(record['status'])) or 'none'),
+                f"cannot {doing} job '{record['name']}' ({record['type']}): it is "
+                f"{describe(record)}; verbs allowed now: {_model.allowed_text(record['status'])}",
                 record['name'], record)
 
     def _refuse(self, record: Record, why: str) -> JobStateError:
         return JobStateError(
-            "job '{}' ({}) is {}: {}; verbs allowed now: {}".format(record['name'], record['type'], describe(record), why,
-               ', '.join(_model.allowed_verbs(record['status'])) or 'none'),
+            f"job '{record['name']}' ({record['type']}) is {describe(record)}: {why}; "
+            f"verbs allowed now: {_model.allowed_text(record['status'])}",
             record['name'], record)
 
     def _then_wait(self, record: Record, verdict: t.Callable[[Record, Record | None], str],

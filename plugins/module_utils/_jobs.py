@@ -71,10 +71,10 @@ def describe(record: Record) -> str:
     """'running 42.0%' / 'concluded (failed: No space left on device)'."""
     text = record['status']
     if record.get('outcome'):
-        text += ' ({}{})'.format(record['outcome'],
-                             ': {}'.format(record['error']) if record.get('error') else '')
+        error = f": {record['error']}" if record.get('error') else ''
+        text += f" ({record['outcome']}{error})"
     elif (record.get('progress') or {}).get('percent') is not None:
-        text += ' {:.1f}%'.format(record['progress']['percent'])
+        text += f" {record['progress']['percent']:.1f}%"
     return text
 
 
@@ -139,8 +139,8 @@ class JobClient:
         with self.ledger.lock(), self.backend.session() as session:
             records, entries = self.snapshot(session)
             record, entry = records.get(name), entries.get(name)
-            if entry is not None and entry.get('state') == 'starting' \
-                        and (record is None or record['status'] == _model.ABSENT):
+            interrupted = entry is not None and entry.get('state') == 'starting'
+            if interrupted and (record is None or record['status'] == _model.ABSENT):
                 if not self.check_mode:
                     session.cleanup(entry)
                     self.ledger.delete(name)
@@ -154,8 +154,8 @@ class JobClient:
                 if not self.check_mode:
                     self.ledger.prune()
                 self._start(session, name, params, wanted)
-                record = {r['name']: r for r in session.records()}.get(name) \
-                        or absent_record(name)
+                live = {r['name']: r for r in session.records()}
+                record = live.get(name) or absent_record(name)
                 record = _model.attach_detail(record, self.ledger.get(name))
         # Waiting opens sessions of its own: never nest them (one client per monitor).
         return self._after_start(changed, record, wait, wait_timeout)
@@ -188,8 +188,9 @@ class JobClient:
             diffs = differences({'type': record['type']}, {'type': wanted['type']})
         if diffs:
             raise JobConflict(
-                "job '{}' already exists as a different job ({}, {}): {}; pick another name, "
-                "or dismiss it with job state=absent forget=true".format(name, record['type'], describe(record), ', '.join(diffs)), name)
+                f"job '{name}' already exists as a different job ({record['type']}, "
+                f"{describe(record)}): {', '.join(diffs)}; pick another name, or dismiss it "
+                "with job state=absent forget=true", name)
 
     def _after_start(self, changed: bool, record: Record, wait: str | None,
                      wait_timeout: float) -> Result:
@@ -217,8 +218,7 @@ class JobClient:
         if fail_on_error:
             failed = [r for r in records.records if r.get('outcome') == 'failed']
             if failed:
-                raise JobFailed("job '{}' failed: {}".format(failed[0]['name'], failed[0]['error']),
-                                failed[0]['name'], records.records)
+                raise self.unreachable(failed[0], target, records.records)
         return records
 
     def await_jobs(self, names: t.Sequence[str], verdict: Verdict, timeout: float,
@@ -249,8 +249,10 @@ class JobClient:
         result = self.waiter.wait(self.backend.session, check, block, timeout)
         records, verdicts = result.value
         if not result.done:
-            raise JobTimeout('timed out after {:.1f}s waiting for {} to reach {}; last seen: {}'.format(result.elapsed, ', '.join(f"job '{n}'" for n in names), target,
-                                '; '.join('{} {}'.format(r['name'], describe(r)) for r in records)),
+            waited_for = ', '.join(f"job '{n}'" for n in names)
+            last_seen = '; '.join(f"{r['name']} {describe(r)}" for r in records)
+            raise JobTimeout(f'timed out after {result.elapsed:.1f}s waiting for {waited_for} to '
+                             f'reach {target}; last seen: {last_seen}',
                              names[0], records, result.elapsed)
         for record in records:
             if verdicts[record['name']] == 'never':
@@ -262,10 +264,10 @@ class JobClient:
         """The error for a job that can no longer reach ``target``."""
         name = record['name']
         if record.get('outcome') == 'failed':
-            return JobFailed("job '{}' failed: {}".format(name, record['error']), name, records)
+            return JobFailed(f"job '{name}' failed: {record['error']}", name, records)
         return JobStateError(
-            "job '{}' ({}) is {} and cannot reach {}; verbs allowed now: {}".format(name, record['type'], describe(record), target,
-               ', '.join(_model.allowed_verbs(record['status'])) or 'none'), name, record)
+            f"job '{name}' ({record['type']}) is {describe(record)} and cannot reach {target}; "
+            f"verbs allowed now: {_model.allowed_text(record['status'])}", name, record)
 
     def _observe(self, records: dict[str, Record], entries: dict[str, Record]) -> None:
         """Remember in the ledger the latest status and outcome of named jobs."""

@@ -39,7 +39,8 @@ def default_root() -> str:
 def scope_dirname(scope: str) -> str:
     """A directory name for a scope: readable prefix plus a hash of the whole."""
     tail = ''.join(c if c.isalnum() or c in '._-' else '_' for c in os.path.basename(scope))
-    return '{}-{}'.format(tail[-40:] or 'vm', hashlib.sha256(scope.encode()).hexdigest()[:16])
+    digest = hashlib.sha256(scope.encode()).hexdigest()[:16]
+    return f"{tail[-40:] or 'vm'}-{digest}"
 
 
 def _ensure_private_dir(path: str) -> None:

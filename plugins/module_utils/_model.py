@@ -61,6 +61,11 @@ def allowed_verbs(status: str) -> list[str]:
     return [verb for verb, states in VERBS.items() if status in states]
 
 
+def allowed_text(status: str) -> str:
+    """The verbs QEMU accepts in ``status`` as text for messages."""
+    return ', '.join(allowed_verbs(status)) or 'none'
+
+
 def verb_allowed(verb: str, status: str) -> bool:
     """Whether QEMU accepts ``verb`` for a job in ``status``."""
     return status in VERBS[verb]

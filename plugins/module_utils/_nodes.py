@@ -50,9 +50,10 @@ def resolve_device(device: str, blocks: list[Node], nodes: list[Node], job: str)
     inserted = inserted_nodes(blocks)
     if device in inserted:
         return inserted[device]
-    raise InvalidArgument(
-        "job '{}': no block node or device named '{}' (devices: {}; nodes: {})".format(job, device, ', '.join(sorted(inserted)) or 'none',
-           ', '.join(n for n in names if not n.startswith('#')) or 'none'), job)
+    devices = ', '.join(sorted(inserted)) or 'none'
+    named = ', '.join(n for n in names if not n.startswith('#')) or 'none'
+    raise InvalidArgument(f"job '{job}': no block node or device named '{device}' "
+                          f"(devices: {devices}; nodes: {named})", job)
 
 
 def node(nodes: list[Node], name: str) -> Node:
@@ -85,9 +86,9 @@ def resolve_in_chain(nodes: list[Node], top: str, wanted: str, job: str, what: s
     for entry in chain:
         if entry['node-name'] == wanted or (path and entry.get('file') == path):
             return t.cast(str, entry['node-name'])
-    raise InvalidArgument(
-        "job '{}': {} '{}' is not in the backing chain of '{}' (chain: {})".format(job, what, wanted, top, ' -> '.join(
-            '{} ({})'.format(e['node-name'], e.get('file')) for e in chain)), job)
+    shown = ' -> '.join(f"{e['node-name']} ({e.get('file')})" for e in chain)
+    raise InvalidArgument(f"job '{job}': {what} '{wanted}' is not in the backing chain of "
+                          f"'{top}' (chain: {shown})", job)
 
 
 def target_node_names(job: str) -> tuple[str, str]:

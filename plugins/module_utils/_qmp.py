@@ -14,8 +14,6 @@ import asyncio
 import os
 import typing as t
 
-from typing_extensions import Self
-
 from ._errors import BackendError, MonitorBusy, TransportError
 
 try:
@@ -42,7 +40,7 @@ class Monitor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: t.Any = None
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> Monitor:
         self.connect()
         return self
 

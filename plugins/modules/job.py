@@ -115,7 +115,7 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._jobs import JobClient
 def drive(client: JobClient, params: dict[str, t.Any]) -> dict[str, t.Any]:
     """Drive the named job to the requested state and/or speed."""
     if params['state'] is None and params['speed'] is None:
-        raise InvalidArgument("job '{}': give state, speed or both".format(params['name']),
+        raise InvalidArgument(f"job '{params['name']}': give state, speed or both",
                               params['name'])
     if params['speed'] is not None and params['speed'] < 0:
         raise InvalidArgument(f"job '{params['name']}': speed must not be negative "
