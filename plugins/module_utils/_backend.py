@@ -36,6 +36,9 @@ class Session(t.Protocol):
     def wait_event(self, timeout: float) -> Record | None:
         """Block until the next event or ``timeout`` seconds; return it or None."""
 
+    def events(self) -> list[Record]:
+        """The events received so far, without waiting."""
+
 
 class Backend(t.Protocol):
     """Opens sessions to one VM; ``scope`` names the VM in the ledger."""

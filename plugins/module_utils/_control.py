@@ -181,13 +181,8 @@ class JobDriver:
     def _to_absent(self, record: Record, entry: Record | None, cancel: bool,
                    forget: bool) -> Result:
         name = record['name']
-        if record['status'] == _model.ABSENT or record.get('dismissed'):
-            if forget and entry is not None:
-                if not self.client.check_mode:
-                    with self.client.ledger.lock():
-                        self.client.ledger.delete(name)
-                return Result(True, [record])
-            return Result(False, [record])
+        if not record['live']:
+            return self._forget(record, entry, forget)
         if record['status'] != 'concluded':
             if not cancel:
                 raise self._refuse(record, 'set cancel: true to cancel it before dismissing, '
@@ -200,6 +195,23 @@ class JobDriver:
         if self.client.check_mode:
             return Result(True, [record])
         self._dismiss(record, entry, forget)
+        return Result(True, [dict(record, dismissed=True)])
+
+    def _forget(self, record: Record, entry: Record | None, forget: bool) -> Result:
+        """``absent`` for a job QEMU no longer has: keep or drop its ledger entry."""
+        if entry is None or (record['dismissed'] and not forget):
+            return Result(False, [record])
+        if not self.client.check_mode:
+            with self.client.ledger.lock():
+                kept = entry.get('kept_nodes', [])
+                if entry.get('state') != 'dismissed':
+                    # QEMU lost or dismissed the job without us: detach its target now.
+                    with self.client.backend.session() as session:
+                        kept = session.cleanup(dict(entry, created_file=None))
+                if forget:
+                    self.client.ledger.delete(record['name'])
+                else:
+                    self.client.ledger.update(record['name'], state='dismissed', kept_nodes=kept)
         return Result(True, [dict(record, dismissed=True)])
 
     def _dismiss(self, record: Record, entry: Record | None, forget: bool) -> None:

@@ -8,6 +8,7 @@ The client sees plain values only (never AnsibleModule); constructors do no I/O.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import typing as t
 
@@ -26,8 +27,6 @@ from ._waiter import Check, Waiter
 
 #: Parameters that may differ between two starts of the same job.
 NOT_IDENTITY = frozenset({'speed', 'reuse_target'})
-#: Events whose arrival records an outcome that an auto-dismissed job would lose.
-OUTCOME_EVENTS = {'BLOCK_JOB_COMPLETED': 'succeeded', 'BLOCK_JOB_CANCELLED': 'canceled'}
 
 Verdict = t.Callable[[Record, 'Record | None'], str]
 
@@ -136,29 +135,41 @@ class JobClient:
         """
         _model.validate_name(name)
         wanted = identity(params)
-        with self.ledger.lock(), self.backend.session() as session:
-            records, entries = self.snapshot(session)
-            record, entry = records.get(name), entries.get(name)
-            interrupted = entry is not None and entry.get('state') == 'starting'
-            if interrupted and (record is None or record['status'] == _model.ABSENT):
-                if not self.check_mode:
-                    session.cleanup(entry)
-                    self.ledger.delete(name)
-                record = entry = None
-            changed = record is None
-            if record is not None:
-                self._same_job(name, record, entry, wanted)
-            elif self.check_mode:
-                return Result(True, [dict(absent_record(name), type=params['type'])])
-            else:
+        with contextlib.ExitStack() as keep:
+            with self.ledger.lock():
                 if not self.check_mode:
                     self.ledger.prune()
-                self._start(session, name, params, wanted)
-                live = {r['name']: r for r in session.records()}
-                record = live.get(name) or absent_record(name)
-                record = _model.attach_detail(record, self.ledger.get(name))
-        # Waiting opens sessions of its own: never nest them (one client per monitor).
-        return self._after_start(changed, record, wait, wait_timeout)
+                session = keep.enter_context(self.backend.session())
+                record = self._start_locked(session, name, params, wanted)
+            if record is None:
+                return Result(True, [dict(absent_record(name), type=params['type'])])
+            changed = record.pop('_started', False)
+            if not wait or wait == 'none' or self.check_mode:
+                return Result(changed, [record])
+            # Wait on the session that started the job: it has every event since.
+            waited = self.wait([name], wait, wait_timeout, first=session)
+        return Result(changed, waited.records, waited.elapsed)
+
+    def _start_locked(self, session: Session, name: str, params: dict[str, t.Any],
+                      wanted: dict[str, t.Any]) -> Record | None:
+        """Find or start the job (ledger lock held); None in check mode for a new job."""
+        records, entries = self.snapshot(session)
+        record, entry = records.get(name), entries.get(name)
+        interrupted = entry is not None and entry.get('state') == 'starting'
+        if interrupted and (record is None or record['status'] == _model.ABSENT):
+            if not self.check_mode:
+                session.cleanup(entry)
+                self.ledger.delete(name)
+            record = entry = None
+        if record is not None:
+            self._same_job(name, record, entry, wanted)
+            return record
+        if self.check_mode:
+            return None
+        self._start(session, name, params, wanted)
+        live = {r['name']: r for r in session.records()}
+        record = live.get(name) or absent_record(name)
+        return dict(_model.attach_detail(record, self.ledger.get(name)), _started=True)
 
     def _start(self, session: Session, name: str, params: dict[str, t.Any],
                wanted: dict[str, t.Any]) -> None:
@@ -192,17 +203,10 @@ class JobClient:
                 f"{describe(record)}): {', '.join(diffs)}; pick another name, or dismiss it "
                 "with job state=absent forget=true", name)
 
-    def _after_start(self, changed: bool, record: Record, wait: str | None,
-                     wait_timeout: float) -> Result:
-        if not wait or wait == 'none' or self.check_mode:
-            return Result(changed, [record])
-        waited = self.wait([record['name']], wait, wait_timeout)
-        return Result(changed, waited.records, waited.elapsed)
-
     # -- waiting -------------------------------------------------------------------------------
 
     def wait(self, names: t.Sequence[str], target: str, timeout: float,
-             fail_on_error: bool = True) -> Result:
+             fail_on_error: bool = True, first: Session | None = None) -> Result:
         """Wait until every job in ``names`` reaches ``target``.
 
         :raise JobNotFound: a name nobody knows (unless waiting for ``absent``).
@@ -214,7 +218,7 @@ class JobClient:
         def verdict(record: Record, entry: Record | None) -> str:
             return _model.wait_verdict(record, target, entry)
 
-        records = self.await_jobs(names, verdict, timeout, target)
+        records = self.await_jobs(names, verdict, timeout, target, first)
         if fail_on_error:
             failed = [r for r in records.records if r.get('outcome') == 'failed']
             if failed:
@@ -222,12 +226,17 @@ class JobClient:
         return records
 
     def await_jobs(self, names: t.Sequence[str], verdict: Verdict, timeout: float,
-                   target: str) -> Result:
-        """Wait until ``verdict`` says ``reached`` for every name (see :meth:`wait`)."""
+                   target: str, first: Session | None = None) -> Result:
+        """Wait until ``verdict`` says ``reached`` for every name (see :meth:`wait`).
+
+        ``first`` is an open session to begin with (its buffered events count).
+        """
         for name in names:
             _model.validate_name(name)
 
         def check(session: Session) -> Check[tuple[list[Record], dict[str, str]]]:
+            for event in session.events():
+                self._note_event(event, names)
             records, entries = self.snapshot(session)
             self._observe(records, entries)
             chosen, verdicts = [], {}
@@ -246,7 +255,7 @@ class JobClient:
             if event is not None:
                 self._note_event(event, names)
 
-        result = self.waiter.wait(self.backend.session, check, block, timeout)
+        result = self.waiter.wait(self.backend.session, check, block, timeout, first)
         records, verdicts = result.value
         if not result.done:
             waited_for = ', '.join(f"job '{n}'" for n in names)
@@ -273,7 +282,7 @@ class JobClient:
         """Remember in the ledger the latest status and outcome of named jobs."""
         for name, entry in entries.items():
             record = records.get(name)
-            if record is None or record['status'] == _model.ABSENT or self.check_mode:
+            if record is None or not record['live'] or self.check_mode:
                 continue
             last = entry.get('last') or {}
             if last.get('status') != record['status'] or last.get('outcome') != record['outcome']:
@@ -281,17 +290,15 @@ class JobClient:
                     self.ledger.update(name, last=compact(record))
 
     def _note_event(self, event: Record, names: t.Sequence[str]) -> None:
-        data = event.get('data') or {}
-        name = data.get('device') or data.get('id')
-        kind = event.get('event')
-        if kind not in OUTCOME_EVENTS or name not in names or self.check_mode:
+        """Keep the outcome an event carries, for jobs QEMU dismisses by itself."""
+        seen = _model.outcome_from_event(event)
+        if seen is None or seen['name'] not in names or self.check_mode:
             return
         with self.ledger.lock():
-            entry = self.ledger.get(name)
-            if entry is None or (entry.get('last') or {}).get('outcome'):
-                return
-            outcome = 'failed' if data.get('error') else OUTCOME_EVENTS[kind]
-            last = dict(entry.get('last') or {}, outcome=outcome, error=data.get('error'))
-            last['progress'] = {'current': data.get('offset'), 'total': data.get('len'),
-                                'percent': _model.percent(data.get('offset'), data.get('len'))}
-            self.ledger.update(name, last=last)
+            self._keep_outcome(seen)
+
+    def _keep_outcome(self, seen: Record) -> None:
+        """Write an event's outcome into the ledger entry unless one is known (lock held)."""
+        entry = self.ledger.get(seen['name'])
+        if entry is not None and not (entry.get('last') or {}).get('outcome'):
+            self.ledger.update(seen['name'], last=compact(seen))

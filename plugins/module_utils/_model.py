@@ -115,6 +115,7 @@ def record_from_qmp(job: Record, block_job: Record | None) -> Record:
         'busy': bj.get('busy'),
         'io_status': bj.get('io-status'),
         'dismissed': False,
+        'live': True,
     }
 
 
@@ -122,6 +123,27 @@ def records_from_qmp(jobs: list[Record], block_jobs: list[Record]) -> list[Recor
     """Records for every job in a ``query-jobs`` reply, joined with ``query-block-jobs``."""
     by_id = {bj['device']: bj for bj in block_jobs}
     return [record_from_qmp(job, by_id.get(job['id'])) for job in jobs]
+
+
+def outcome_from_event(event: Record) -> Record | None:
+    """The outcome an event reports for a block job, or None.
+
+    ``BLOCK_JOB_COMPLETED`` (with ``error`` when it failed) and
+    ``BLOCK_JOB_CANCELLED`` carry an outcome that a job dismissed by QEMU
+    itself (``auto-dismiss``) would otherwise take with it.
+    """
+    kind = event.get('event')
+    if kind not in ('BLOCK_JOB_COMPLETED', 'BLOCK_JOB_CANCELLED'):
+        return None
+    data = event.get('data') or {}
+    if kind == 'BLOCK_JOB_CANCELLED':
+        result = 'canceled'
+    else:
+        result = 'failed' if data.get('error') else 'succeeded'
+    return {'name': data.get('device'), 'status': 'concluded', 'outcome': result,
+            'error': data.get('error'), 'speed': data.get('speed'),
+            'progress': {'current': data.get('offset'), 'total': data.get('len'),
+                         'percent': percent(data.get('offset'), data.get('len'))}}
 
 
 def record_from_ledger(entry: Record) -> Record:
@@ -148,6 +170,7 @@ def record_from_ledger(entry: Record) -> Record:
         'busy': False,
         'io_status': None,
         'dismissed': entry.get('state') == 'dismissed',
+        'live': False,
     }
     if last.get('outcome'):
         record.update(status='concluded', raw_status='concluded',
@@ -184,7 +207,7 @@ def wait_verdict(record: Record, target: str, entry: Record | None = None) -> st
     """
     status = record['status']
     if target == 'absent':
-        return 'reached' if status == ABSENT else 'waiting'
+        return 'reached' if status == ABSENT or not record.get('live', True) else 'waiting'
     if status == ABSENT:
         if target == 'concluded' and record.get('dismissed'):
             return 'reached'
@@ -198,5 +221,9 @@ def wait_verdict(record: Record, target: str, entry: Record | None = None) -> st
     if target == 'ready':
         if status in ('ready', 'standby'):
             return 'reached'
-        return 'waiting' if can_become_ready(record, entry) else 'never'
+        if can_become_ready(record, entry):
+            return 'waiting'
+        went_past = status in ('waiting', 'pending') or record['outcome'] == 'succeeded'
+        completable = record['type'] in READY_TYPES and (entry or {}).get('active') is not False
+        return 'reached' if completable and went_past else 'never'
     raise ValueError(f'unknown wait target {target!r}')

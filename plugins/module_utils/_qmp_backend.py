@@ -76,6 +76,9 @@ class QmpSession:
     def wait_event(self, timeout: float) -> Record | None:
         return self.monitor.wait_event(timeout)
 
+    def events(self) -> list[Record]:
+        return self.monitor.drain_events()
+
 
 class QmpBackend:
     """Jobs behind one QMP socket; the ledger scope is the socket's real path.

@@ -67,9 +67,11 @@ def create_image(mon: Monitor, name: str, path: str, fmt: str, size: int, note: 
     """
     fmt_node, file_node = _nodes.target_node_names(name)
     note(created_file=path, attached=[file_node])
-    run_internal_job(mon, file_node + 'c', 'blockdev-create',
-                     {'options': {'driver': 'file', 'filename': path, 'size': 0}})
+    run_internal_job(mon, file_node + 'c', 'blockdev-create', {'options': {
+        'driver': 'file', 'filename': path, 'size': size if fmt == 'raw' else 0}})
     mon.execute('blockdev-add', {'driver': 'file', 'node-name': file_node, 'filename': path})
+    if fmt == 'raw':
+        return
     options: dict[str, t.Any] = {'driver': fmt, 'file': file_node, 'size': size}
     if backing and fmt == 'qcow2':
         options.update({'backing-file': backing[0], 'backing-fmt': backing[1]})
@@ -87,7 +89,7 @@ def prepare_target(mon: Monitor, name: str, params: dict[str, t.Any], source: st
     if not exists and params['reuse_target']:
         raise InvalidArgument(f"job '{name}': reuse_target is true but target {path} does not exist", name)
     entry = _nodes.node(nodes, source)
-    fmt = params.get('target_format') or entry.get('drv') or 'qcow2'
+    fmt = params.get('target_format') or ('qcow2' if entry.get('drv') == 'qcow2' else 'raw')
     backing_node = backing = None
     if params.get('sync') == 'top':
         chain = _nodes.backing_chain(nodes, source)

@@ -12,6 +12,7 @@ are injected, so the logic is tested without sleeping.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 import typing as t
@@ -65,13 +66,14 @@ class Waiter:
     def wait(self, session: t.Callable[[], t.ContextManager[S]],
              check: t.Callable[[S], Check[T]],
              block: t.Callable[[S, float], object],
-             timeout: float) -> WaitResult[T]:
+             timeout: float, first: S | None = None) -> WaitResult[T]:
         """Query until ``check`` says done or ``timeout`` runs out.
 
         :param session: opens a monitor session (context manager).
         :param check: queries through the session.
         :param block: waits through the session for an event, at most the given seconds.
         :param timeout: seconds; 0 means one query only.
+        :param first: an open session to use for the first stretch (the caller closes it).
         :return: the last check's value, whether it was done, the elapsed time.
         :raise TransportError: the monitor went away (a busy monitor is retried).
         """
@@ -80,8 +82,10 @@ class Waiter:
         queries = 0
         last: Check[T] | None = None
         while True:
+            opened = session() if first is None else contextlib.nullcontext(first)
+            first = None
             try:
-                with session() as conn:
+                with opened as conn:
                     stretch_end = min(self.clock() + self.hold, deadline)
                     while True:
                         last = check(conn)

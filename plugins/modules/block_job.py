@@ -215,6 +215,11 @@ job:
     dismissed:
       description: Whether this is the tombstone of a dismissed job.
       type: bool
+    live:
+      description:
+        - Whether QEMU has the job now. V(false) for a record only the ledger keeps (a dismissed
+          job's tombstone, or a job QEMU lost); its outcome is the last one seen.
+      type: bool
   sample:
     name: backup-disk0
     type: backup
@@ -229,6 +234,7 @@ job:
     auto_finalize: true
     auto_dismiss: false
     dismissed: false
+    live: true
 elapsed:
   description: Seconds spent waiting, when O(wait) is not C(none).
   returned: when waited

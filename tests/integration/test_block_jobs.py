@@ -70,3 +70,43 @@ def test_create_and_finalize(workdir, make_image, qsd, qmp_observer, run_playboo
     assert (info['format'], info['virtual-size']) == ('qcow2', 32 << 20)
     subprocess.run(['qemu-img', 'compare', '-U', str(disk), str(workdir / 'held.qcow2')],
                    check=True)
+
+
+def test_auto_dismiss_keeps_the_outcome_seen_in_events(workdir, make_image, qsd, qmp_observer,
+                                                       run_module):
+    daemon = qsd(disks={'disk0': make_image('disk0.qcow2', pattern=0x5A)})
+    args = {'socket': str(daemon.sock), 'ledger_dir': str(workdir / 'ledger')}
+    result = run_module('block_job', dict(args, name='ad', type='backup', device='disk0',
+                                          target=str(workdir / 'ad.qcow2'), auto_dismiss=True,
+                                          wait='concluded'))
+    assert not result['failed'], result['msg']
+    assert result['job']['outcome'] == 'succeeded'
+    assert qmp_observer(daemon.obs_sock).cmd('query-jobs') == []
+
+
+def test_job_dismissed_behind_our_back_can_be_forgotten(workdir, make_image, qsd, qmp_observer,
+                                                        run_module):
+    daemon = qsd(disks={'disk0': make_image('disk0.qcow2', pattern=0x5A)})
+    args = {'socket': str(daemon.sock), 'ledger_dir': str(workdir / 'ledger')}
+    start = dict(args, name='b2', type='backup', device='disk0', target=str(workdir / 'b2.qcow2'),
+                 wait='concluded')
+    assert run_module('block_job', start)['changed']
+    qmp_observer(daemon.obs_sock).cmd('job-dismiss', id='b2')
+    info = run_module('job_info', args)['jobs'][0]
+    assert (info['name'], info['outcome'], info['live']) == ('b2', 'succeeded', False)
+    forgotten = run_module('job', dict(args, name='b2', state='absent', forget=True))
+    assert forgotten['changed'] and not forgotten['failed'], forgotten.get('msg')
+    (workdir / 'b2.qcow2').unlink()
+    assert run_module('block_job', start)['changed'], 'a forgotten name starts a new job'
+
+
+def test_backup_of_a_protocol_node_is_raw(workdir, make_image, qsd, run_module):
+    daemon = qsd(disks={'disk0': make_image('disk0.qcow2', pattern=0x5A)})
+    result = run_module('block_job', {
+        'socket': str(daemon.sock), 'ledger_dir': str(workdir / 'ledger'), 'name': 'rawcopy',
+        'type': 'backup', 'device': 'disk0-file', 'target': str(workdir / 'raw.img'),
+        'wait': 'concluded'})
+    assert not result['failed'], result['msg']
+    # the file node's bytes are the qcow2 file itself: the copy is byte-identical
+    subprocess.run(['qemu-img', 'compare', '-U', '-f', 'raw', '-F', 'raw',
+                    str(workdir / 'disk0.qcow2'), str(workdir / 'raw.img')], check=True)
