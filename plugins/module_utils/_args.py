@@ -7,6 +7,7 @@ This is a private module: its API may change between any two releases.
 
 from __future__ import annotations
 
+import math
 import os
 import typing as t
 
@@ -101,7 +102,7 @@ def parse_size(value: t.Any, name: str) -> int:
     number = text[:-1] if unit else text
     try:
         size = int(float(number) * SIZE_UNITS[unit])
-    except ValueError:
+    except (ValueError, OverflowError):
         size = 0
     if size <= 0:
         raise InvalidArgument(f"job '{name}': size {value!r} is not a positive size such as 1073741824 or "
@@ -159,6 +160,6 @@ def check_timeout(value: float, option: str) -> float:
 
     :raise InvalidArgument: negative.
     """
-    if value < 0:
+    if not math.isfinite(value) or value < 0:
         raise InvalidArgument(f'{option} must not be negative (got {value})')
     return value

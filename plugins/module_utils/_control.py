@@ -26,7 +26,7 @@ def _left_ready(record: Record, _entry: Record | None) -> str:
     status = record['status']
     if status in ('waiting', 'pending', 'concluded') or status == _model.ABSENT:
         return DONE
-    return 'waiting' if status in ('ready', 'standby') else 'never'
+    return 'waiting' if status in ('ready', 'standby', 'aborting') else 'never'
 
 
 def _is_paused(record: Record, _entry: Record | None) -> str:
@@ -42,7 +42,7 @@ def _concluded(record: Record, _entry: Record | None) -> str:
 def _pending(record: Record, _entry: Record | None) -> str:
     if record['status'] == 'pending':
         return DONE
-    return 'never' if record['status'] in ('concluded', 'aborting', _model.ABSENT) else 'waiting'
+    return 'never' if record['status'] in ('concluded', _model.ABSENT) else 'waiting'
 
 
 class JobDriver:
@@ -129,14 +129,17 @@ class JobDriver:
         self._verb(name, 'complete')
         return self._then_wait(record, _left_ready, 'completion')
 
-    def _to_finalized(self, record: Record, _entry: Record | None, *_: bool) -> Result:
+    def _to_finalized(self, record: Record, entry: Record | None, *_: bool) -> Result:
         status, name = record['status'], record['name']
         if status in ('concluded', _model.ABSENT):
             return Result(False, [record])
         if status in ('ready', 'standby'):
             raise self._refuse(record, 'complete it first (state: completed)')
         if status != 'pending':
-            if record.get('auto_finalize'):
+            auto = record.get('auto_finalize')
+            if auto is None:  # not a block job (create): QEMU finalizes it itself
+                auto = ((entry or {}).get('params') or {}).get('auto_finalize', True)
+            if auto:
                 if self.client.check_mode:
                     return Result(False, [record])
                 return Result(False, [self._await(name, _concluded, 'concluded')])
@@ -220,7 +223,8 @@ class JobDriver:
         with ledger.lock():
             entry = ledger.get(name) or entry
             with self.client.backend.session() as session:
-                session.verb(name, 'dismiss')
+                if record['live']:  # an auto-dismissed job is gone after its cancel
+                    session.verb(name, 'dismiss')
                 kept = session.cleanup(entry or {})
             if forget:
                 ledger.delete(name)

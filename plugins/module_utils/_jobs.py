@@ -156,9 +156,12 @@ class JobClient:
         records, entries = self.snapshot(session)
         record, entry = records.get(name), entries.get(name)
         interrupted = entry is not None and entry.get('state') == 'starting'
-        if interrupted and (record is None or record['status'] == _model.ABSENT):
+        if interrupted and record is not None and record['live'] and not self.check_mode:
+            # The job started but the task died before noting it: it is ours.
+            entry = self.ledger.update(name, state='started')
+        elif interrupted and (record is None or not record['live']):
             if not self.check_mode:
-                session.cleanup(entry)
+                session.cleanup(entry or {})
                 self.ledger.delete(name)
             record = entry = None
         if record is not None:

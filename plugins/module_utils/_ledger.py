@@ -43,10 +43,11 @@ def scope_dirname(scope: str) -> str:
     return f"{tail[-40:] or 'vm'}-{digest}"
 
 
-def _ensure_private_dir(path: str) -> None:
+def _ensure_private_dir(path: str, tighten: bool = True) -> None:
+    """Create ``path`` with mode 0700; with ``tighten``, make an existing one 0700 too."""
     try:
         os.makedirs(path, mode=0o700, exist_ok=True)
-        if os.stat(path).st_mode & 0o077:
+        if tighten and os.stat(path).st_mode & 0o077:
             os.chmod(path, 0o700)
     except OSError as err:
         raise LedgerError(f'cannot create ledger directory {path}: {err.strerror}') from err
@@ -77,7 +78,7 @@ class Ledger:
     @contextlib.contextmanager
     def lock(self) -> t.Iterator[None]:
         """Hold the scope's exclusive lock (blocks while another task holds it)."""
-        _ensure_private_dir(self.root)
+        _ensure_private_dir(self.root, tighten=False)
         _ensure_private_dir(self.directory)
         try:
             fd = os.open(os.path.join(self.directory, '.lock'), os.O_RDWR | os.O_CREAT, 0o600)
@@ -117,7 +118,7 @@ class Ledger:
     def put(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
         """Write ``record`` (keyed by its ``name``) atomically and durably."""
         path = self._path(record['name'])
-        _ensure_private_dir(self.root)
+        _ensure_private_dir(self.root, tighten=False)
         _ensure_private_dir(self.directory)
         record = dict(record, scope=self.scope, updated=self._clock())
         record.setdefault('created', record['updated'])

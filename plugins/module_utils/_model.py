@@ -13,7 +13,7 @@ import typing as t
 
 from ._errors import InvalidArgument
 
-NAME_RE = re.compile(r'^[A-Za-z][A-Za-z0-9._-]{0,127}$')
+NAME_RE = re.compile(r'[A-Za-z][A-Za-z0-9._-]{0,127}')
 
 #: QEMU's JobStatus words, in the order of a job's life.
 STATUSES = ('created', 'running', 'paused', 'ready', 'standby', 'waiting',
@@ -24,7 +24,7 @@ ACTIVE = frozenset(STATUSES) - {'concluded'}
 #: QEMU's job verb table (job.c, ``JobVerbTable``): verb -> statuses accepting it.
 VERBS: dict[str, frozenset[str]] = {
     'cancel': frozenset({'created', 'running', 'paused', 'ready', 'standby',
-                         'waiting', 'pending', 'aborting'}),
+                         'waiting', 'pending'}),
     'pause': frozenset({'created', 'running', 'paused', 'ready', 'standby'}),
     'resume': frozenset({'created', 'running', 'paused', 'ready', 'standby'}),
     'set-speed': frozenset({'created', 'running', 'paused', 'ready', 'standby'}),
@@ -49,7 +49,7 @@ def validate_name(name: str) -> str:
 
     :raise InvalidArgument: it does not.
     """
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise InvalidArgument(
             f"invalid job name {name!r}: use 1-128 characters, a letter first, then letters, "
             "digits, '.', '_' or '-'")
@@ -214,10 +214,12 @@ def wait_verdict(record: Record, target: str, entry: Record | None = None) -> st
         return 'never'
     if target == 'concluded':
         return 'reached' if status == 'concluded' else 'waiting'
+    if status == 'aborting':
+        return 'waiting'  # QEMU publishes the error when the job concludes
     if target == 'pending':
         if status == 'pending' or (status == 'concluded' and record['outcome'] == 'succeeded'):
             return 'reached'
-        return 'never' if status in ('aborting', 'concluded') else 'waiting'
+        return 'never' if status == 'concluded' else 'waiting'
     if target == 'ready':
         if status in ('ready', 'standby'):
             return 'reached'

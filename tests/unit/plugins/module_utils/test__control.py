@@ -50,15 +50,6 @@ def advance(vm: FakeVM, name: str, status: str) -> None:
     raise AssertionError(f'{name} never became {status}; it is {vm.status(name)}')
 
 
-ABORTING_REASON = (
-    "_model.py wait_verdict/_control.py _pending: 'aborting' is judged 'never' at once, "
-    "before QEMU has concluded the job and published its error; since an event wakes the "
-    "waiter at the JOB_STATUS_CHANGE to aborting, a job that fails while waited for (ready, "
-    "pending) is reported as JobStateError \"is aborting ... cannot reach ready; verbs "
-    "allowed now: cancel\" instead of JobFailed with QEMU's error text. Keep waiting while "
-    "a job is aborting (it concludes at once) and then decide.")
-
-
 def verbs(vm: FakeVM) -> list[tuple[str, str]]:
     return vm.verbs()
 
@@ -77,7 +68,7 @@ def no_wait(driver: JobDriver) -> JobDriver:
     ('standby', 'waiting', 'reached', 'waiting', 'waiting'),
     ('waiting', 'reached', 'never', 'waiting', 'waiting'),
     ('pending', 'reached', 'never', 'waiting', 'reached'),
-    ('aborting', 'never', 'never', 'waiting', 'never'),
+    ('aborting', 'waiting', 'never', 'waiting', 'waiting'),
     ('concluded', 'reached', 'never', 'reached', 'never'),
     ('absent', 'reached', 'never', 'reached', 'never'),
 ])
@@ -239,7 +230,6 @@ def test_complete_a_canceled_mirror_fails(driver: JobDriver, client: JobClient, 
                               "it cannot be completed; verbs allowed now: dismiss")
 
 
-@pytest.mark.xfail(strict=True, reason=ABORTING_REASON)
 def test_complete_a_mirror_that_fails_before_ready(driver: JobDriver, client: JobClient,
                                                    vm: FakeVM) -> None:
     vm.fail['m1'] = 'Input/output error'
@@ -322,7 +312,6 @@ def test_finalize_a_ready_mirror_refuses(driver: JobDriver, client: JobClient,
                               "complete")
 
 
-@pytest.mark.xfail(strict=True, reason=ABORTING_REASON)
 def test_finalize_a_job_that_fails_first(driver: JobDriver, client: JobClient,
                                          vm: FakeVM) -> None:
     vm.fail['b1'] = 'No space left on device'
@@ -350,12 +339,6 @@ def test_finalize_an_auto_finalized_job_in_check_mode(check_driver: JobDriver,
     assert clock() == before
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "_control.py _to_finalized reads record['auto_finalize'], which is None for jobs that are "
-    "no block jobs (blockdev-create: no query-block-jobs entry; QEMU always auto-finalizes "
-    "them), so it waits for a PENDING that an auto-finalized job never shows and fails with "
-    "'cannot reach pending'. Fall back to the ledger's params (or treat None as unknown and "
-    "wait for concluded)."))
 def test_finalize_a_running_create_job(driver: JobDriver, client: JobClient, vm: FakeVM) -> None:
     start(client, 'c1', 'create')
     result = driver.run('c1', 'finalized')
@@ -737,10 +720,6 @@ def test_dismiss_an_auto_dismissed_job(driver: JobDriver, client: JobClient, vm:
     assert tomb is not None and tomb['state'] == 'dismissed'
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "_control.py _to_absent with cancel=true on an auto_dismiss job: after the cancel QEMU "
-    "dismisses the job itself, yet _dismiss still sends job-dismiss and the task fails "
-    "with 'Job not found'. Skip job-dismiss for a job QEMU no longer has."))
 def test_cancel_and_dismiss_an_auto_dismissed_job(driver: JobDriver, client: JobClient,
                                                   vm: FakeVM, ledger: CheckedLedger) -> None:
     start(client, 'b1', auto_dismiss=True)

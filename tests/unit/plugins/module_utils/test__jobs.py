@@ -409,13 +409,6 @@ def test_check_mode_leaves_a_crashed_start_alone(check_client: JobClient, vm: Fa
     assert ledger.get('m1') == crashed
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "_jobs.py start(): when the ledger says 'starting' but QEMU has the job (the task died "
-    "after the job command, before state='started'), start() returns changed=false and "
-    "leaves the entry 'starting' forever; when the job is later dismissed, "
-    "QmpSession.cleanup (_qmp_backend.py) treats a 'starting' entry as never started and "
-    "unlinks created_file, i.e. deletes the finished backup/mirror target. Mark the entry "
-    "'started' when QEMU has the job."))
 def test_a_start_that_died_after_qemu_took_the_job_is_marked_started(
         client: JobClient, vm: FakeVM, ledger: CheckedLedger) -> None:
     crashed_start(ledger)

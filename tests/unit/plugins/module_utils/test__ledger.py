@@ -174,10 +174,6 @@ def test_an_open_scope_directory_is_made_private(ledger: Ledger) -> None:
     assert mode(ledger.directory) == 0o700
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "_ledger.py _ensure_private_dir(self.root) chmods an existing, user-given ledger_dir to "
-    "0700 (ledger_dir: /tmp would lose its sticky bit and become root-only). Create the root "
-    "0700 if missing, but only make the ledger's own scope directory private."))
 def test_an_existing_root_keeps_its_mode(ledger: Ledger, root: pathlib.Path) -> None:
     root.mkdir()
     os.chmod(root, 0o1777)
