@@ -238,9 +238,11 @@ class JobClient:
             _model.validate_name(name)
 
         def check(session: Session) -> Check[tuple[list[Record], dict[str, str]]]:
-            for event in session.events():
-                self._note_event(event, names)
             records, entries = self.snapshot(session)
+            # Events sent before the query's reply are queued by now: an outcome they
+            # carry (auto-dismissed jobs vanish right after it) is kept, then re-read.
+            if [e for e in session.events() if self._note_event(e, names)]:
+                records, entries = self.snapshot(session)
             self._observe(records, entries)
             chosen, verdicts = [], {}
             for name in names:
@@ -292,13 +294,14 @@ class JobClient:
                 with self.ledger.lock():
                     self.ledger.update(name, last=compact(record))
 
-    def _note_event(self, event: Record, names: t.Sequence[str]) -> None:
+    def _note_event(self, event: Record, names: t.Sequence[str]) -> bool:
         """Keep the outcome an event carries, for jobs QEMU dismisses by itself."""
         seen = _model.outcome_from_event(event)
         if seen is None or seen['name'] not in names or self.check_mode:
-            return
+            return False
         with self.ledger.lock():
             self._keep_outcome(seen)
+        return True
 
     def _keep_outcome(self, seen: Record) -> None:
         """Write an event's outcome into the ledger entry unless one is known (lock held)."""
