@@ -59,6 +59,8 @@ def test_statuses_are_qemus_without_undefined_and_null() -> None:
 
 
 VERB_CELLS = [(verb, status) for verb in QEMU_VERB_TABLE for status in _model.STATUSES]
+
+
 @pytest.mark.parametrize('verb, status', VERB_CELLS)
 def test_verb_allowed_matches_qemus_verb_table(verb: str, status: str) -> None:
     assert _model.verb_allowed(verb, status) is qemu_accepts(verb, status)
