@@ -30,6 +30,12 @@ class Session(t.Protocol):
     def verb(self, name: str, verb: str, **arguments: t.Any) -> None:
         """Apply a job verb: cancel, pause, resume, complete, finalize, dismiss, set-speed."""
 
+    def migration(self, entry: Record) -> Record | None:
+        """The record of the VM's migration if the ledger ``entry`` started it, else None."""
+
+    def migration_verb(self, name: str, verb: str, **arguments: t.Any) -> None:
+        """Apply a verb (cancel, set-speed) or a completion action (postcopy, pause)."""
+
     def cleanup(self, entry: Record) -> list[str]:
         """Undo what a start attached (per the ledger entry); return what was kept."""
 
@@ -47,3 +53,9 @@ class Backend(t.Protocol):
 
     def session(self) -> t.ContextManager[Session]:
         """Open a session (context manager)."""
+
+    def witness(self, entry: Record) -> Record | None:
+        """How a migration ended (``outcome``, ``error``), asked elsewhere once the VM is gone."""
+
+    def finish(self, entry: Record) -> bool:
+        """Finish a succeeded migration (resume the guest at the destination)."""

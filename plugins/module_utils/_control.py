@@ -82,7 +82,7 @@ class JobDriver:
     def _verb(self, name: str, verb: str, **arguments: t.Any) -> bool:
         if not self.client.check_mode:
             with self.client.backend.session() as session:
-                session.verb(name, verb, **arguments)
+                self.client.apply(session, name, verb, **arguments)
         return True
 
     def _await(self, name: str, verdict: t.Callable[[Record, Record | None], str],
@@ -91,16 +91,16 @@ class JobDriver:
 
     @staticmethod
     def _require(record: Record, verb: str, doing: str) -> None:
-        if not _model.verb_allowed(verb, record['status']):
+        if not _model.verb_allowed(verb, record['status'], record['type']):
             raise JobStateError(
                 f"cannot {doing} job '{record['name']}' ({record['type']}): it is "
-                f"{describe(record)}; verbs allowed now: {_model.allowed_text(record['status'])}",
+                f"{describe(record)}; verbs allowed now: {_model.allowed_text(record['status'], record['type'])}",
                 record['name'], record)
 
     def _refuse(self, record: Record, why: str) -> JobStateError:
         return JobStateError(
             f"job '{record['name']}' ({record['type']}) is {describe(record)}: {why}; "
-            f"verbs allowed now: {_model.allowed_text(record['status'])}",
+            f"verbs allowed now: {_model.allowed_text(record['status'], record['type'])}",
             record['name'], record)
 
     def _then_wait(self, record: Record, verdict: t.Callable[[Record, Record | None], str],
@@ -224,7 +224,7 @@ class JobDriver:
             entry = ledger.get(name) or entry
             with self.client.backend.session() as session:
                 if record['live']:  # an auto-dismissed job is gone after its cancel
-                    session.verb(name, 'dismiss')
+                    self.client.apply(session, name, 'dismiss')
                 kept = session.cleanup(entry or {})
             if forget:
                 ledger.delete(name)

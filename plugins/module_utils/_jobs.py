@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 import typing as t
 
-from . import _model
+from . import _migration, _model
 from ._backend import Backend, Record, Session
 from ._errors import (
     JobConflict,
@@ -20,6 +21,7 @@ from ._errors import (
     JobNotFound,
     JobStateError,
     JobTimeout,
+    TransportError,
     VmjobsError,
 )
 from ._ledger import Ledger
@@ -29,6 +31,10 @@ from ._waiter import Check, Waiter
 NOT_IDENTITY = frozenset({'speed', 'reuse_target'})
 
 Verdict = t.Callable[[Record, 'Record | None'], str]
+Prepare = t.Callable[[dict[str, Record], dict[str, Record]], dict[str, t.Any]]
+
+#: Record keys the ledger keeps of a live record.
+KEPT = ('status', 'raw_status', 'outcome', 'error', 'progress', 'speed') + _model.DETAIL_KEPT
 
 
 @dataclasses.dataclass
@@ -63,7 +69,12 @@ def absent_record(name: str) -> Record:
 
 def compact(record: Record) -> Record:
     """What the ledger keeps of a live record."""
-    return {key: record.get(key) for key in ('status', 'outcome', 'error', 'progress', 'speed')}
+    return {key: record.get(key) for key in KEPT if key in record}
+
+
+def is_migration(entry: Record | None) -> bool:
+    """Whether a ledger entry is a migration's (whose outcome can outlive the VM)."""
+    return entry is not None and entry.get('type') == 'migration'
 
 
 def describe(record: Record) -> str:
@@ -87,37 +98,98 @@ class JobClient:
     """
 
     def __init__(self, backend: Backend, ledger: Ledger, waiter: Waiter | None = None,
-                 check_mode: bool = False) -> None:
+                 check_mode: bool = False, now: t.Callable[[], float] = time.time) -> None:
         self.backend = backend
         self.ledger = ledger
         self.waiter = waiter or Waiter()
         self.check_mode = check_mode
+        self.now = now
 
     # -- reading ---------------------------------------------------------------------------
 
     def snapshot(self, session: Session) -> tuple[dict[str, Record], dict[str, Record]]:
         """Every job the VM or the ledger knows: (records by name, ledger entries by name)."""
         entries = {entry['name']: entry for entry in self.ledger.all()}
-        records = {}
-        for record in session.records():
-            records[record['name']] = _model.attach_detail(record, entries.get(record['name']))
+        live = {record['name']: record for record in session.records()}
+        mover = _migration.owner(entries.values())
+        if mover is not None:
+            migration = session.migration(entries[mover])
+            if migration is not None:
+                live[mover] = migration
+        for name, entry in entries.items():
+            members = [live.pop(m) for m in entry.get('members') or [] if m in live]
+            if members:
+                live[name] = _model.group_record(name, members, entry)
+        records = {name: _model.attach_detail(record, entries.get(name))
+                   for name, record in live.items()}
         for name, entry in entries.items():
             if name not in records:
                 records[name] = _model.attach_detail(_model.record_from_ledger(entry), entry)
         return records, entries
 
+    def offline(self, names: t.Sequence[str], err: TransportError) -> list[Record]:
+        """Records of migrations whose VM has gone: the ledger is the only witness.
+
+        An outcome the ledger lacks is asked of the destination, when known.
+
+        :raise TransportError: ``err``, unless every name is a migration in the ledger.
+        """
+        entries = [self.ledger.get(name) for name in names]
+        if not names or not all(is_migration(entry) for entry in entries):
+            raise err
+        records = []
+        for entry in t.cast('list[Record]', entries):
+            record = _model.record_from_ledger(entry)
+            seen = None if record['outcome'] else self.backend.witness(entry)
+            if seen is not None:
+                last = dict(entry.get('last') or {}, status='concluded',
+                            outcome=seen['outcome'], error=seen['error'])
+                if not self.check_mode:
+                    with self.ledger.lock():
+                        entry = self.ledger.update(entry['name'], last=last) or entry
+                record = _model.record_from_ledger(dict(entry, last=last))
+            records.append(_model.attach_detail(record, entry))
+        return records
+
+    def apply(self, session: Session, name: str, verb: str, **arguments: t.Any) -> None:
+        """Apply ``verb`` to job ``name``: a QEMU job, a migration, or a group's members.
+
+        In a group, cancel and finalize act on the whole transaction through its
+        first member that accepts them; other verbs go to every member that does.
+        """
+        entry = self.ledger.get(name) or {}
+        if is_migration(entry):
+            session.migration_verb(name, verb, **arguments)
+            return
+        members = entry.get('members')
+        if not members:
+            session.verb(name, verb, **arguments)
+            return
+        live = {record['name']: record for record in session.records()}
+        for member in members:
+            if member in live and _model.verb_allowed(verb, live[member]['status']):
+                session.verb(member, verb, **arguments)
+                if verb in ('cancel', 'finalize'):
+                    return
+
     def get(self, name: str) -> tuple[Record, Record | None]:
         """The record of ``name`` (status ``absent`` if unknown) and its ledger entry."""
         _model.validate_name(name)
-        with self.backend.session() as session:
-            records, entries = self.snapshot(session)
+        try:
+            with self.backend.session() as session:
+                records, entries = self.snapshot(session)
+        except TransportError as err:
+            return self.offline([name], err)[0], self.ledger.get(name)
         return records.get(name) or absent_record(name), entries.get(name)
 
     def list(self, names: t.Sequence[str] = (), types: t.Sequence[str] = (),
              statuses: t.Sequence[str] = (), include_dismissed: bool = False) -> list[Record]:
         """Records matching every filter given, sorted by name."""
-        with self.backend.session() as session:
-            records, _entries = self.snapshot(session)
+        try:
+            with self.backend.session() as session:
+                records, _entries = self.snapshot(session)
+        except TransportError as err:
+            records = {r['name']: r for r in self.offline(names, err)}
         return [r for name, r in sorted(records.items())
                 if (include_dismissed or not r['dismissed'])
                 and (not names or name in names)
@@ -127,11 +199,17 @@ class JobClient:
     # -- starting ----------------------------------------------------------------------------
 
     def start(self, name: str, params: dict[str, t.Any], wait: str | None = None,
-              wait_timeout: float = 300.0) -> Result:
+              wait_timeout: float = 300.0, prepare: Prepare | None = None) -> Result:
         """Start job ``name`` unless a job of that name already exists.
+
+        ``prepare(records, entries)`` is called (ledger locked) just before a new
+        job starts, in check mode too; what it returns is added to the parameters
+        the backend gets, but not to those compared on a re-run.
 
         :raise JobConflict: the name is taken by a different job.
         :raise BackendError: QEMU refused (nothing is left behind).
+        :raise TransportError: the VM cannot be reached (and the name is no
+            migration the ledger remembers).
         """
         _model.validate_name(name)
         wanted = identity(params)
@@ -139,8 +217,13 @@ class JobClient:
             with self.ledger.lock():
                 if not self.check_mode:
                     self.ledger.prune()
-                session = keep.enter_context(self.backend.session())
-                record = self._start_locked(session, name, params, wanted)
+                try:
+                    session = keep.enter_context(self.backend.session())
+                except TransportError as err:
+                    record = self.offline([name], err)[0]
+                    self._same_job(name, record, self.ledger.get(name), wanted)
+                    return Result(False, [record])
+                record = self._start_locked(session, name, params, wanted, prepare)
             if record is None:
                 return Result(True, [dict(absent_record(name), type=params['type'])])
             changed = record.pop('_started', False)
@@ -151,7 +234,7 @@ class JobClient:
         return Result(changed, waited.records, waited.elapsed)
 
     def _start_locked(self, session: Session, name: str, params: dict[str, t.Any],
-                      wanted: dict[str, t.Any]) -> Record | None:
+                      wanted: dict[str, t.Any], prepare: Prepare | None) -> Record | None:
         """Find or start the job (ledger lock held); None in check mode for a new job."""
         records, entries = self.snapshot(session)
         record, entry = records.get(name), entries.get(name)
@@ -167,6 +250,8 @@ class JobClient:
         if record is not None:
             self._same_job(name, record, entry, wanted)
             return record
+        if prepare is not None:
+            params = dict(params, **prepare(records, entries))
         if self.check_mode:
             return None
         self._start(session, name, params, wanted)
@@ -177,7 +262,7 @@ class JobClient:
     def _start(self, session: Session, name: str, params: dict[str, t.Any],
                wanted: dict[str, t.Any]) -> None:
         self.ledger.put({'name': name, 'type': params['type'], 'params': wanted,
-                         'state': 'starting', 'attached': []})
+                         'state': 'starting', 'attached': [], 'started_at': self.now()})
 
         def note(**facts: t.Any) -> None:
             self.ledger.update(name, **facts)
@@ -244,6 +329,9 @@ class JobClient:
             if [e for e in session.events() if self._note_event(e, names)]:
                 records, entries = self.snapshot(session)
             self._observe(records, entries)
+            for name in names:
+                if name in records and is_migration(entries.get(name)):
+                    self._steer(session, records[name], entries[name])
             chosen, verdicts = [], {}
             for name in names:
                 if name not in records and target != 'absent':
@@ -260,7 +348,14 @@ class JobClient:
             if event is not None:
                 self._note_event(event, names)
 
-        result = self.waiter.wait(self.backend.session, check, block, timeout, first)
+        try:
+            result = self.waiter.wait(self.backend.session, check, block, timeout, first)
+        except TransportError as err:  # the VM went away: a migration may have ended
+            records = self.offline(names, err)
+            verdicts = {r['name']: verdict(r, self.ledger.get(r['name'])) for r in records}
+            if all(v == 'reached' for v in verdicts.values()):
+                return Result(False, records, None)
+            raise self.unreachable(records[0], target, records) from err
         records, verdicts = result.value
         if not result.done:
             waited_for = ', '.join(f"job '{n}'" for n in names)
@@ -281,18 +376,41 @@ class JobClient:
             return JobFailed(f"job '{name}' failed: {record['error']}", name, records)
         return JobStateError(
             f"job '{name}' ({record['type']}) is {describe(record)} and cannot reach {target}; "
-            f"verbs allowed now: {_model.allowed_text(record['status'])}", name, record)
+            f"verbs allowed now: {_model.allowed_text(record['status'], record['type'])}", name,
+            record)
 
     def _observe(self, records: dict[str, Record], entries: dict[str, Record]) -> None:
-        """Remember in the ledger the latest status and outcome of named jobs."""
+        """Remember in the ledger the latest status and outcome of named jobs.
+
+        A migration's progress is kept too: once its VM has gone, it is all there is.
+        """
         for name, entry in entries.items():
             record = records.get(name)
             if record is None or not record['live'] or self.check_mode:
                 continue
             last = entry.get('last') or {}
-            if last.get('status') != record['status'] or last.get('outcome') != record['outcome']:
+            keys = ('status', 'outcome', 'progress') if is_migration(entry) else (
+                'status', 'outcome')
+            if any(last.get(key) != record[key] for key in keys):
                 with self.ledger.lock():
-                    self.ledger.update(name, last=compact(record))
+                    entries[name] = self.ledger.update(name, last=compact(record)) or entry
+
+    def _steer(self, session: Session, record: Record, entry: Record) -> None:
+        """Apply a migration's completion policy when due; finish it once it succeeded."""
+        if self.check_mode or not record['live']:
+            return
+        name = record['name']
+        applied = entry.get('applied') or []
+        action = _migration.due_action(record, entry.get('params') or {}, applied,
+                                       self.now() - entry.get('started_at', self.now()))
+        if action is not None:
+            with self.ledger.lock():
+                self.ledger.update(name, applied=[*applied, action])
+            session.migration_verb(name, action)
+        elif record['outcome'] == 'succeeded' and not entry.get('finished'):
+            with self.ledger.lock():
+                self.ledger.update(name, finished=True)
+            self.backend.finish(entry)
 
     def _note_event(self, event: Record, names: t.Sequence[str]) -> bool:
         """Keep the outcome an event carries, for jobs QEMU dismisses by itself."""

@@ -33,6 +33,17 @@ VERBS: dict[str, frozenset[str]] = {
     'dismiss': frozenset({'concluded'}),
 }
 
+#: Verbs a migration accepts (migrate_cancel, migrate-set-parameters); the ledger dismisses it.
+MIGRATION_VERBS: dict[str, frozenset[str]] = dict.fromkeys(VERBS, frozenset()) | {
+    'cancel': frozenset({'running', 'paused'}),
+    'set-speed': frozenset({'running', 'paused'}),
+    'dismiss': frozenset({'concluded'}),
+}
+
+#: Type-specific record keys the ledger keeps beside status, outcome and progress.
+DETAIL_KEPT = ('members', 'downtime', 'expected_downtime', 'setup_time', 'total_time',
+               'passes', 'transferred', 'postcopy', 'dirty_page_rate')
+
 #: Job types that reach READY and then wait for ``complete`` (or cancel).
 READY_TYPES = frozenset({'mirror', 'commit'})
 
@@ -56,19 +67,23 @@ def validate_name(name: str) -> str:
     return name
 
 
-def allowed_verbs(status: str) -> list[str]:
-    """The verbs QEMU accepts in ``status``, in table order."""
-    return [verb for verb, states in VERBS.items() if status in states]
+def _verbs(job_type: str | None) -> dict[str, frozenset[str]]:
+    return MIGRATION_VERBS if job_type == 'migration' else VERBS
 
 
-def allowed_text(status: str) -> str:
+def allowed_verbs(status: str, job_type: str | None = None) -> list[str]:
+    """The verbs QEMU accepts in ``status`` (for a job of ``job_type``), in table order."""
+    return [verb for verb, states in _verbs(job_type).items() if status in states]
+
+
+def allowed_text(status: str, job_type: str | None = None) -> str:
     """The verbs QEMU accepts in ``status`` as text for messages."""
-    return ', '.join(allowed_verbs(status)) or 'none'
+    return ', '.join(allowed_verbs(status, job_type)) or 'none'
 
 
-def verb_allowed(verb: str, status: str) -> bool:
-    """Whether QEMU accepts ``verb`` for a job in ``status``."""
-    return status in VERBS[verb]
+def verb_allowed(verb: str, status: str, job_type: str | None = None) -> bool:
+    """Whether QEMU accepts ``verb`` for a job of ``job_type`` in ``status``."""
+    return status in _verbs(job_type)[verb]
 
 
 def percent(current: int | None, total: int | None) -> float | None:
@@ -172,8 +187,9 @@ def record_from_ledger(entry: Record) -> Record:
         'dismissed': entry.get('state') == 'dismissed',
         'live': False,
     }
+    record.update({key: last[key] for key in DETAIL_KEPT if key in last})
     if last.get('outcome'):
-        record.update(status='concluded', raw_status='concluded',
+        record.update(status='concluded', raw_status=last.get('raw_status') or 'concluded',
                       outcome=last['outcome'], error=last.get('error'))
     record['lost'] = not record['dismissed'] and record['outcome'] is None
     return record
@@ -229,3 +245,61 @@ def wait_verdict(record: Record, target: str, entry: Record | None = None) -> st
         completable = record['type'] in READY_TYPES and (entry or {}).get('active') is not False
         return 'reached' if completable and went_past else 'never'
     raise ValueError(f'unknown wait target {target!r}')
+
+
+def group_record(name: str, members: list[Record], entry: Record) -> Record:
+    """One record for a group of QEMU jobs started together (a multi-disk backup).
+
+    ``members`` are the live records of the group's jobs QEMU still has; the
+    entry's ``disks`` (each with ``member``, ``device`` and ``target``) name them.
+    The group is as far along as its least advanced member; it failed if any
+    member failed (with that member's error, prefixed by its device), else it
+    was canceled if any member was, else it succeeded.
+    """
+    live = {m['name']: m for m in members}
+    listed = []
+    for disk in entry.get('disks') or []:
+        member = live.get(disk.get('member'))
+        listed.append({
+            'name': disk.get('member'), 'device': disk.get('device'),
+            'target': disk.get('target'),
+            'status': member['status'] if member else ABSENT,
+            'outcome': member['outcome'] if member else None,
+            'error': member['error'] if member else None,
+            'progress': member['progress'] if member else None,
+        })
+    statuses = [m['status'] for m in members]
+    status = min(statuses, key=STATUSES.index) if statuses else ABSENT
+    result, error = None, None
+    if status == 'concluded':
+        failed = [m for m in listed if m['outcome'] == 'failed']
+        if failed:
+            result = 'failed'
+            error = '; '.join(f"{m['device']}: {m['error']}" for m in failed)
+        elif any(m['outcome'] == 'canceled' for m in listed):
+            result = 'canceled'
+        else:
+            result = 'succeeded'
+    current = sum((m['progress'] or {}).get('current') or 0 for m in members)
+    total = sum((m['progress'] or {}).get('total') or 0 for m in members)
+    first = members[0] if members else {}
+    return {
+        'name': name,
+        'type': entry.get('type'),
+        'status': status,
+        'raw_status': status,
+        'outcome': result,
+        'error': error,
+        'progress': {'current': current, 'total': total, 'percent': percent(current, total)},
+        'speed': first.get('speed'),
+        'ready': False,
+        'paused': any(m['paused'] for m in members),
+        'auto_finalize': first.get('auto_finalize'),
+        'auto_dismiss': first.get('auto_dismiss'),
+        'busy': any(m.get('busy') for m in members),
+        'io_status': next((m['io_status'] for m in members if m.get('io_status') not in
+                           (None, 'ok')), first.get('io_status')),
+        'dismissed': False,
+        'live': bool(members),
+        'members': listed,
+    }

@@ -11,7 +11,7 @@ import contextlib
 import os
 import typing as t
 
-from . import _model
+from . import _migration, _model, _qmp_migrate
 from ._backend import Note, Record
 from ._errors import BackendError
 from ._qmp import Monitor
@@ -35,8 +35,24 @@ class QmpSession:
         block_jobs = self.monitor.execute('query-block-jobs')
         return _model.records_from_qmp(jobs, block_jobs)
 
+    def migration(self, entry: Record) -> Record | None:
+        """The record of the migration ``query-migrate`` reports, if ``entry`` started it."""
+        if entry.get('prior') is None:
+            return None  # its start never got as far as asking QEMU to migrate
+        info = self.monitor.execute('query-migrate')
+        if _qmp_migrate.fingerprint(info) == entry['prior']:
+            return None  # QEMU still describes the migration before this one
+        return _migration.record_from_migrate(info, entry['name'])
+
     def start(self, name: str, params: dict[str, t.Any], note: Note) -> None:
-        start_job(self.monitor, name, params, note)
+        if params['type'] == 'migration':
+            _qmp_migrate.start_migration(self.monitor, name, params, note,
+                                         self.monitor.connect_timeout)
+        else:
+            start_job(self.monitor, name, params, note)
+
+    def migration_verb(self, name: str, verb: str, **arguments: t.Any) -> None:
+        _qmp_migrate.apply_verb(self.monitor, name, verb, **arguments)
 
     def verb(self, name: str, verb: str, **arguments: t.Any) -> None:
         try:
@@ -95,3 +111,11 @@ class QmpBackend:
     def session(self) -> t.Iterator[QmpSession]:
         with Monitor(self.socket, self.connect_timeout) as monitor:
             yield QmpSession(monitor)
+
+    def witness(self, entry: Record) -> Record | None:
+        """How a migration ended, asked of its destination once this VM has gone."""
+        return _qmp_migrate.witness(entry, self.connect_timeout)
+
+    def finish(self, entry: Record) -> bool:
+        """After a migration succeeded: resume the guest on the destination if it ran here."""
+        return _qmp_migrate.resume_destination(entry, self.connect_timeout)

@@ -605,7 +605,8 @@ def test_waiting_remembers_the_status(client: JobClient, ledger: CheckedLedger) 
     client.wait(['m1'], 'ready', 60)
     entry = ledger.get('m1')
     assert entry is not None
-    assert entry['last'] == {'status': 'ready', 'outcome': None, 'error': None,
+    assert entry['last'] == {'status': 'ready', 'raw_status': 'ready', 'outcome': None,
+                             'error': None,
                              'progress': {'current': 67108864, 'total': 67108864,
                                           'percent': 100.0},
                              'speed': 0}
