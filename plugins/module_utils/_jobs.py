@@ -28,7 +28,7 @@ from ._ledger import Ledger
 from ._waiter import Check, Waiter
 
 #: Parameters that may differ between two starts of the same job.
-NOT_IDENTITY = frozenset({'speed', 'reuse_target'})
+NOT_IDENTITY = frozenset({'speed', 'reuse_target', 'bandwidth'})
 
 Verdict = t.Callable[[Record, 'Record | None'], str]
 Prepare = t.Callable[[dict[str, Record], dict[str, Record]], dict[str, t.Any]]
@@ -70,6 +70,13 @@ def absent_record(name: str) -> Record:
 def compact(record: Record) -> Record:
     """What the ledger keeps of a live record."""
     return {key: record.get(key) for key in KEPT if key in record}
+
+
+@contextlib.contextmanager
+def handover(session: Session, owner: contextlib.ExitStack) -> t.Iterator[Session]:
+    """An open session as a context manager whose exit closes it (through ``owner``)."""
+    with owner:
+        yield session
 
 
 def is_migration(entry: Record | None) -> bool:
@@ -229,8 +236,9 @@ class JobClient:
             changed = record.pop('_started', False)
             if not wait or wait == 'none' or self.check_mode:
                 return Result(changed, [record])
-            # Wait on the session that started the job: it has every event since.
-            waited = self.wait([name], wait, wait_timeout, first=session)
+            # Wait on the session that started the job: it has every event since. The
+            # wait closes it after its first stretch (QMP serves one client at a time).
+            waited = self.wait([name], wait, wait_timeout, first=handover(session, keep.pop_all()))
         return Result(changed, waited.records, waited.elapsed)
 
     def _start_locked(self, session: Session, name: str, params: dict[str, t.Any],
@@ -255,9 +263,8 @@ class JobClient:
         if self.check_mode:
             return None
         self._start(session, name, params, wanted)
-        live = {r['name']: r for r in session.records()}
-        record = live.get(name) or absent_record(name)
-        return dict(_model.attach_detail(record, self.ledger.get(name)), _started=True)
+        records, _entries = self.snapshot(session)
+        return dict(records.get(name) or absent_record(name), _started=True)
 
     def _start(self, session: Session, name: str, params: dict[str, t.Any],
                wanted: dict[str, t.Any]) -> None:
@@ -294,7 +301,8 @@ class JobClient:
     # -- waiting -------------------------------------------------------------------------------
 
     def wait(self, names: t.Sequence[str], target: str, timeout: float,
-             fail_on_error: bool = True, first: Session | None = None) -> Result:
+             fail_on_error: bool = True,
+             first: t.ContextManager[Session] | None = None) -> Result:
         """Wait until every job in ``names`` reaches ``target``.
 
         :raise JobNotFound: a name nobody knows (unless waiting for ``absent``).
@@ -314,10 +322,11 @@ class JobClient:
         return records
 
     def await_jobs(self, names: t.Sequence[str], verdict: Verdict, timeout: float,
-                   target: str, first: Session | None = None) -> Result:
+                   target: str, first: t.ContextManager[Session] | None = None) -> Result:
         """Wait until ``verdict`` says ``reached`` for every name (see :meth:`wait`).
 
-        ``first`` is an open session to begin with (its buffered events count).
+        ``first`` is an open session to begin with (its buffered events count); the
+        wait closes it.
         """
         for name in names:
             _model.validate_name(name)

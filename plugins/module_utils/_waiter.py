@@ -12,7 +12,6 @@ are injected, so the logic is tested without sleeping.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
 import typing as t
@@ -66,14 +65,15 @@ class Waiter:
     def wait(self, session: t.Callable[[], t.ContextManager[S]],
              check: t.Callable[[S], Check[T]],
              block: t.Callable[[S, float], object],
-             timeout: float, first: S | None = None) -> WaitResult[T]:
+             timeout: float, first: t.ContextManager[S] | None = None) -> WaitResult[T]:
         """Query until ``check`` says done or ``timeout`` runs out.
 
         :param session: opens a monitor session (context manager).
         :param check: queries through the session.
         :param block: waits through the session for an event, at most the given seconds.
         :param timeout: seconds; 0 means one query only.
-        :param first: an open session to use for the first stretch (the caller closes it).
+        :param first: an open session handed over for the first stretch (a context
+            manager; leaving it closes the session, at the end of that stretch).
         :return: the last check's value, whether it was done, the elapsed time.
         :raise TransportError: the monitor went away (a busy monitor is retried).
         """
@@ -82,7 +82,7 @@ class Waiter:
         queries = 0
         last: Check[T] | None = None
         while True:
-            opened = session() if first is None else contextlib.nullcontext(first)
+            opened = session() if first is None else first
             first = None
             try:
                 with opened as conn:

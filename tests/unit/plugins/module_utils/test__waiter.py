@@ -252,11 +252,18 @@ def test_a_session_handed_in_serves_the_first_stretch(clock: FakeClock) -> None:
     # The start hands over its open session, so no event since the start is missed.
     monitor = Monitor(clock, done_at=101.5)
     monitor.opened = 1
+
+    @contextlib.contextmanager
+    def handed_over() -> t.Iterator[str]:
+        yield 'conn1'
+        monitor.log.append('close handed over')
+
     result = waiter(clock).wait(monitor.session, monitor.check, monitor.block, 300,
-                                first='conn1')
+                                first=handed_over())
     assert result.done is True
     assert monitor.queries[0] == 100.0
-    # The handed-in session is neither opened nor closed by the waiter; the next stretch is.
+    # The handed-in session serves the first stretch and is closed before the next opens.
     assert monitor.log[:3] == ['check', 'block', 'check']
+    assert monitor.log.index('close handed over') < monitor.log.index('open')
     assert monitor.log.count('open') == monitor.log.count('close') == 1
     assert clock.slept == [0.02]
