@@ -198,9 +198,12 @@ def record_from_ledger(entry: Record) -> Record:
 def attach_detail(record: Record, entry: Record | None) -> Record:
     """Add the ledger's parameters (device, target, ...) to a live record."""
     params = (entry or {}).get('params') or {}
-    for key in ('device', 'target', 'base', 'top', 'sync', 'bitmap'):
+    for key in ('device', 'target', 'base', 'top', 'sync', 'bitmap', 'uri', 'dest_socket'):
         if params.get(key) is not None:
             record[key] = params[key]
+    for key, shown in (('dest_uri', 'dest_uri'), ('applied', 'actions_taken')):
+        if (entry or {}).get(key):
+            record[shown] = entry[key]  # type: ignore[index]
     if entry and entry.get('cancel_requested') and record['outcome'] == 'succeeded':
         record['outcome'] = 'canceled'
     return record

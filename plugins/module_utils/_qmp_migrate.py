@@ -90,6 +90,12 @@ class Side:
             raise VmjobsError(
                 f"job '{self.name}': the {self.role} QEMU does not support migration "
                 f"{', '.join(sorted(missing))}", self.name)
+        creds = values.get('tls-creds')
+        if creds and creds not in {o['name'] for o in self.monitor.execute('qom-list', {
+                'path': '/objects'})}:
+            raise VmjobsError(f"job '{self.name}': the {self.role} QEMU has no object "
+                              f"'{creds}' for tls_creds (create a tls-creds-x509 object "
+                              'first)', self.name)
         setting = [{'capability': cap, 'state': on} for cap, on in caps.items() if cap in have]
         self._run('migrate-set-capabilities', {'capabilities': setting})
         if values:

@@ -10,13 +10,15 @@ from .procs import Daemon, start_daemon
 
 
 def start_vm(workdir: Path, disks: Mapping[str, str | Path] | None = None, name: str = 'vm',
-             fmt: str = 'qcow2', extra_args: Sequence[str] = ()) -> Daemon:
+             fmt: str = 'qcow2', extra_args: Sequence[str] = (),
+             prefix: Sequence[str] = ()) -> Daemon:
     """Start qemu-system-x86_64 (``-S``: never runs guest code).
 
     ``disks`` maps qdev ids to images: disk ``disk0`` gets nodes ``disk0-file`` and
     ``disk0-fmt`` and the device ``-device virtio-blk-pci,drive=disk0-fmt,id=disk0``.
+    ``prefix`` runs QEMU through a wrapper that execs it (``ip netns exec NS``).
     """
-    argv = ['qemu-system-x86_64', '-M', 'q35', '-S', '-nodefaults', '-display', 'none',
+    argv = [*prefix, 'qemu-system-x86_64', '-M', 'q35', '-S', '-nodefaults', '-display', 'none',
             '-m', '64', '-accel', 'tcg', '-pidfile', str(workdir / f'{name}.pid'),
             *monitor_args(workdir, name, '-mon', 'control')]
     for dev, path in (disks or {}).items():

@@ -1,0 +1,38 @@
+"""VM pairs for migration tests: a source whose RAM holds data, a destination waiting for it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from .procs import Daemon
+from .qmp import QMPConnection
+from .vm import start_vm
+
+#: Where the RAM image is loaded in the guest (above the BIOS areas).
+RAM_ADDRESS = 0x1000000
+
+
+def ram_image(workdir: Path, megabytes: int) -> Path:
+    """A file of random bytes to load into guest RAM: zero pages migrate for free."""
+    path = workdir / f'ram-{megabytes}M.bin'
+    if not path.exists():
+        path.write_bytes(os.urandom(megabytes << 20))
+    return path
+
+
+def start_source(workdir: Path, name: str = 'src', ram_mb: int = 16, running: bool = True,
+                 prefix: Sequence[str] = ()) -> Daemon:
+    """A guest-less VM with ``ram_mb`` MiB of random data in RAM; resumed unless ``running=False``."""
+    loader = f'loader,file={ram_image(workdir, ram_mb)},addr={RAM_ADDRESS:#x},force-raw=on'
+    daemon = start_vm(workdir, name=name, extra_args=['-device', loader], prefix=prefix)
+    if running:
+        with QMPConnection(daemon.obs_sock) as qmp:
+            qmp.cmd('cont')
+    return daemon
+
+
+def start_destination(workdir: Path, name: str = 'dst', prefix: Sequence[str] = ()) -> Daemon:
+    """The same VM, started with ``-incoming defer`` (it waits for ``migrate-incoming``)."""
+    return start_vm(workdir, name=name, extra_args=['-incoming', 'defer'], prefix=prefix)
