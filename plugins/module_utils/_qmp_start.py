@@ -11,7 +11,7 @@ import os
 import time
 import typing as t
 
-from . import _nodes
+from . import _nodes, _qmp_backup
 from ._backend import Note
 from ._errors import BackendError, InvalidArgument, VmjobsError
 from ._qmp import Monitor
@@ -117,6 +117,8 @@ def start_job(mon: Monitor, name: str, params: dict[str, t.Any], note: Note) -> 
     :raise BackendError: QEMU refused a command.
     """
     kind = params['type']
+    if kind == 'backup' and 'plan' in params:  # a multi-disk backup (the backup module)
+        return _qmp_backup.start_group(mon, name, params, note)
     if kind == 'create':
         _start_create(mon, name, params, note)
         return

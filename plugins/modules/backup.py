@@ -1,0 +1,250 @@
+#!/usr/bin/python
+# Copyright (c) vmjobs.qemu contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: backup
+short_description: Back up several disks of a QEMU VM at one point in time, full, incremental or differential
+version_added: 0.2.0
+description:
+  - Starts one backup of several disks under a name you choose, unique per VM, and is idempotent by
+    that name like M(vmjobs.qemu.block_job). If the name exists with the same parameters the backup
+    is returned whatever its status (RV(ignore:changed=false)), after its dismissal too.
+  - All disks are copied as they were at one instant. QEMU runs one C(blockdev-backup) job per disk
+    (a I(member)), all started in one C(transaction) with C(completion-mode=grouped); they conclude
+    together, and if one member fails QEMU cancels the others.
+  - The backup is one job for M(vmjobs.qemu.job_info), M(vmjobs.qemu.job_wait) and
+    M(vmjobs.qemu.job). Its record lists the members. M(vmjobs.qemu.job)
+    O(vmjobs.qemu.job#module:state=absent) dismisses every member and detaches the targets.
+  - With O(bitmap), backups form a I(chain). A C(full) backup copies everything and clears (or
+    creates) two persistent dirty bitmaps on each disk. These are O(bitmap), which counts the
+    changes since the last full or incremental backup, and its companion C(<bitmap>.full), which
+    counts the changes since the last full backup.
+  - An C(incremental) backup copies what changed since the last full or incremental backup of the
+    chain. Its qcow2 target has that backup as its backing file. It uses O(bitmap) with QEMU's
+    C(bitmap-mode=on-success), so a failed or cancelled incremental leaves the bitmap as it was
+    and can simply be run again under a new name.
+  - A C(differential) backup copies what changed since the last full backup and has that backup as
+    its backing file. It uses the companion bitmap with C(bitmap-mode=never).
+  - The module refuses an incremental or differential backup that would not restore correctly. It
+    says why and asks for a full backup. The reasons are a failed, cancelled or unknown last full
+    backup, an incremental whose outcome was never seen, a bitmap missing from a disk, and an image
+    of the chain that is gone. The chain's history is kept on the hypervisor next to the ledger.
+    Forgetting job records does not lose it.
+  - The module creates every target image through QEMU, and refuses existing files. Backing files
+    are recorded relative to the target's directory, so a chain can be moved as a whole.
+author:
+  - vmjobs.qemu contributors (@vmjobs)
+extends_documentation_fragment:
+  - vmjobs.qemu.connection
+  - vmjobs.qemu.wait
+options:
+  name:
+    description:
+      - The backup's name. Member jobs get the QEMU job id C(<name>.<device>).
+      - 1 to 128 characters; a letter first, then letters, digits, C(.), C(_) or C(-).
+    type: str
+    required: true
+  disks:
+    description:
+      - The disks to back up. Empty (the default) backs up every writable disk of the VM that is
+        not a removable drive (CD-ROM, floppy); give O(target_dir) then.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      device:
+        description:
+          - The disk, as a qdev id, a C(-drive) id or a node name.
+          - The chain of a disk is kept under this name. Use the same name in every backup.
+        type: str
+        required: true
+      target:
+        description:
+          - Path of the image to write. It must not exist.
+          - Default C(<target_dir>/<device>.<format>).
+        type: path
+      format:
+        description:
+          - Format of the target. C(incremental) and C(differential) backups need C(qcow2).
+        type: str
+        choices: [qcow2, raw]
+        default: qcow2
+  target_dir:
+    description:
+      - Directory for targets not given per disk. It must exist.
+    type: path
+  mode:
+    description:
+      - C(full) copies every disk whole.
+      - C(incremental) copies what changed since the chain's last full or incremental backup.
+      - C(differential) copies what changed since the chain's last full backup.
+    type: str
+    choices: [full, incremental, differential]
+    default: full
+  bitmap:
+    description:
+      - Name of the chain's dirty bitmap on each disk. Needed for C(incremental) and
+        C(differential); without it a C(full) backup starts no chain.
+      - The companion bitmap C(<bitmap>.full) is made too, so names ending in C(.full) are refused.
+      - The bitmaps are persistent, which needs qcow2 disks.
+    type: str
+  compress:
+    description:
+      - Write compressed clusters (qcow2 targets only).
+    type: bool
+    default: false
+  speed:
+    description:
+      - Rate limit per disk in bytes per second; 0 is unlimited. Change it later with
+        M(vmjobs.qemu.job) O(vmjobs.qemu.job#module:speed).
+    type: int
+  perf:
+    description:
+      - Performance tuning of the copy, passed as QEMU's C(x-perf). QEMU marks it unstable. The
+        module asks QEMU (C(query-qmp-schema)) whether it offers each option and fails if not.
+    type: dict
+    suboptions:
+      max_workers:
+        description: Maximum number of parallel copy requests per disk.
+        type: int
+      max_chunk:
+        description: Maximum size of one copy request in bytes (0 lets QEMU choose).
+        type: int
+      use_copy_range:
+        description: Let QEMU use C(copy_file_range) and similar offloads.
+        type: bool
+notes:
+  - Check mode plans the backup in its chain, and refuses it when a real run would. It starts
+    nothing and writes nothing.
+seealso:
+  - module: vmjobs.qemu.block_job
+  - module: vmjobs.qemu.job
+'''
+
+EXAMPLES = r'''
+- name: Full backup of two disks, starting chain "nightly"
+  vmjobs.qemu.backup:
+    socket: /run/vm1/qmp.sock
+    name: vm1-2026-11-21-full
+    mode: full
+    bitmap: nightly
+    disks:
+      - device: disk0
+        target: /backup/vm1/2026-11-21-full/disk0.qcow2
+      - device: disk1
+        target: /backup/vm1/2026-11-21-full/disk1.qcow2
+    wait: concluded
+
+- name: Incremental backup of every disk of the VM the next night
+  vmjobs.qemu.backup:
+    socket: /run/vm1/qmp.sock
+    name: vm1-2026-11-22-incremental
+    mode: incremental
+    bitmap: nightly
+    target_dir: /backup/vm1/2026-11-22-incremental
+    compress: true
+    wait: concluded
+    wait_timeout: 3600
+
+- name: Dismiss it (the ledger keeps its outcome; the targets are detached)
+  vmjobs.qemu.job:
+    socket: /run/vm1/qmp.sock
+    name: vm1-2026-11-22-incremental
+    state: absent
+'''
+
+RETURN = r'''
+job:
+  description:
+    - The backup's record, in the shape of M(vmjobs.qemu.job_info). Status, outcome and progress
+      summarise the members. The status is the least advanced member's; the outcome is C(failed)
+      if any member failed, and then C(error) is that member's device and QEMU's error text.
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: The backup's name.
+      type: str
+    type:
+      description: Always C(backup).
+      type: str
+    status:
+      description: The least advanced member's status, or C(absent).
+      type: str
+    outcome:
+      description: C(succeeded), C(failed) or C(canceled) once concluded; else null.
+      type: str
+    error:
+      description: For a failed backup, the failed member's device and QEMU's error text.
+      type: str
+    progress:
+      description: Bytes done (C(current)) and C(total) over all members, and C(percent).
+      type: dict
+    members:
+      description: One entry per disk, with C(name) (the QEMU job id), C(device), C(target),
+        C(status), C(outcome), C(error) and C(progress).
+      type: list
+      elements: dict
+    dismissed:
+      description: Whether this is the tombstone of a dismissed backup.
+      type: bool
+  sample:
+    name: vm1-2026-11-22-incremental
+    type: backup
+    status: concluded
+    outcome: succeeded
+    error: null
+    progress: {current: 6291456, total: 6291456, percent: 100.0}
+    members:
+      - {name: vm1-2026-11-22-incremental.disk0, device: disk0, status: concluded,
+         outcome: succeeded, error: null, target: /backup/vm1/2026-11-22-incremental/disk0.qcow2,
+         progress: {current: 2097152, total: 2097152, percent: 100.0}}
+backup:
+  description: What the backup copies where.
+  returned: always
+  type: dict
+  contains:
+    mode:
+      description: C(full), C(incremental) or C(differential).
+      type: str
+    bitmap:
+      description: The chain's bitmap, or null.
+      type: str
+    disks:
+      description: Per disk C(device), C(target), C(format) and C(backing) (the image the target
+        builds on, null for a full backup).
+      type: list
+      elements: dict
+elapsed:
+  description: Seconds spent waiting, when O(wait) is not C(none).
+  returned: when waited
+  type: float
+'''
+
+import typing as t
+
+from ansible_collections.vmjobs.qemu.plugins.module_utils._ansible import run_module
+from ansible_collections.vmjobs.qemu.plugins.module_utils._args import (
+    WAIT,
+    check_timeout,
+)
+from ansible_collections.vmjobs.qemu.plugins.module_utils._backup import Backup
+from ansible_collections.vmjobs.qemu.plugins.module_utils._backup_args import BACKUP
+from ansible_collections.vmjobs.qemu.plugins.module_utils._jobs import JobClient
+
+
+def start(client: JobClient, params: dict[str, t.Any]) -> dict[str, t.Any]:
+    """Start (or find) the named backup and optionally wait for it."""
+    return Backup(client).run(params, params['wait'],
+                              check_timeout(params['wait_timeout'], 'wait_timeout'))
+
+
+def main() -> None:
+    run_module(dict(BACKUP, **WAIT), start)
+
+
+if __name__ == '__main__':
+    main()
