@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import typing as t
 
-from ._chains import COMPANION_SUFFIX, MODES
+from ._chains import COMPANION_SUFFIX, MODES, a_mode
 from ._errors import InvalidArgument
 from ._model import NAME_RE, validate_name
 
@@ -51,7 +51,7 @@ def check_disk(name: str, mode: str, compress: bool, device: str, fmt: str) -> N
     :raise InvalidArgument: an incremental, differential or compressed backup to raw.
     """
     if fmt == 'raw' and mode != 'full':
-        raise _refuse(name, f"disk '{device}': an {mode} backup needs a qcow2 target, which "
+        raise _refuse(name, f"disk '{device}': {a_mode(mode)} backup needs a qcow2 target, which "
                             'records its backing file')
     if fmt == 'raw' and compress:
         raise _refuse(name, f"disk '{device}': compress needs a qcow2 target")
@@ -72,7 +72,7 @@ def backup_params(options: dict[str, t.Any]) -> dict[str, t.Any]:
             raise _refuse(name, f"bitmap names ending in '{COMPANION_SUFFIX}' are kept for the "
                                 f"companion bitmap of each chain (here {bitmap})")
     elif mode != 'full':
-        raise _refuse(name, f'an {mode} backup needs a bitmap')
+        raise _refuse(name, f'{a_mode(mode)} backup needs a bitmap')
     for key in ('speed',):
         if options.get(key) is not None and options[key] < 0:
             raise _refuse(name, f'{key} must not be negative (got {options[key]})')

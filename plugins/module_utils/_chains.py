@@ -48,6 +48,11 @@ Attempt = dict[str, t.Any]
 Record = dict[str, t.Any]
 
 
+def a_mode(mode: str) -> str:
+    """'a full', 'an incremental', 'a differential': for messages."""
+    return ('an ' if mode[0] in 'aeiou' else 'a ') + mode
+
+
 def companion(bitmap: str) -> str:
     """The name of the bitmap that counts the changes since the last full backup."""
     return bitmap + COMPANION_SUFFIX
@@ -179,7 +184,7 @@ def plan_disk(job: str, device: str, mode: str, bitmap: str, attempts: list[Atte
         break
     if full is None:
         raise _refuse(job, f"there is no full backup of disk '{device}' with bitmap '{bitmap}' "
-                           f'to build an {mode} backup on; run a full backup first')
+                           f'to build {a_mode(mode)} backup on; run a full backup first')
     if mode == 'differential' or base is None:
         base = full
     _check_images(job, device, base, attempts, exists)

@@ -183,8 +183,9 @@ def test_differential_outcomes_do_not_matter() -> None:
 @pytest.mark.parametrize('mode', ['incremental', 'differential'])
 def test_no_full_yet(mode: str) -> None:
     message = refusal(mode, [])
-    assert f"there is no full backup of disk 'disk0' with bitmap 'nightly' to build an {mode}" \
-        in message and message.endswith('run a full backup first')
+    assert "there is no full backup of disk 'disk0' with bitmap 'nightly' to build " \
+        f"{_chains.a_mode(mode)} backup on" in message
+    assert message.endswith('run a full backup first')
 
 
 def test_a_full_of_other_disks_does_not_count() -> None:
