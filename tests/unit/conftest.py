@@ -79,3 +79,12 @@ def replies() -> dict[str, t.Any]:
 def nodes_replies() -> dict[str, t.Any]:
     """``qemu-7.2-nodes.json``: a backing chain, a VM's devices, job life cycles, events."""
     return _nodes()
+
+
+_migrate = _load('qemu-7.2-migrate.json')
+
+
+@pytest.fixture
+def migrate_replies() -> dict[str, t.Any]:
+    """``qemu-7.2-migrate.json``: query-migrate replies, by MigrationStatus, of QEMU 7.2."""
+    return _migrate()

@@ -177,6 +177,20 @@ class FakeVM:
         finally:
             self.is_open = False
 
+    def witness(self, entry: Record) -> Record | None:
+        """No destination to ask (see fake_migration.MigratingVM)."""
+        return None
+
+    def finish(self, entry: Record) -> bool:
+        return False
+
+    def migration(self, entry: Record) -> Record | None:
+        """This VM never migrates (see fake_migration.MigratingVM)."""
+        return None
+
+    def migration_verb(self, name: str, verb: str, arguments: dict[str, t.Any]) -> None:
+        raise AssertionError(f'no migration to {verb}')
+
     # -- QEMU's behaviour -----------------------------------------------------------------------
 
     def emit(self, event: str, **data: t.Any) -> None:
@@ -361,6 +375,13 @@ class FakeSession:
     def cleanup(self, entry: Record) -> list[str]:
         self.vm.calls.append(('cleanup', copy.deepcopy(entry)))
         return list(self.vm.kept)
+
+    def migration(self, entry: Record) -> Record | None:
+        return self.vm.migration(entry)
+
+    def migration_verb(self, name: str, verb: str, **arguments: t.Any) -> None:
+        self.vm.calls.append(('migration_verb', name, verb, arguments))
+        self.vm.migration_verb(name, verb, arguments)
 
     def wait_event(self, timeout: float) -> Record | None:
         if not self.vm.events:
