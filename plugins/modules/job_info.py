@@ -23,7 +23,11 @@ options:
     elements: str
     default: []
   type:
-    description: Only jobs of these types (C(stream), C(commit), C(mirror), C(backup), C(create)).
+    description:
+      - Only jobs of these types (C(stream), C(commit), C(mirror), C(backup), C(create),
+        C(migration)).
+      - A multi-disk backup of M(vmjobs.qemu.backup) has type C(backup) and lists its disks in
+        C(members).
     type: list
     elements: str
     default: []
