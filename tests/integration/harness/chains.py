@@ -1,0 +1,105 @@
+"""Backup chains under test: a VM whose disks take guest writes, and the images they should equal.
+
+``Disks`` starts a VM whose virtio disks allow a second writer (``share-rw=on``), so
+that ``qemu-io`` in QEMU's monitor can write through the disk's node as a guest
+would. Every write also goes to a reference copy of the disk that QEMU never
+opens; ``remember(label)`` copies the references, which are then exactly the disks
+at that moment, for ``qemu-img compare`` with a backup read back through its chain.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .nodes import blockdev_args, image_nodes
+from .procs import Daemon
+from .qmp import QMPConnection
+
+
+def shared_disk_args(disks: Mapping[str, Path]) -> list[str]:
+    """``-blockdev``/``-device`` arguments: disk ``X`` on node ``X-fmt``, writable by qemu-io too."""
+    args: list[str] = []
+    for dev, path in disks.items():
+        args += blockdev_args('-blockdev', image_nodes(f'{dev}-fmt', path, file_node=f'{dev}-file'))
+        args += ['-device', f'virtio-blk-pci,drive={dev}-fmt,id={dev},share-rw=on']
+    return args
+
+
+def run(*argv: str) -> str:
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    if proc.returncode:
+        raise AssertionError(f'{" ".join(argv)} failed ({proc.returncode}): {proc.stderr or proc.stdout}')
+    return proc.stdout
+
+
+def compare(image: Path | str, reference: Path | str) -> None:
+    """``qemu-img compare``: the image, read through its backing chain, equals the reference."""
+    run('qemu-img', 'compare', str(image), str(reference))
+
+
+def backing_file(image: Path | str) -> str | None:
+    """The backing file name recorded in a qcow2 header (as written, maybe relative)."""
+    info: dict[str, Any] = json.loads(run('qemu-img', 'info', '-U', '--output=json', str(image)))
+    return info.get('backing-filename')
+
+
+class Disks:
+    """A VM with disks ``disk0``, ``disk1``, ... and a reference copy of each.
+
+    :param vm: the ``vm`` fixture.
+    :param make_image: the ``make_image`` fixture.
+    :param workdir: the ``workdir`` fixture.
+    :param patterns: one disk per byte value, filled with it.
+    """
+
+    def __init__(self, vm: Callable[..., Daemon], make_image: Callable[..., Path], workdir: Path,
+                 patterns: tuple[int, ...] = (0x11, 0x22), size: str = '8M', name: str = 'vm') -> None:
+        self.workdir = workdir
+        self.images = {f'disk{i}': make_image(f'{name}-disk{i}.qcow2', size, pattern=p)
+                       for i, p in enumerate(patterns)}
+        self.references = {}
+        for dev, image in self.images.items():
+            self.references[dev] = workdir / f'{name}-{dev}.ref.qcow2'
+            shutil.copyfile(image, self.references[dev])
+        self.daemon = vm(name=name, extra_args=shared_disk_args(self.images))
+        self.obs = QMPConnection(self.daemon.obs_sock).connect()
+
+    def close(self) -> None:
+        self.obs.close()
+
+    def write(self, device: str, pattern: int | None, offset: str, length: str) -> None:
+        """Write ``pattern`` (``None``: zeroes) through the disk, and into its reference."""
+        command = f'write -z {offset} {length}' if pattern is None else \
+            f'write -P {pattern} {offset} {length}'
+        node = f'{device}-fmt'
+        out = str(self.obs.cmd('human-monitor-command',
+                               {'command-line': f'qemu-io {node} "{command}"'}))
+        if out.strip():  # qemu-io prints to QEMU's stdout; the reply carries only errors
+            raise AssertionError(f'qemu-io {node} "{command}": {out.strip()}')
+        run('qemu-io', '-f', 'qcow2', '-c', command, str(self.references[device]))
+
+    def remember(self, label: str) -> dict[str, Path]:
+        """Copies of the references: the disks as they are now."""
+        folder = self.workdir / 'refs' / label
+        folder.mkdir(parents=True)
+        copies = {}
+        for dev, reference in self.references.items():
+            copies[dev] = folder / f'{dev}.qcow2'
+            shutil.copyfile(reference, copies[dev])
+        return copies
+
+    def bitmaps(self, device: str) -> dict[str, dict[str, Any]]:
+        """The dirty bitmaps of a disk's node, by name."""
+        for node in self.obs.cmd('query-named-block-nodes', flat=True):
+            if node['node-name'] == f'{device}-fmt':
+                return {b['name']: b for b in node.get('dirty-bitmaps') or []}
+        raise LookupError(device)
+
+    def attached_by_collection(self) -> list[str]:
+        return [n['node-name'] for n in self.obs.cmd('query-named-block-nodes', flat=True)
+                if n['node-name'].startswith('vj')]
