@@ -31,6 +31,9 @@ class VmjobsError(Exception):
     :param job: the job name the error is about, if any.
     """
 
+    #: Whether something was changed before the error (a job started, then its wait failed).
+    changed = False
+
     def __init__(self, message: str, job: str | None = None) -> None:
         super().__init__(message)
         self.message = message
@@ -91,7 +94,7 @@ class JobTimeout(VmjobsError):
         self.elapsed = elapsed
 
     def result(self) -> dict[str, t.Any]:
-        return {'jobs': self.records, 'elapsed': round(self.elapsed, 3)}
+        return {'jobs': self.records, 'elapsed': round(self.elapsed, 3), 'timed_out': True}
 
 
 class LedgerError(VmjobsError):

@@ -238,7 +238,12 @@ class JobClient:
                 return Result(changed, [record])
             # Wait on the session that started the job: it has every event since. The
             # wait closes it after its first stretch (QMP serves one client at a time).
-            waited = self.wait([name], wait, wait_timeout, first=handover(session, keep.pop_all()))
+            try:
+                waited = self.wait([name], wait, wait_timeout,
+                                   first=handover(session, keep.pop_all()))
+            except VmjobsError as err:
+                err.changed = changed  # the job was started all the same
+                raise
         return Result(changed, waited.records, waited.elapsed)
 
     def _start_locked(self, session: Session, name: str, params: dict[str, t.Any],

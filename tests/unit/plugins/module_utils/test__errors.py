@@ -76,8 +76,8 @@ def test_job_failed_reports_the_records() -> None:
 def test_job_timeout_reports_records_and_elapsed(elapsed: float, shown: float) -> None:
     records: list[dict[str, t.Any]] = [{'name': 'b1', 'status': 'running'}]
     err = JobTimeout('timed out', 'b1', records, elapsed)
-    assert err.result() == {'jobs': records, 'elapsed': shown}
-    assert JobTimeout('timed out').result() == {'jobs': [], 'elapsed': 0.0}
+    assert err.result() == {'jobs': records, 'elapsed': shown, 'timed_out': True}
+    assert JobTimeout('timed out').result() == {'jobs': [], 'elapsed': 0.0, 'timed_out': True}
 
 
 def test_backend_error_keeps_qemus_class_and_text(replies: dict[str, t.Any]) -> None:

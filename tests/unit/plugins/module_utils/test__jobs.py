@@ -574,7 +574,8 @@ def test_a_timeout_carries_the_last_records(client: JobClient, vm: FakeVM,
     assert [(r['name'], r['status']) for r in error.records] == [('m1', 'ready'),
                                                                  ('b1', 'running')]
     assert 5.0 <= error.elapsed < 6.0
-    assert error.result() == {'jobs': error.records, 'elapsed': round(error.elapsed, 3)}
+    assert error.result() == {'jobs': error.records, 'elapsed': round(error.elapsed, 3),
+                              'timed_out': True}
 
 
 def test_timeout_zero_queries_once(client: JobClient, vm: FakeVM) -> None:
@@ -709,3 +710,14 @@ def test_recorded_events_are_understood(client: JobClient, ledger: CheckedLedger
 def test_wait_for_a_dismissed_job_to_be_absent(client: JobClient, ledger: CheckedLedger) -> None:
     tombstone(ledger, 'b1')
     assert client.wait(['b1'], 'absent', 5.0).record['dismissed'] is True
+
+
+def test_a_start_whose_wait_times_out_still_changed(client: JobClient, vm: FakeVM) -> None:
+    vm.frozen.add('b1')
+    with pytest.raises(JobTimeout) as err:
+        start(client, 'b1', wait='concluded')
+    assert err.value.changed is True, 'the job was started: the failed task reports changed'
+    vm.frozen.clear()
+    with pytest.raises(JobTimeout) as again:
+        client.start('b1', params('b1'), 'concluded', 0.0)
+    assert again.value.changed is False
