@@ -18,11 +18,15 @@ from ._errors import BackendError, MonitorBusy, TransportError
 
 try:
     from qemu.qmp import ConnectError, ExecuteError, QMPClient, QMPError
+    from qemu.qmp.qmp_client import GreetingError, NegotiationError
     HAS_QMP = True
     QMP_IMPORT_ERROR: ImportError | None = None
 except ImportError as err:  # pragma: no cover - reported by the modules
     HAS_QMP = False
     QMP_IMPORT_ERROR = err
+
+#: Connections tried when QEMU interleaves an event with the greeting (see connect).
+NEGOTIATION_ATTEMPTS = 5
 
 
 class Monitor:
@@ -62,21 +66,29 @@ class Monitor:
         """
         if not os.path.exists(self.path):
             raise TransportError(f'no QMP socket at {self.path}: is the VM running?')
-        self._loop = asyncio.new_event_loop()
-        self._client = QMPClient('vmjobs')
-        try:
-            self._run(self._client.connect(self.path), self.connect_timeout)
-        except asyncio.TimeoutError:
-            self.close()
-            raise MonitorBusy(
-                f'QMP monitor {self.path} sent no greeting within {self.connect_timeout:.1f}s: another client holds it '
-                '(QMP serves one client at a time)') from None
-        except ConnectError as err:
-            self.close()
-            raise TransportError(f'cannot connect to QMP socket {self.path}: {err.exc if err.exc else err}') from err
-        except (QMPError, OSError) as err:
-            self.close()
-            raise TransportError(f'cannot connect to QMP socket {self.path}: {err}') from err
+        for attempt in range(NEGOTIATION_ATTEMPTS):
+            self._loop = asyncio.new_event_loop()
+            self._client = QMPClient('vmjobs')
+            try:
+                self._run(self._client.connect(self.path), self.connect_timeout)
+                return
+            except asyncio.TimeoutError:
+                self.close()
+                raise MonitorBusy(
+                    f'QMP monitor {self.path} sent no greeting within {self.connect_timeout:.1f}s: another client holds it '
+                    '(QMP serves one client at a time)') from None
+            except ConnectError as err:
+                self.close()
+                # QEMU may send an event (e.g. JOB_STATUS_CHANGE) before its greeting or
+                # before its reply to qmp_capabilities, which qemu.qmp takes for a failed
+                # session: a new connection is a new negotiation.
+                if isinstance(err.exc, (GreetingError, NegotiationError)) and \
+                        attempt + 1 < NEGOTIATION_ATTEMPTS:
+                    continue
+                raise TransportError(f'cannot connect to QMP socket {self.path}: {err.exc if err.exc else err}') from err
+            except (QMPError, OSError) as err:
+                self.close()
+                raise TransportError(f'cannot connect to QMP socket {self.path}: {err}') from err
 
     def execute(self, command: str, arguments: dict[str, t.Any] | None = None) -> t.Any:
         """Run one QMP command and return its ``return`` value.

@@ -1,0 +1,115 @@
+# Copyright (c) vmjobs.qemu contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Unit tests for plugins/module_utils/_qmp.py against a scripted QMP server (no QEMU)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+import threading
+import typing as t
+
+import pytest
+from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import TransportError
+from ansible_collections.vmjobs.qemu.plugins.module_utils._qmp import (
+    NEGOTIATION_ATTEMPTS,
+    Monitor,
+)
+
+GREETING = {'QMP': {'version': {'qemu': {'major': 7, 'minor': 2, 'micro': 0}, 'package': ''},
+                    'capabilities': ['oob']}}
+EVENT = {'timestamp': {'seconds': 1, 'microseconds': 0}, 'event': 'JOB_STATUS_CHANGE',
+         'data': {'status': 'waiting', 'id': 'j1'}}
+
+
+class ScriptedQmp:
+    """A QMP server whose first ``interleave`` sessions get an event before the greeting
+    (``early``) or before the ``qmp_capabilities`` reply, as QEMU 7.2 sends them while a
+    job changes status."""
+
+    def __init__(self, path: str, interleave: int, early: bool = False) -> None:
+        self.interleave = interleave
+        self.early = early
+        self.sessions = 0
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(path)
+        self.server.listen(8)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            with conn:
+                self.sessions += 1
+                interleave = self.sessions <= self.interleave
+                self._session(conn, interleave and not self.early, interleave and self.early)
+
+    @staticmethod
+    def _session(conn: socket.socket, interleave: bool, early: bool) -> None:
+        def send(message: dict[str, t.Any]) -> None:
+            conn.sendall(json.dumps(message).encode() + b'\n')
+        if early:
+            send(EVENT)
+        send(GREETING)
+        decoder = json.JSONDecoder()
+        buffer = ''
+        while True:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return
+            buffer += chunk.decode()
+            while buffer.strip():  # QMP is a stream of JSON values, not of lines
+                try:
+                    request, end = decoder.raw_decode(buffer.lstrip())
+                except ValueError:
+                    break
+                buffer = buffer.lstrip()[end:]
+                reply: dict[str, t.Any] = {'return': {}}
+                if 'id' in request:
+                    reply['id'] = request['id']
+                if request['execute'] == 'qmp_capabilities' and interleave:
+                    send(EVENT)
+                elif request['execute'] == 'query-jobs':
+                    reply['return'] = []
+                send(reply)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.fixture
+def sock_path() -> t.Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix='vj-') as top:
+        yield os.path.join(top, 'qmp.sock')
+
+
+@pytest.mark.parametrize('early', [False, True], ids=['before-reply', 'before-greeting'])
+def test_an_interleaved_event_is_survived(sock_path: str, early: bool) -> None:
+    server = ScriptedQmp(sock_path, interleave=2, early=early)
+    try:
+        with Monitor(sock_path, connect_timeout=5) as monitor:
+            assert monitor.execute('query-jobs') == []
+        assert server.sessions == 3
+    finally:
+        server.close()
+
+
+def test_a_monitor_that_never_negotiates_is_reported(sock_path: str) -> None:
+    server = ScriptedQmp(sock_path, interleave=NEGOTIATION_ATTEMPTS)
+    try:
+        with pytest.raises(TransportError, match='cannot connect to QMP socket'):
+            Monitor(sock_path, connect_timeout=5).connect()
+        assert server.sessions == NEGOTIATION_ATTEMPTS
+    finally:
+        server.close()
+
+
+def test_no_socket(sock_path: str) -> None:
+    with pytest.raises(TransportError, match='no QMP socket at'):
+        Monitor(sock_path).connect()
