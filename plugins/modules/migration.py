@@ -153,6 +153,18 @@ job:
   returned: always
   type: dict
   contains:
+    status:
+      description: The job status QEMU's MigrationStatus maps to.
+      type: str
+    raw_status:
+      description: QEMU's MigrationStatus.
+      type: str
+    outcome:
+      description: V(succeeded), V(failed) or V(canceled) once concluded, else V(null).
+      type: str
+    error:
+      description: QEMU's error text (C(error-desc)) when the migration failed.
+      type: str
     progress:
       description:
         - RAM copied (C(current) = total - remaining) of C(total), C(percent), the transfer
