@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: backup
 short_description: Back up several disks of a QEMU VM at one point in time, full, incremental or differential
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Starts one backup of several disks under a name you choose, unique per VM, and is idempotent by
     that name like M(vmjobs.qemu.block_job). If the name exists with the same parameters the backup

@@ -1,0 +1,89 @@
+"""The vmjobs.qemu.backup role through playbooks/backup.yml, for a group of two real VMs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from harness import REPO, assert_ok
+from harness.chains import Disks, backing_file, compare
+
+PLAYBOOK = REPO / 'playbooks' / 'backup.yml'
+
+
+@pytest.fixture
+def vms(vm, make_image, workdir):
+    made = {'vm1': Disks(vm, make_image, workdir, name='vm1'),
+            'vm2': Disks(vm, make_image, workdir, patterns=(0x33, 0x44), name='vm2')}
+    yield made
+    for disks in made.values():
+        disks.close()
+
+
+def changed(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
+    """``changed=N`` of every host in the play recap."""
+    return {host: int(n) for host, n in re.findall(r'^(\S+)\s+: ok=\d+\s+changed=(\d+)',
+                                                    result.stdout, re.MULTILINE)}
+
+
+def test_role_backs_up_a_group_of_vms_in_chains(vms, workdir, run_playbook, ledger_dir,
+                                                small_fs):
+    backups, small = workdir / 'backup', small_fs('12M')
+    inventory = workdir / 'inventory.ini'
+    inventory.write_text(
+        '[vms]\n'
+        f"vm1 backup_socket={vms['vm1'].daemon.sock} backup_dir={backups}\n"
+        f"vm2 backup_socket={vms['vm2'].daemon.sock} backup_dir={small} "
+        "backup_disks='[\"disk1\"]'\n"
+        '[vms:vars]\n'
+        f'backup_ledger_dir={ledger_dir}\n')
+
+    def play(**extra) -> subprocess.CompletedProcess[str]:
+        return run_playbook(PLAYBOOK, dict({'backup_keep_chains': 1}, **extra), '-i',
+                            str(inventory))
+
+    def run_dir(vm: str, chain: str, run: str) -> Path:
+        return (small if vm == 'vm2' else backups) / vm / f'chain-{chain}' / run
+
+    first = play(backup_mode='full', backup_stamp='2026-11-21')
+    assert_ok(first)
+    assert changed(first)['vm1'] > 0 and changed(first)['vm2'] > 0
+    full = {vm: disks.remember(f'{vm}-full') for vm, disks in vms.items()}
+    assert sorted(p.name for p in run_dir('vm1', '2026-11-21', '2026-11-21-full').iterdir()) == [
+        'disk0.qcow2', 'disk1.qcow2']
+    assert [p.name for p in run_dir('vm2', '2026-11-21', '2026-11-21-full').iterdir()] == [
+        'disk1.qcow2'], 'only the listed disk'
+    for disks in vms.values():
+        assert disks.obs.cmd('query-jobs') == [] and disks.attached_by_collection() == [], \
+            'the role dismisses the backup'
+
+    again = play(backup_mode='full', backup_stamp='2026-11-21')
+    assert_ok(again)
+    assert changed(again) == {'vm1': 0, 'vm2': 0}, again.stdout
+
+    # vm2's backups live on a small file system: its incremental runs out of space.
+    vms['vm1'].write('disk0', 0x55, '2M', '1M')
+    vms['vm2'].write('disk1', 0x66, '0', '8M')
+    third = play(backup_mode='incremental', backup_stamp='2026-11-22')
+    assert third.returncode != 0
+    assert "job 'backup-vm2-2026-11-22-incremental' failed: disk1: No space left on device" \
+        in third.stdout, third.stdout
+    assert not run_dir('vm2', '2026-11-21', '2026-11-22-incremental').exists(), \
+        'the failed backup is removed'
+    assert vms['vm2'].obs.cmd('query-jobs') == [] and vms['vm2'].attached_by_collection() == []
+    inc = run_dir('vm1', '2026-11-21', '2026-11-22-incremental')
+    assert backing_file(inc / 'disk0.qcow2') == '../2026-11-21-full/disk0.qcow2'
+    incremental = vms['vm1'].remember('vm1-incremental')
+    for dev in ('disk0', 'disk1'):
+        compare(run_dir('vm1', '2026-11-21', '2026-11-21-full') / f'{dev}.qcow2', full['vm1'][dev])
+        compare(inc / f'{dev}.qcow2', incremental[dev])
+    compare(run_dir('vm2', '2026-11-21', '2026-11-21-full') / 'disk1.qcow2', full['vm2']['disk1'])
+
+    vms['vm1'].write('disk1', 0x77, '4M', '1M')
+    assert_ok(play(backup_mode='full', backup_stamp='2026-11-23', backup_hosts='vm1'))
+    assert [p.name for p in (backups / 'vm1').iterdir()] == ['chain-2026-11-23'], \
+        'the older chain is deleted whole'
+    compare(run_dir('vm1', '2026-11-23', '2026-11-23-full') / 'disk1.qcow2',
+            vms['vm1'].remember('vm1-full2')['disk1'])
