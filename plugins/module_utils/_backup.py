@@ -41,8 +41,12 @@ class Backup:
 
     def __init__(self, client: JobClient, exists: t.Callable[[str], bool] = os.path.exists) -> None:
         self.client = client
-        self.chains = chain_ledger(client.ledger)
         self.exists = exists
+
+    @property
+    def chains(self) -> Ledger:
+        """Where the VM's chains are kept (a QMP VM's ledger has a root and a scope)."""
+        return chain_ledger(self.client.ledger)
 
     def run(self, options: dict[str, t.Any], wait: str | None = None,
             wait_timeout: float = 300.0) -> dict[str, t.Any]:
@@ -57,7 +61,7 @@ class Backup:
         name = options['name']
         params = backup_params(options)
         with self.client.backend.session() as session:
-            graph = _qmp_backup.inspect(session)
+            graph = _qmp_backup.inspect(session, name)
         planned: list[Record] = []
 
         def prepare(records: dict[str, Record], entries: dict[str, Record]) -> dict[str, t.Any]:

@@ -23,6 +23,9 @@ VERB_COMMANDS = {
     'complete': 'job-complete', 'finalize': 'job-finalize', 'dismiss': 'job-dismiss',
 }
 
+#: QEMU's texts for a node that does not exist (7.2 says "Failed to find node with node-name=...").
+GONE = ('not found', 'cannot find', 'failed to find')
+
 
 class QmpSession:
     """One QMP connection used by the job client for one operation."""
@@ -67,7 +70,8 @@ class QmpSession:
     def cleanup(self, entry: Record) -> list[str]:
         """Detach the nodes a start attached, unless a device now uses them.
 
-        A file the start created is removed only if the job never started
+        Files the start created (``created_file``, and ``created_files`` of a
+        multi-disk backup) are removed only if the job never started
         (``entry['state'] == 'starting'``).
         """
         kept = []
@@ -80,13 +84,14 @@ class QmpSession:
             try:
                 self.monitor.execute('blockdev-del', {'node-name': node})
             except BackendError as err:
-                if 'not found' not in err.desc.lower() and 'cannot find' not in err.desc.lower():
+                if not any(gone in err.desc.lower() for gone in GONE):
                     kept.append(node)
                     in_use.add(node)
-        created = entry.get('created_file')
-        if created and entry.get('state') == 'starting' and not kept:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(created)
+        created = [entry.get('created_file'), *(entry.get('created_files') or [])]
+        if entry.get('state') == 'starting' and not kept:
+            for path in dict.fromkeys(p for p in created if p):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
         return kept
 
     def wait_event(self, timeout: float) -> Record | None:

@@ -30,15 +30,16 @@ PERF_KEYS = {'use_copy_range': 'use-copy-range', 'max_workers': 'max-workers',
 
 # -- reading the block graph (pure) ---------------------------------------------------------------
 
-def inspect(session: Session) -> dict[str, list[Node]]:
+def inspect(session: Session, job: str) -> dict[str, list[Node]]:
     """The VM's block graph: ``{'blocks': query-block, 'nodes': query-named-block-nodes}``.
 
-    :raise InvalidArgument: the session does not speak QMP.
+    :raise InvalidArgument: the session does not speak QMP (a libvirt domain).
     :raise BackendError: QEMU refused a query.
     """
     monitor = getattr(session, 'monitor', None)
     if monitor is None:
-        raise InvalidArgument('multi-disk backups need a QMP socket')
+        raise InvalidArgument(f"job '{job}': the backup module works over a QMP socket (socket), "
+                              'not yet through libvirt (domain)', job)
     return {'blocks': monitor.execute('query-block'),
             'nodes': monitor.execute('query-named-block-nodes', {'flat': True})}
 
@@ -186,8 +187,7 @@ class _Attached:
         self.save()
 
     def save(self) -> None:
-        self.note(attached=list(self.nodes), created_files=list(self.files),
-                  created_file=self.files[0] if len(self.files) == 1 else None)
+        self.note(attached=list(self.nodes), created_files=list(self.files))
 
     def member_note(self, fmt_node: str) -> Note:
         """A note for ``_qmp_start.create_image``: format node first, for detaching."""

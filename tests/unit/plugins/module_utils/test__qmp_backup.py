@@ -18,7 +18,11 @@ import re
 import typing as t
 
 import pytest
-from ansible_collections.vmjobs.qemu.plugins.module_utils import _nodes, _qmp_backup
+from ansible_collections.vmjobs.qemu.plugins.module_utils import (
+    _nodes,
+    _qmp_backend,
+    _qmp_backup,
+)
 from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
     BackendError,
     InvalidArgument,
@@ -339,12 +343,36 @@ def test_start_probes_the_schema_only_for_perf(rec: Record, tmp_path: pathlib.Pa
     assert 'query-qmp-schema' not in mon.commands()
 
 
+def test_cleanup_of_an_interrupted_group_start(rec: Record, tmp_path: pathlib.Path) -> None:
+    """The next start of the name cleans up after a start that died half-way."""
+    made = [tmp_path / 'disk0.qcow2', tmp_path / 'disk1.qcow2']
+    for path in made:
+        path.write_text('')
+    fmt1 = _nodes.target_node_names('b1.disk1')[0]
+    mon = FakeMonitor(rec)
+    execute = mon.execute
+
+    def missing_fmt1(command: str, arguments: Record | None = None) -> t.Any:
+        if command == 'blockdev-del' and arguments == {'node-name': fmt1}:
+            raise BackendError(command, 'GenericError', rec['errors']['blockdev-del missing']
+                               ['desc'].replace('nonexistent', fmt1))
+        return execute(command, arguments)
+
+    mon.execute = missing_fmt1  # type: ignore[method-assign]
+    attached = [*_nodes.target_node_names('b1.disk0'), *_nodes.target_node_names('b1.disk1')]
+    kept = _qmp_backend.QmpSession(t.cast(t.Any, mon)).cleanup({
+        'state': 'starting', 'attached': attached, 'created_files': [str(p) for p in made]})
+    assert kept == [], "a node QEMU never had is not kept ('Failed to find node ...')"
+    assert not any(path.exists() for path in made)
+
+
 def test_inspect_needs_a_qmp_session(rec: Record) -> None:
     class Session:
         monitor = FakeMonitor(rec)
 
-    graph = _qmp_backup.inspect(t.cast(t.Any, Session()))
+    graph = _qmp_backup.inspect(t.cast(t.Any, Session()), 'b1')
     assert graph['blocks'] == rec['vm']['query-block'] and graph['nodes'] == rec['vm'][FLAT]
-    with pytest.raises(InvalidArgument, match='need a QMP socket'):
-        _qmp_backup.inspect(t.cast(t.Any, object()))
+    with pytest.raises(InvalidArgument, match="^job 'b1': the backup module works over a QMP "
+                                              r'socket \(socket\), not yet through libvirt'):
+        _qmp_backup.inspect(t.cast(t.Any, object()), 'b1')
 
