@@ -33,6 +33,9 @@ BACKUP: dict[str, dict[str, t.Any]] = {
         'max_chunk': {'type': 'int'},
         'use_copy_range': {'type': 'bool'},
     }},
+    # A backup never becomes ready and finalizes itself: only these two make sense.
+    'wait': {'type': 'str', 'default': 'none', 'choices': ['none', 'concluded']},
+    'wait_timeout': {'type': 'float', 'default': 300.0},
 }
 
 

@@ -39,7 +39,6 @@ author:
   - vmjobs.qemu contributors (@vmjobs)
 extends_documentation_fragment:
   - vmjobs.qemu.connection
-  - vmjobs.qemu.wait
 options:
   name:
     description:
@@ -116,6 +115,20 @@ options:
       use_copy_range:
         description: Let QEMU use C(copy_file_range) and similar offloads.
         type: bool
+  wait:
+    description:
+      - V(concluded) waits until the backup has concluded, and fails unless it succeeded, with
+        QEMU's error text of the member that failed.
+      - V(none) returns once the backup has started; wait later with M(vmjobs.qemu.job_wait).
+    type: str
+    choices: [none, concluded]
+    default: none
+  wait_timeout:
+    description:
+      - Seconds to wait when O(wait=concluded). On timeout the task fails and returns the last
+        record seen; the backup goes on.
+    type: float
+    default: 300.0
 notes:
   - Check mode plans the backup in its chain, and refuses it when a real run would. It starts
     nothing and writes nothing.
@@ -227,10 +240,7 @@ elapsed:
 import typing as t
 
 from ansible_collections.vmjobs.qemu.plugins.module_utils._ansible import run_module
-from ansible_collections.vmjobs.qemu.plugins.module_utils._args import (
-    WAIT,
-    check_timeout,
-)
+from ansible_collections.vmjobs.qemu.plugins.module_utils._args import check_timeout
 from ansible_collections.vmjobs.qemu.plugins.module_utils._backup import Backup
 from ansible_collections.vmjobs.qemu.plugins.module_utils._backup_args import BACKUP
 from ansible_collections.vmjobs.qemu.plugins.module_utils._jobs import JobClient
@@ -243,7 +253,7 @@ def start(client: JobClient, params: dict[str, t.Any]) -> dict[str, t.Any]:
 
 
 def main() -> None:
-    run_module(dict(BACKUP, **WAIT), start)
+    run_module(BACKUP, start)
 
 
 if __name__ == '__main__':

@@ -24,8 +24,8 @@ def vms(vm, make_image, workdir):
 
 def changed(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
     """``changed=N`` of every host in the play recap."""
-    return {host: int(n) for host, n in re.findall(r'^(\S+)\s+: ok=\d+\s+changed=(\d+)',
-                                                    result.stdout, re.MULTILINE)}
+    recap = re.findall(r'^(\S+)\s+: ok=\d+\s+changed=(\d+)', result.stdout, re.MULTILINE)
+    return {host: int(n) for host, n in recap}
 
 
 def test_role_backs_up_a_group_of_vms_in_chains(vms, workdir, run_playbook, ledger_dir,

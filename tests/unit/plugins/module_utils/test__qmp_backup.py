@@ -63,7 +63,7 @@ class FakeMonitor:
                 'query-jobs': []}.get(command, {})
 
     def commands(self) -> list[str]:
-        return [command for command, _ in self.calls]
+        return [call[0] for call in self.calls]
 
     def wait_event(self, timeout: float) -> None:
         return None
@@ -139,13 +139,14 @@ def test_check_bitmap_refuses_an_inconsistent_bitmap(rec: Record) -> None:
 def test_reset_clears_usable_bitmaps_and_replaces_others(rec: Record) -> None:
     nodes = rec['vm'][FLAT]
     names = ['nightly', 'nightly.full', 'old']
-    assert _qmp_backup.reset_actions('disk0-fmt', names[:2],
-                                     _qmp_backup.bitmaps(nodes, 'disk0-fmt')) == ([], [
+    disk0 = _qmp_backup.reset_actions('disk0-fmt', names[:2],
+                                      _qmp_backup.bitmaps(nodes, 'disk0-fmt'))
+    assert disk0 == ([], [
         {'type': 'block-dirty-bitmap-clear', 'data': {'node': 'disk0-fmt', 'name': 'nightly'}},
         {'type': 'block-dirty-bitmap-clear',
          'data': {'node': 'disk0-fmt', 'name': 'nightly.full'}}])
-    assert _qmp_backup.reset_actions('disk1-fmt', names,
-                                     _qmp_backup.bitmaps(nodes, 'disk1-fmt')) == (['old'], [
+    disk1 = _qmp_backup.reset_actions('disk1-fmt', names, _qmp_backup.bitmaps(nodes, 'disk1-fmt'))
+    assert disk1 == (['old'], [
         {'type': 'block-dirty-bitmap-clear', 'data': {'node': 'disk1-fmt', 'name': 'nightly'}},
         {'type': 'block-dirty-bitmap-add',
          'data': {'node': 'disk1-fmt', 'name': 'nightly.full', 'persistent': True}},
@@ -375,4 +376,3 @@ def test_inspect_needs_a_qmp_session(rec: Record) -> None:
     with pytest.raises(InvalidArgument, match="^job 'b1': the backup module works over a QMP "
                                               r'socket \(socket\), not yet through libvirt'):
         _qmp_backup.inspect(t.cast(t.Any, object()), 'b1')
-
