@@ -17,7 +17,7 @@ from ._model import validate_name
 
 MIGRATION: dict[str, dict[str, t.Any]] = {
     'name': {'type': 'str', 'required': True},
-    'uri': {'type': 'str'},
+    'dest_uri': {'type': 'str'},
     'dest_socket': {'type': 'path'},
     'bandwidth': {'type': 'int'},
     'downtime_limit': {'type': 'int'},
@@ -39,7 +39,7 @@ SCHEMES = ('tcp:', 'unix:', 'exec:')
 #: Schemes a destination can listen on.
 LISTEN_SCHEMES = ('tcp:', 'unix:')
 #: Options passed on to the backend as they are.
-PASSED = ('uri', 'dest_socket', 'bandwidth', 'downtime_limit', 'auto_converge', 'postcopy',
+PASSED = ('dest_uri', 'dest_socket', 'bandwidth', 'downtime_limit', 'auto_converge', 'postcopy',
           'postcopy_after_passes', 'multifd_channels', 'xbzrle_cache_size', 'tls_creds',
           'tls_hostname', 'completion_timeout')
 
@@ -67,13 +67,13 @@ def migration_params(options: dict[str, t.Any]) -> dict[str, t.Any]:
     :raise InvalidArgument: a missing, conflicting or impossible option.
     """
     name = validate_name(options['name'])
-    uri, dest = options.get('uri'), options.get('dest_socket')
+    uri, dest = options.get('dest_uri'), options.get('dest_socket')
     if not uri and not dest:
-        raise _refuse(name, 'give uri (where to migrate to) or dest_socket (a destination '
+        raise _refuse(name, 'give dest_uri (where to migrate to) or dest_socket (a destination '
                             'QEMU started with -incoming defer)')
     if uri and not uri.startswith(LISTEN_SCHEMES if dest else SCHEMES):
         allowed = ', '.join(LISTEN_SCHEMES if dest else SCHEMES)
-        raise _refuse(name, f'uri {uri!r} must start with one of {allowed}'
+        raise _refuse(name, f'dest_uri {uri!r} must start with one of {allowed}'
                             + (' when the destination listens on it' if dest else ''))
     _check_numbers(name, options)
     if options.get('postcopy_after_passes') is not None and not options['postcopy']:

@@ -198,7 +198,7 @@ def record_from_ledger(entry: Record) -> Record:
 def attach_detail(record: Record, entry: Record | None) -> Record:
     """Add the ledger's parameters (device, target, ...) to a live record."""
     params = (entry or {}).get('params') or {}
-    for key in ('device', 'target', 'base', 'top', 'sync', 'bitmap', 'uri', 'dest_socket'):
+    for key in ('device', 'target', 'base', 'top', 'sync', 'bitmap', 'dest_uri', 'dest_socket'):
         if params.get(key) is not None:
             record[key] = params[key]
     for key, shown in (('dest_uri', 'dest_uri'), ('applied', 'actions_taken')):

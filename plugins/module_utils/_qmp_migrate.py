@@ -9,7 +9,6 @@ Capabilities and parameters are probed (``query-migrate-capabilities``,
 
 from __future__ import annotations
 
-import time
 import typing as t
 
 from . import _migration
@@ -127,7 +126,7 @@ def prepare_destination(name: str, dest: Monitor, params: dict[str, t.Any]) -> s
         values = {k: v for k, v in parameters(params).items() if k in DEST_PARAMETERS}
         side = Side(dest, name, 'destination')
         side.configure(caps, values)
-        side._run('migrate-incoming', {'uri': params.get('uri') or 'tcp:127.0.0.1:0'})
+        side._run('migrate-incoming', {'uri': params.get('dest_uri') or 'tcp:127.0.0.1:0'})
         listening = dest.execute('query-migrate').get('socket-address') or []
     if not listening:
         raise VmjobsError(f"job '{name}': the destination QEMU at {dest.path} reports no "
@@ -152,12 +151,11 @@ def start_migration(mon: Monitor, name: str, params: dict[str, t.Any], note: Not
     if run_state['status'] in ('inmigrate', 'postmigrate'):
         raise JobStateError(
             f"job '{name}': the VM is {run_state['status']} and cannot migrate out", name)
-    uri = params.get('uri')
+    uri = params.get('dest_uri')
     if params.get('dest_socket'):
         with Monitor(params['dest_socket'], connect_timeout) as dest:
             uri = prepare_destination(name, dest, params)
-    note(prior=fingerprint(info), dest_uri=uri, started_at=time.time(),
-         source_running=run_state['status'] == 'running')
+    note(prior=fingerprint(info), dest_uri=uri, source_running=run_state['status'] == 'running')
     source = Side(mon, name, 'source')
     source.configure(capabilities(params), parameters(params))
     source._run('migrate', {'uri': uri})

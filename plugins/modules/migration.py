@@ -17,9 +17,9 @@ description:
     the same name reports the running or finished migration (RV(ignore:changed=false)) and never
     starts a second one, also after the source QEMU exited because the migration completed; then
     the ledger, and the destination when O(dest_socket) was given, are the witnesses.
-  - Either migrate to O(uri), or give O(dest_socket), the QMP socket of a destination QEMU started
+  - Either migrate to O(dest_uri), or give O(dest_socket), the QMP socket of a destination QEMU started
     with C(-incoming defer); the module then sets the destination up, runs C(migrate-incoming)
-    there (on O(uri), default C(tcp:127.0.0.1:0), a free port) and migrates to the address it
+    there (on O(dest_uri), default C(tcp:127.0.0.1:0), a free port) and migrates to the address it
     listens on. If the guest ran on the source, it is resumed on the destination once the
     migration succeeded and a task waiting on it sees that.
   - Capabilities and parameters are set on both sides as QEMU requires, and only those this QEMU
@@ -41,11 +41,12 @@ options:
     description: The migration's name, unique per VM (QEMU's id rules).
     type: str
     required: true
-  uri:
+  dest_uri:
     description:
       - Where to migrate to (C(tcp:HOST:PORT), C(unix:PATH) or C(exec:COMMAND)).
       - With O(dest_socket), the address the destination listens on (C(tcp:) or C(unix:); port
         C(0) picks a free one).
+      - Not called C(uri), which names the libvirt connection on every module of the collection.
     type: str
   dest_socket:
     description:
@@ -128,7 +129,7 @@ EXAMPLES = r'''
   vmjobs.qemu.migration:
     socket: /run/vm1/qmp.sock
     name: move-to-hv2
-    uri: tcp:10.0.0.2:4444
+    dest_uri: tcp:10.0.0.2:4444
     postcopy: true
     completion_timeout: 60
     completion_action: postcopy

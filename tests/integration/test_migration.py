@@ -96,7 +96,7 @@ def test_cancel_midway(workdir, pair, run_module):
 
 def test_failure_carries_qemus_words(workdir, pair, run_module):
     source, _dest = pair()
-    args = migrate_args(source, workdir, name='nowhere', uri='tcp:127.0.0.1:9', wait='concluded',
+    args = migrate_args(source, workdir, name='nowhere', dest_uri='tcp:127.0.0.1:9', wait='concluded',
                         wait_timeout=30)
     failed = run_module('migration', args)
     assert failed['failed'] and failed['msg'].startswith("job 'nowhere' failed: ")
@@ -158,18 +158,18 @@ def test_bad_requests_change_nothing(workdir, pair, vm, run_module):
     source, dest = pair()
     not_waiting = vm(name='busy')
     cases = [
-        ({'name': 'x'}, "job 'x': give uri"),
-        ({'name': 'x', 'uri': 'file:/tmp/x'}, 'must start with one of tcp:, unix:, exec:'),
-        ({'name': 'x', 'uri': 'tcp:127.0.0.1:9', 'bandwidth': -1}, 'must not be negative'),
-        ({'name': 'x', 'uri': 'tcp:127.0.0.1:9', 'postcopy_after_passes': 2},
+        ({'name': 'x'}, "job 'x': give dest_uri"),
+        ({'name': 'x', 'dest_uri': 'file:/tmp/x'}, 'must start with one of tcp:, unix:, exec:'),
+        ({'name': 'x', 'dest_uri': 'tcp:127.0.0.1:9', 'bandwidth': -1}, 'must not be negative'),
+        ({'name': 'x', 'dest_uri': 'tcp:127.0.0.1:9', 'postcopy_after_passes': 2},
          'needs postcopy: true'),
         ({'name': 'x', 'dest_socket': str(not_waiting.sock)},
          'is prelaunch, not waiting for an incoming migration'),
         ({'name': 'x', 'dest_socket': str(dest.sock), 'tls_creds': 'nosuch'},
          "the destination QEMU has no object 'nosuch' for tls_creds"),
-        ({'name': 'x', 'uri': 'tcp:127.0.0.1:9', 'tls_creds': 'nosuch'},
+        ({'name': 'x', 'dest_uri': 'tcp:127.0.0.1:9', 'tls_creds': 'nosuch'},
          "the source QEMU has no object 'nosuch' for tls_creds"),
-        ({'name': '../x', 'uri': 'tcp:127.0.0.1:9'}, "invalid job name '../x'"),
+        ({'name': '../x', 'dest_uri': 'tcp:127.0.0.1:9'}, "invalid job name '../x'"),
     ]
     for options, message in cases:
         result = run_module('migration', migrate_args(source, workdir, **options))
@@ -187,7 +187,7 @@ def test_between_two_hosts_over_tcp(workdir, run_module):
         try:
             moved = run_module('migration', migrate_args(
                 source, workdir, name='to-there', dest_socket=str(dest.sock),
-                uri=f'tcp:{there.address}:0', wait='concluded', wait_timeout=60))
+                dest_uri=f'tcp:{there.address}:0', wait='concluded', wait_timeout=60))
             assert not moved['failed'], moved.get('msg')
             assert moved['job']['dest_uri'].startswith(f'tcp:{there.address}:')
             assert moved['job']['outcome'] == 'succeeded'

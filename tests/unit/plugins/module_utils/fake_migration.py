@@ -70,7 +70,7 @@ class MigratingVM(FakeVM):
         if self.migrate.get('status') in _qmp_migrate.UNDER_WAY:
             raise BackendError('migrate', 'GenericError', 'There is a migration process already running')
         note(prior=_qmp_migrate.fingerprint(self.migrate),
-             dest_uri=params.get('uri') or 'tcp:127.0.0.1:4444', source_running=True)
+             dest_uri=params.get('dest_uri') or 'tcp:127.0.0.1:4444', source_running=True)
         self.migrate = reply('setup', TOTAL)
         self.emit('MIGRATION', status='setup')
 

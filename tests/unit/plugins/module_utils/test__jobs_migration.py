@@ -43,7 +43,7 @@ def client(vm: MigratingVM, ledger: CheckedLedger, waiter: Waiter, clock: FakeCl
 
 def params(name: str = 'mig', **options: t.Any) -> dict[str, t.Any]:
     values = {key: spec.get('default') for key, spec in _migration_args.MIGRATION.items()}
-    values.update({'uri': 'tcp:10.0.0.2:4444'}, **options, name=name)
+    values.update({'dest_uri': 'tcp:10.0.0.2:4444'}, **options, name=name)
     return _migration_args.migration_params(values)
 
 
@@ -62,7 +62,7 @@ def test_a_migration_is_a_named_job(client: JobClient, vm: MigratingVM,
     record = result.record
     assert (record['name'], record['type'], record['status'], record['raw_status']) == (
         'mig', 'migration', 'running', 'setup')
-    assert record['uri'] == 'tcp:10.0.0.2:4444' and record['dest_uri'] == 'tcp:10.0.0.2:4444'
+    assert record['dest_uri'] == 'tcp:10.0.0.2:4444' and record['dest_uri'] == 'tcp:10.0.0.2:4444'
     entry = ledger.get('mig')
     assert entry is not None and entry['state'] == 'started' and entry['prior'] is not None
     assert entry['started_at'] == vm.clock()
@@ -77,8 +77,8 @@ def test_a_rerun_reports_the_running_migration(client: JobClient, vm: MigratingV
 
 def test_the_same_name_for_another_destination_conflicts(client: JobClient) -> None:
     migrate(client)
-    with pytest.raises(JobConflict, match=r"uri='tcp:10.0.0.2:4444' \(requested 'tcp:10.0.0.3:1'\)"):
-        migrate(client, uri='tcp:10.0.0.3:1')
+    with pytest.raises(JobConflict, match=r"dest_uri='tcp:10.0.0.2:4444' \(requested 'tcp:10.0.0.3:1'\)"):
+        migrate(client, dest_uri='tcp:10.0.0.3:1')
 
 
 def test_wait_until_concluded_then_finish_once(client: JobClient, vm: MigratingVM,
@@ -107,7 +107,7 @@ def test_after_the_source_exited_the_ledger_answers(client: JobClient, vm: Migra
     with pytest.raises(TransportError, match='no QMP socket'):
         client.list()
     with pytest.raises(JobConflict):
-        migrate(client, uri='tcp:10.0.0.3:1')
+        migrate(client, dest_uri='tcp:10.0.0.3:1')
 
 
 def test_a_name_the_ledger_lacks_still_needs_the_vm(client: JobClient, vm: MigratingVM) -> None:
@@ -147,7 +147,7 @@ def test_qemus_previous_migration_is_not_ours(client: JobClient, vm: MigratingVM
                                               ledger: CheckedLedger) -> None:
     vm.migrate = reply('completed', downtime=3)
     ledger.put({'name': 'mig', 'type': 'migration', 'state': 'starting', 'attached': [],
-                'params': {'type': 'migration', 'uri': 'tcp:10.0.0.2:4444'},
+                'params': {'type': 'migration', 'dest_uri': 'tcp:10.0.0.2:4444'},
                 'started_at': vm.clock(), 'prior': [
                     'completed', 100, 1, TOTAL]})
     record = client.get('mig')[0]

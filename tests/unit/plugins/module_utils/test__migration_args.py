@@ -21,9 +21,9 @@ def options(**given: t.Any) -> Record:
 
 
 def test_a_uri_migration() -> None:
-    params = _migration_args.migration_params(options(uri='tcp:10.0.0.2:4444',
+    params = _migration_args.migration_params(options(dest_uri='tcp:10.0.0.2:4444',
                                                       bandwidth=1 << 30))
-    assert params['type'] == 'migration' and params['uri'] == 'tcp:10.0.0.2:4444'
+    assert params['type'] == 'migration' and params['dest_uri'] == 'tcp:10.0.0.2:4444'
     assert params['bandwidth'] == 1 << 30
     assert params['auto_converge'] is None and params['postcopy'] is None, 'off is unset'
     assert 'completion_action' not in params, 'an action without a timeout means nothing'
@@ -32,35 +32,35 @@ def test_a_uri_migration() -> None:
 def test_a_destination_socket_is_made_absolute(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir('/tmp')
     params = _migration_args.migration_params(options(dest_socket='vm2.sock'))
-    assert params['dest_socket'] == '/tmp/vm2.sock' and params['uri'] is None
+    assert params['dest_socket'] == '/tmp/vm2.sock' and params['dest_uri'] is None
 
 
 def test_a_completion_policy_is_kept() -> None:
     params = _migration_args.migration_params(options(
-        uri='unix:/run/m.sock', postcopy=True, completion_timeout=30.0,
+        dest_uri='unix:/run/m.sock', postcopy=True, completion_timeout=30.0,
         completion_action='postcopy'))
     assert (params['completion_timeout'], params['completion_action']) == (30.0, 'postcopy')
     assert params['postcopy'] is True
 
 
 @pytest.mark.parametrize(('given', 'message'), [
-    ({}, 'give uri (where to migrate to) or dest_socket'),
-    ({'uri': 'file:/tmp/x'}, "uri 'file:/tmp/x' must start with one of tcp:, unix:, exec:"),
-    ({'uri': 'exec:cat', 'dest_socket': '/d.sock'},
+    ({}, 'give dest_uri (where to migrate to) or dest_socket'),
+    ({'dest_uri': 'file:/tmp/x'}, "dest_uri 'file:/tmp/x' must start with one of tcp:, unix:, exec:"),
+    ({'dest_uri': 'exec:cat', 'dest_socket': '/d.sock'},
      'must start with one of tcp:, unix: when the destination listens on it'),
-    ({'uri': 'tcp:h:1', 'bandwidth': -1}, 'bandwidth must not be negative (got -1)'),
-    ({'uri': 'tcp:h:1', 'downtime_limit': -5}, 'downtime_limit must not be negative'),
-    ({'uri': 'tcp:h:1', 'xbzrle_cache_size': -1}, 'xbzrle_cache_size must not be negative'),
-    ({'uri': 'tcp:h:1', 'multifd_channels': 0}, 'multifd_channels must be at least 1 (got 0)'),
-    ({'uri': 'tcp:h:1', 'postcopy': True, 'postcopy_after_passes': 0},
+    ({'dest_uri': 'tcp:h:1', 'bandwidth': -1}, 'bandwidth must not be negative (got -1)'),
+    ({'dest_uri': 'tcp:h:1', 'downtime_limit': -5}, 'downtime_limit must not be negative'),
+    ({'dest_uri': 'tcp:h:1', 'xbzrle_cache_size': -1}, 'xbzrle_cache_size must not be negative'),
+    ({'dest_uri': 'tcp:h:1', 'multifd_channels': 0}, 'multifd_channels must be at least 1 (got 0)'),
+    ({'dest_uri': 'tcp:h:1', 'postcopy': True, 'postcopy_after_passes': 0},
      'postcopy_after_passes must be at least 1'),
-    ({'uri': 'tcp:h:1', 'postcopy_after_passes': 2}, 'postcopy_after_passes needs postcopy'),
-    ({'uri': 'tcp:h:1', 'completion_timeout': 5.0, 'completion_action': 'postcopy'},
+    ({'dest_uri': 'tcp:h:1', 'postcopy_after_passes': 2}, 'postcopy_after_passes needs postcopy'),
+    ({'dest_uri': 'tcp:h:1', 'completion_timeout': 5.0, 'completion_action': 'postcopy'},
      'completion_action postcopy needs postcopy: true'),
-    ({'uri': 'tcp:h:1', 'completion_timeout': 0.0}, 'completion_timeout must be a positive'),
-    ({'uri': 'tcp:h:1', 'completion_timeout': math.inf}, 'completion_timeout must be a positive'),
-    ({'uri': 'tcp:h:1', 'completion_timeout': math.nan}, 'completion_timeout must be a positive'),
-    ({'uri': 'tcp:h:1', 'tls_hostname': 'hv2'}, 'tls_hostname needs tls_creds'),
+    ({'dest_uri': 'tcp:h:1', 'completion_timeout': 0.0}, 'completion_timeout must be a positive'),
+    ({'dest_uri': 'tcp:h:1', 'completion_timeout': math.inf}, 'completion_timeout must be a positive'),
+    ({'dest_uri': 'tcp:h:1', 'completion_timeout': math.nan}, 'completion_timeout must be a positive'),
+    ({'dest_uri': 'tcp:h:1', 'tls_hostname': 'hv2'}, 'tls_hostname needs tls_creds'),
 ])
 def test_bad_options(given: Record, message: str) -> None:
     with pytest.raises(InvalidArgument) as err:
