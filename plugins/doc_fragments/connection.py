@@ -15,8 +15,22 @@ options:
         (C(-qmp unix:PATH,server=on,wait=off) or C(-chardev socket,...) with C(-mon mode=control)).
       - The socket serves one client at a time, so the modules connect for each operation and
         disconnect promptly.
+      - Exactly one of O(socket) and O(domain) is required.
     type: path
-    required: true
+  domain:
+    description:
+      - Name or UUID of a libvirt domain. Its jobs are run through libvirt's own API (never QMP
+        passthrough, so the domain is not tainted), and the job records are kept in the domain's
+        metadata.
+      - A disk (O(vmjobs.qemu.block_job#module:device)) is a target name such as C(vda) or the
+        path of the disk's top image.
+      - Exactly one of O(socket) and O(domain) is required.
+    type: str
+  uri:
+    description:
+      - The libvirt connection URI of O(domain). Defaults to C(qemu:///system).
+      - Not with O(socket).
+    type: str
   connect_timeout:
     description:
       - Seconds allowed for connecting and for QEMU's greeting.
@@ -36,10 +50,12 @@ options:
     type: float
     default: 90.0
 requirements:
-  - qemu.qmp (Python package) on the hypervisor host
-  - QEMU 7.2 or newer
+  - qemu.qmp (Python package) on the hypervisor host, for O(socket)
+  - libvirt-python and lxml (Python packages) on the hypervisor host, for O(domain)
+  - QEMU 7.2 or newer; libvirt 9.0 or newer for O(domain)
 notes:
-  - Modules run on the hypervisor host, where the QMP socket is.
+  - Modules run on the hypervisor host, where the QMP socket or the libvirt daemon is.
+  - O(connect_timeout) applies to QMP sockets only.
 attributes:
   check_mode:
     description: Predicts RV(ignore:changed) from the job's current state; starts and changes nothing.

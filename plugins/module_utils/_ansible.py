@@ -1,6 +1,6 @@
 # Copyright (c) vmjobs.qemu contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The one place where the collection's errors become ``fail_json``.
+"""The one place where the collection's errors become ``fail_json``; backend selection.
 
 This is a private module: its API may change between any two releases.
 """
@@ -11,23 +11,47 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from . import _qmp
-from ._args import CONNECTION, check_timeout
+from . import _libvirt, _libvirt_xml, _qmp
+from ._args import CONNECTION, CONNECTION_RULES, DEFAULT_URI, check_timeout
 from ._errors import VmjobsError
 from ._jobs import JobClient
 from ._ledger import Ledger, default_root
+from ._libvirt_backend import LibvirtBackend
+from ._libvirt_ledger import MetadataLedger
 from ._qmp_backend import QmpBackend
 
 Body = t.Callable[[JobClient, dict[str, t.Any]], dict[str, t.Any]]
 
 
 def make_client(params: dict[str, t.Any], check_mode: bool) -> JobClient:
-    """A job client for the VM the connection options name (no I/O yet)."""
-    backend = QmpBackend(params['socket'], check_timeout(params['connect_timeout'],
-                                                         'connect_timeout'))
-    ledger = Ledger(params['ledger_dir'] or default_root(), backend.scope,
-                    check_timeout(params['ledger_retention'], 'ledger_retention'))
-    return JobClient(backend, ledger, check_mode=check_mode)
+    """A job client for the VM the connection options name (no I/O yet).
+
+    ``socket`` gives a QMP backend with a ledger of files; ``domain`` a libvirt
+    backend whose ledger is the domain's metadata.
+    """
+    root = params['ledger_dir'] or default_root()
+    retention = check_timeout(params['ledger_retention'], 'ledger_retention')
+    if params.get('domain'):
+        backend = LibvirtBackend(params.get('uri') or DEFAULT_URI, params['domain'], check_mode)
+        ledger = MetadataLedger(backend, root, backend.scope, retention)
+        backend.ledger = ledger
+        return JobClient(backend, t.cast(Ledger, ledger), check_mode=check_mode)
+    qmp = QmpBackend(params['socket'], check_timeout(params['connect_timeout'],
+                                                     'connect_timeout'))
+    return JobClient(qmp, Ledger(root, qmp.scope, retention), check_mode=check_mode)
+
+
+def missing_library(params: dict[str, t.Any]) -> tuple[str, ImportError | None] | None:
+    """The Python package the chosen backend needs and cannot import, if any."""
+    if params.get('domain'):
+        if not _libvirt.HAS_LIBVIRT:
+            return 'libvirt-python', _libvirt.LIBVIRT_IMPORT_ERROR
+        if not _libvirt_xml.HAS_LXML:
+            return 'lxml', _libvirt_xml.LXML_IMPORT_ERROR
+        return None
+    if not _qmp.HAS_QMP:
+        return 'qemu.qmp', _qmp.QMP_IMPORT_ERROR
+    return None
 
 
 def run_module(argument_spec: dict[str, dict[str, t.Any]], body: Body) -> None:
@@ -37,13 +61,13 @@ def run_module(argument_spec: dict[str, dict[str, t.Any]], body: Body) -> None:
     :class:`VmjobsError` becomes a one-line ``fail_json``.
     """
     module = AnsibleModule(argument_spec=dict(CONNECTION, **argument_spec),
-                           supports_check_mode=True)
-    if not _qmp.HAS_QMP:
-        module.fail_json(msg=missing_required_lib('qemu.qmp'),
-                         exception=str(_qmp.QMP_IMPORT_ERROR))
+                           supports_check_mode=True, **CONNECTION_RULES)
+    missing = missing_library(module.params)
+    if missing is not None:
+        module.fail_json(msg=missing_required_lib(missing[0]), exception=str(missing[1]))
     try:
         client = make_client(module.params, module.check_mode)
         result = body(client, module.params)
     except VmjobsError as err:
-        module.fail_json(msg=str(err), changed=err.changed, **err.result())
+        module.fail_json(msg=str(err), **err.result())
     module.exit_json(**result)

@@ -15,11 +15,21 @@ from ._errors import InvalidArgument
 from ._model import WAIT_TARGETS, validate_name
 
 CONNECTION: dict[str, dict[str, t.Any]] = {
-    'socket': {'type': 'path', 'required': True},
+    'socket': {'type': 'path'},
+    'domain': {'type': 'str'},
+    'uri': {'type': 'str'},
     'connect_timeout': {'type': 'float', 'default': 5.0},
     'ledger_dir': {'type': 'path'},
     'ledger_retention': {'type': 'float', 'default': 90.0},
 }
+
+#: Which options choose the VM: a QMP socket, or a libvirt domain (and its libvirt URI).
+CONNECTION_RULES: dict[str, list[list[str]]] = {
+    'required_one_of': [['socket', 'domain']],
+    'mutually_exclusive': [['socket', 'domain'], ['socket', 'uri']],
+}
+#: The libvirt URI when ``uri`` is not given.
+DEFAULT_URI = 'qemu:///system'
 
 WAIT: dict[str, dict[str, t.Any]] = {
     'wait': {'type': 'str', 'default': 'none', 'choices': ['none', 'ready', 'pending',

@@ -1,0 +1,164 @@
+# Copyright (c) vmjobs.qemu contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The ledger of a libvirt domain, kept in the domain's own metadata.
+
+This is a private module: its API may change between any two releases.
+
+Every job record of the domain lives in one element in the collection's XML
+namespace in the domain's ``<metadata>`` (see ``_libvirt_xml.encode_jobs``),
+written with ``virDomainSetMetadata`` — in the live definition, and in the
+persistent one too for a persistent domain.  libvirt keeps the live definition
+across restarts of libvirtd, and a migrating domain takes it along.
+
+Writers on this host are serialised by the file lock of a :class:`Ledger` of the
+same scope (the lock is re-entrant within one process, as the backend reads and
+writes while the job client holds it).  Migrations are also kept in that file
+ledger: once the domain has left, it is the witness of how they ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import typing as t
+
+from . import _libvirt_xml
+from ._errors import TransportError
+from ._ledger import DEFAULT_RETENTION_DAYS, Ledger
+from ._model import validate_name
+
+Record = dict[str, t.Any]
+
+
+class MetadataStore(t.Protocol):
+    """Reads and writes the collection's metadata element of one domain."""
+
+    def read_metadata(self) -> str | None:
+        """The element as text, or None; :raise TransportError: no such domain."""
+
+    def write_metadata(self, text: str | None) -> None:
+        """Replace the element (None removes it); :raise TransportError: no such domain."""
+
+
+#: Job types whose records are kept in the host's file ledger too.
+HOST_KEPT = ('migration',)
+
+
+class MetadataLedger:
+    """The :class:`Ledger` interface over a domain's metadata.
+
+    The constructor does no I/O.
+
+    :param store: reads and writes the domain's metadata element.
+    :param root: the host's ledger root (lock file, host copies of migrations).
+    :param scope: names the domain, e.g. ``libvirt:qemu:///system#vm1``.
+    :param retention_days: tombstones older than this are pruned.
+    """
+
+    def __init__(self, store: MetadataStore, root: str, scope: str,
+                 retention_days: float = DEFAULT_RETENTION_DAYS,
+                 clock: t.Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.root = root
+        self.scope = scope
+        self.retention_days = retention_days
+        self.host = Ledger(root, scope, retention_days, clock)
+        self.directory = self.host.directory
+        self._clock = clock
+        self._depth = 0
+
+    @contextlib.contextmanager
+    def lock(self) -> t.Iterator[None]:
+        """Hold the scope's exclusive host lock; re-entrant within this object."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        with self.host.lock():
+            self._depth = 1
+            try:
+                yield
+            finally:
+                self._depth = 0
+
+    def _records(self) -> dict[str, Record] | None:
+        """Records by name from the metadata; None if the domain is gone."""
+        try:
+            text = self.store.read_metadata()
+        except TransportError:
+            return None
+        return {record['name']: record for record in _libvirt_xml.decode_jobs(text)}
+
+    def _write(self, records: dict[str, Record]) -> None:
+        text = _libvirt_xml.encode_jobs(records.values()) if records else None
+        self.store.write_metadata(text)
+
+    def get(self, name: str) -> Record | None:
+        """The record of ``name``, or None (from the host's copy once the domain is gone)."""
+        validate_name(name)
+        records = self._records()
+        if records is None:
+            return self.host.get(name)
+        return records.get(name)
+
+    def all(self) -> list[Record]:
+        """Every record of the domain, sorted by name."""
+        records = self._records()
+        if records is None:
+            return self.host.all()
+        return [records[name] for name in sorted(records)]
+
+    def put(self, record: Record) -> Record:
+        """Write ``record`` (keyed by its ``name``) into the domain's metadata.
+
+        :raise TransportError: the domain is gone (unless the record is a migration's,
+            which the host keeps).
+        :raise BackendError: libvirt refused the metadata.
+        """
+        validate_name(record['name'])
+        record = dict(record, scope=self.scope, updated=self._clock())
+        record.setdefault('created', record['updated'])
+        kept = record.get('type') in HOST_KEPT
+        records = self._records()
+        if records is None:
+            if not kept:
+                raise TransportError(f'{self.scope}: the domain is gone; cannot record job '
+                                     f"'{record['name']}'")
+        else:
+            records[record['name']] = record
+            self._write(records)
+        if kept:
+            self.host.put(record)
+        return record
+
+    def update(self, name: str, **changes: t.Any) -> Record | None:
+        """Merge ``changes`` into an existing record; None if there is none."""
+        record = self.get(name)
+        if record is None:
+            return None
+        record.update(changes)
+        return self.put(record)
+
+    def delete(self, name: str) -> bool:
+        """Remove the record of ``name``; False if there was none."""
+        validate_name(name)
+        found = self.host.delete(name)
+        records = self._records()
+        if records is not None and name in records:
+            del records[name]
+            self._write(records)
+            found = True
+        return found
+
+    def prune(self) -> list[str]:
+        """Delete tombstones older than the retention period; return their names."""
+        horizon = self._clock() - self.retention_days * 86400.0
+        pruned = []
+        for record in self.all():
+            if record.get('state') == 'dismissed' and record.get('updated', 0) < horizon:
+                self.delete(record['name'])
+                pruned.append(record['name'])
+        return pruned

@@ -1,0 +1,350 @@
+"""libvirt domains through libvirt's own API: a private libvirtd, real QEMU, real ansible runs.
+
+Every test ends by asserting that the domain was never tainted by monitor commands.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import has_pattern, image_info, write_pattern
+from harness.libvirt import LibvirtHost, create_domain, taint_messages
+from harness.paths import COLLECTIONS_PATH
+from lxml import etree
+
+NS = 'https://vmjobs.github.io/xmlns/jobs/1'
+
+
+@pytest.fixture(scope='module')
+def host() -> Iterator[LibvirtHost]:
+    """One private libvirtd for the module's tests."""
+    daemon = LibvirtHost()
+    try:
+        daemon.start()
+        yield daemon
+        daemon.save_caps()
+    finally:
+        daemon.teardown()
+
+
+class Domain:
+    """A domain of the test and the modules run against it."""
+
+    def __init__(self, host: LibvirtHost, workdir: Path, run_module: Callable[..., dict[str, Any]],
+                 run_playbook: Callable[..., Any], name: str) -> None:
+        self.host = host
+        self.workdir = workdir
+        self.name = name
+        self._run = run_module
+        self._playbook = run_playbook
+        self._plays = 0
+        self.stopped = False
+
+    def connection(self) -> dict[str, str]:
+        return {'domain': self.name, 'uri': self.host.uri,
+                'ledger_dir': str(self.workdir / 'ledger')}
+
+    def run(self, module: str, **args: Any) -> dict[str, Any]:
+        return self._run(module, dict(self.connection(), **args))
+
+    def play(self, *steps: tuple[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        """Run several module calls in one playbook (one ansible start-up); their results.
+
+        A failing step does not stop the play; its result says ``failed``.
+        """
+        self._plays += 1
+        out = self.workdir / f'{self.name}-play{self._plays}.json'
+        tasks: list[dict[str, Any]] = [
+            {'name': f'step {index}', f'vmjobs.qemu.{module}': dict(self.connection(), **args),
+             'register': f'r{index}', 'ignore_errors': True}
+            for index, (module, args) in enumerate(steps)]
+        names = ', '.join(f'r{index}' for index in range(len(steps)))
+        tasks.append({'ansible.builtin.copy': {'dest': str(out),
+                                               'content': f'{{{{ [{names}] | to_json }}}}'}})
+        result = self._playbook(json.dumps([{'hosts': 'localhost', 'gather_facts': False,
+                                             'tasks': tasks}]) + '\n')
+        assert out.exists(), result.stdout + result.stderr
+        results: list[dict[str, Any]] = json.loads(out.read_text())
+        for item in results:
+            item.setdefault('failed', False)
+        return results
+
+    def ok(self, module: str, **args: Any) -> dict[str, Any]:
+        result = self.run(module, **args)
+        assert not result['failed'], result
+        return result
+
+    def xml(self, inactive: bool = False) -> Any:
+        args = ['dumpxml', self.name] + (['--inactive'] if inactive else [])
+        return etree.fromstring(self.host.virsh(*args).stdout.encode())
+
+    def source(self, target: str, inactive: bool = False) -> str:
+        disk = self.xml(inactive).xpath(f"devices/disk[target/@dev='{target}']")[0]
+        return disk.find('source').get('file')
+
+    def chain(self, target: str) -> list[str]:
+        disk = self.xml().xpath(f"devices/disk[target/@dev='{target}']")[0]
+        return [disk.find('source').get('file')] + [
+            s.get('file') for s in disk.xpath('.//backingStore/source')]
+
+    def stop(self) -> None:
+        """Shut QEMU down (it flushes its caches), to read the images from outside."""
+        self.assert_untainted()
+        self.host.virsh('destroy', self.name, '--graceful')
+        self.stopped = True
+
+    def assert_untainted(self) -> None:
+        messages = ' '.join(taint_messages(self.host, self.name))
+        assert 'custom monitor' not in messages and 'custom-monitor' not in messages, messages
+
+
+@pytest.fixture
+def domain(host: LibvirtHost, workdir: Path, run_module: Callable[..., dict[str, Any]],
+           run_playbook: Callable[..., Any]) -> Iterator[Callable[..., Domain]]:
+    """``domain(disks={'vda': image}, persistent=False)`` -> Domain; destroyed afterwards."""
+    made: list[Domain] = []
+
+    def make(disks: dict[str, Path], persistent: bool = False, running: bool = False,
+             name: str | None = None) -> Domain:
+        name = name or f'{workdir.name}-{len(made)}'
+        create_domain(host, workdir, name, disks, persistent, running)
+        made.append(Domain(host, workdir, run_module, run_playbook, name))
+        return made[-1]
+    yield make
+    for dom in made:
+        if not dom.stopped:
+            dom.assert_untainted()
+        host.virsh('destroy', dom.name, check=False)
+        host.virsh('undefine', dom.name, '--checkpoints-metadata', check=False)
+
+
+def chain3(make_image: Callable[..., Path]) -> tuple[Path, Path, Path]:
+    """base (0x01 everywhere) <- mid (0x02 at 1M) <- top (0x03 at 2M), 16 MiB."""
+    base = make_image('base.qcow2', '16M', pattern=0x01)
+    mid = make_image('mid.qcow2', '16M', backing=base)
+    write_pattern(mid, 0x02, '1M', '1M')
+    top = make_image('top.qcow2', '16M', backing=mid)
+    write_pattern(top, 0x03, '2M', '1M')
+    return base, mid, top
+
+
+def holds_chain_data(image: Path) -> bool:
+    return (has_pattern(image, 0x01, 0, '1M') and has_pattern(image, 0x02, '1M', '1M')
+            and has_pattern(image, 0x03, '2M', '1M'))
+
+
+def metadata_jobs(dom: Domain) -> dict[str, Any]:
+    return {job.get('name'): job for job in dom.xml().iter(f'{{{NS}}}job')}
+
+
+# -- copy -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('persistent', [False, True], ids=['transient', 'persistent'])
+def test_copy_pivot_dismiss_rerun(workdir, make_image, domain, persistent):
+    base, _mid, top = chain3(make_image)
+    dom = domain({'vda': top}, persistent=persistent)
+    target = workdir / 'copy.qcow2'
+    args = {'name': 'move-vda', 'type': 'mirror', 'device': 'vda', 'target': str(target)}
+    first, again = dom.play(('block_job', dict(args, wait='ready')), ('block_job', args))
+    assert first['changed'] and first['job']['status'] == 'ready', first
+    assert first['job']['type'] == 'mirror' and first['job']['device'] == 'vda'
+    assert not again['changed'] and again['job']['status'] == 'ready', again
+    assert 'move-vda' in metadata_jobs(dom), 'the record is in the domain metadata'
+    assert dom.source('vda') == str(top)
+
+    done, same, gone, listed, tomb, rerun = dom.play(
+        ('job', {'name': 'move-vda', 'state': 'completed'}),
+        ('job', {'name': 'move-vda', 'state': 'completed'}),
+        ('job', {'name': 'move-vda', 'state': 'absent'}),
+        ('job_info', {}),
+        ('job_info', {'include_dismissed': True}),
+        ('block_job', dict(args, wait='ready')))
+    assert done['changed'] and done['job']['outcome'] == 'succeeded', done
+    assert not same['changed'], same
+    assert dom.source('vda') == str(target), 'libvirt shows the copy as the source'
+    if persistent:
+        assert dom.source('vda', inactive=True) == str(target), 'and so does the definition'
+    assert gone['changed'] and gone['job']['dismissed'], gone
+    assert listed['jobs'] == []
+    assert [(j['name'], j['outcome']) for j in tomb['jobs']] == [('move-vda', 'succeeded')]
+    assert not rerun['changed'] and rerun['job']['outcome'] == 'succeeded', rerun
+    dom.stop()
+    assert holds_chain_data(target) and base.exists()
+
+
+def test_cancel_copy_and_speed(workdir, make_image, domain):
+    disk = make_image('disk.qcow2', '64M', pattern=0x11)
+    dom = domain({'vda': disk})
+    target = workdir / 'slow.qcow2'
+    started, faster, paused, canceled, listed = dom.play(
+        ('block_job', {'name': 'slow', 'type': 'mirror', 'device': 'vda', 'target': str(target),
+                       'speed': 1 << 20}),
+        ('job', {'name': 'slow', 'speed': 2 << 20}),
+        ('job', {'name': 'slow', 'state': 'paused'}),
+        ('job', {'name': 'slow', 'state': 'canceled'}),
+        ('job_info', {'name': ['slow']}))
+    assert started['changed'] and started['job']['status'] == 'running', started
+    assert started['job']['speed'] == 1 << 20
+    assert faster['changed'] and faster['job']['speed'] == 2 << 20, faster
+    assert paused['failed'] and 'libvirt cannot pause a block job' in paused['msg'], paused
+    assert canceled['changed'] and canceled['job']['outcome'] == 'canceled', canceled
+    assert listed['jobs'][0]['outcome'] == 'canceled'
+    assert dom.source('vda') == str(disk), 'no pivot after a cancel'
+
+
+# -- commit and pull ---------------------------------------------------------------------------------
+
+def test_commit_intermediate_then_active(make_image, domain):
+    base, mid, top = chain3(make_image)
+    dom = domain({'vda': top})
+    inter, active, refused, done, info = dom.play(
+        ('block_job', {'name': 'squash-mid', 'type': 'commit', 'device': 'vda', 'top': str(mid),
+                       'wait': 'concluded'}),
+        ('block_job', {'name': 'squash-top', 'type': 'commit', 'device': 'vda', 'wait': 'ready'}),
+        ('job', {'name': 'squash-mid', 'state': 'completed'}),
+        ('job', {'name': 'squash-top', 'state': 'completed'}),
+        ('job_info', {}))
+    assert inter['changed'] and inter['job']['outcome'] == 'succeeded', inter
+    assert active['job']['status'] == 'ready', active
+    assert refused['failed'] and 'only mirror and active commit' in refused['msg'], refused
+    assert done['job']['outcome'] == 'succeeded', done
+    assert {j['name']: j['outcome'] for j in info['jobs']} == {'squash-mid': 'succeeded',
+                                                               'squash-top': 'succeeded'}
+    assert dom.chain('vda') == [str(base)], 'mid and then top left the chain'
+    dom.stop()
+    assert holds_chain_data(base)
+
+
+def test_pull_and_outcome_after_libvirtd_restart(host, make_image, domain):
+    base, mid, top = chain3(make_image)
+    dom = domain({'vda': top}, persistent=True)
+    pulled, slow = dom.play(
+        ('block_job', {'name': 'flatten', 'type': 'stream', 'device': 'vda', 'base': str(base),
+                       'wait': 'concluded'}),
+        ('block_job', {'name': 'flatten-all', 'type': 'stream', 'device': 'vda',
+                       'speed': 4 << 20}))
+    assert pulled['job']['outcome'] == 'succeeded', pulled
+    assert slow['job']['status'] == 'running', slow
+    host.restart()  # the pull goes on, and ends while nobody is connected
+    info, waited = dom.play(('job_info', {'name': ['flatten']}),
+                            ('job_wait', {'name': ['flatten-all'], 'timeout': 60}))
+    assert [(j['status'], j['outcome']) for j in info['jobs']] == [('concluded', 'succeeded')]
+    assert waited['jobs'][0]['outcome'] == 'succeeded', waited
+    assert dom.chain('vda') == [str(top)]
+    host.restart()
+    again = dom.run('job_info')
+    assert {j['name']: j['outcome'] for j in again['jobs']} == {'flatten': 'succeeded',
+                                                                'flatten-all': 'succeeded'}
+    dom.stop()
+    assert holds_chain_data(top) and not image_info(top).get('backing-filename')
+    assert mid.exists()
+
+
+# -- backups -------------------------------------------------------------------------------------
+
+def compare(image: Path, copy: Path) -> None:
+    proc = subprocess.run(['qemu-img', 'compare', '-U', str(image), str(copy)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_backup_one_disk(workdir, make_image, domain):
+    base, _mid, top = chain3(make_image)
+    dom = domain({'vda': top})
+    target = workdir / 'vda.bak.qcow2'
+    args = {'name': 'bk1', 'type': 'backup', 'device': 'vda', 'target': str(target)}
+    done, again = dom.play(('block_job', dict(args, wait='concluded')), ('block_job', args))
+    assert done['changed'] and done['job']['outcome'] == 'succeeded', done
+    assert done['job']['type'] == 'backup'
+    assert not again['changed'] and again['job']['outcome'] == 'succeeded', again
+    dom.stop()
+    compare(top, target)
+    assert base.exists()
+
+
+def test_backup_two_disks_through_the_job_client(workdir, make_image, domain):
+    """A two-disk push backup started by the job client with the backup module's parameters."""
+    sys.path.insert(0, str(COLLECTIONS_PATH))
+    from ansible_collections.vmjobs.qemu.plugins.module_utils._ansible import (
+        make_client,
+    )
+    from ansible_collections.vmjobs.qemu.plugins.module_utils._backup_args import (
+        backup_params,
+    )
+    disk_a = make_image('a.qcow2', '16M', pattern=0x0A)
+    disk_b = make_image('b.qcow2', '8M', pattern=0x0B)
+    dom = domain({'vda': disk_a, 'vdb': disk_b})
+    (workdir / 'bk').mkdir()
+    client = make_client({'domain': dom.name, 'uri': dom.host.uri,
+                          'ledger_dir': str(workdir / 'ledger'), 'ledger_retention': 90.0},
+                         check_mode=False)
+    params = backup_params({'name': 'both', 'disks': [], 'target_dir': str(workdir / 'bk'),
+                            'mode': 'full', 'bitmap': 'nightly', 'compress': False,
+                            'speed': None, 'perf': None})
+    result = client.start('both', params, 'concluded', 60.0)
+    assert result.changed and result.record['outcome'] == 'succeeded', result
+    assert 'both' in dom.host.virsh('checkpoint-list', dom.name, '--name').stdout
+    assert not client.start('both', params, None).changed
+    dom.stop()
+    for disk, image in (('vda', disk_a), ('vdb', disk_b)):
+        compare(image, workdir / 'bk' / f'{disk}.qcow2')
+
+
+# -- jobs started elsewhere, failures ------------------------------------------------------------------
+
+def test_virsh_job_is_listed_and_controlled(host, workdir, make_image, domain):
+    disk = make_image('disk.qcow2', '16M', pattern=0x21)
+    dom = domain({'vda': disk})
+    target = workdir / 'virsh-copy.qcow2'
+    host.virsh('blockcopy', dom.name, 'vda', str(target), '--transient-job', '--wait',
+               '--timeout', '60')
+    listed, done, after = dom.play(('job_info', {}),
+                                   ('job', {'name': 'libvirt-vda-copy', 'state': 'completed'}),
+                                   ('job_info', {}))
+    assert [(j['name'], j['type'], j['status']) for j in listed['jobs']] == [
+        ('libvirt-vda-copy', 'mirror', 'ready')]
+    assert done['changed'] and done['job']['outcome'] == 'succeeded', done
+    assert [(j['name'], j['outcome']) for j in after['jobs']] == [
+        ('libvirt-vda-copy', 'succeeded')]
+    assert dom.source('vda') == str(target)
+
+
+def test_failures_carry_libvirt_text(workdir, make_image, domain):
+    disk = make_image('disk.qcow2', '64M', pattern=0x31)
+    dom = domain({'vda': disk})
+    other = str(workdir / 'other.qcow2')
+    results = dom.play(
+        ('job_info', {'domain': 'no-such-domain'}),
+        ('block_job', {'name': 'x1', 'type': 'stream', 'device': 'vdz'}),
+        ('block_job', {'name': 'x2', 'type': 'commit', 'device': 'vda'}),
+        ('block_job', {'name': 'busy', 'type': 'mirror', 'device': 'vda',
+                       'target': str(workdir / 'busy.qcow2'), 'speed': 1 << 20}),
+        ('block_job', {'name': 'x3', 'type': 'mirror', 'device': 'vda', 'target': other}),
+        ('block_job', {'name': 'x4', 'type': 'backup', 'device': 'vda',
+                       'target': '/nonexistent/dir/b.qcow2'}),
+        ('block_job', {'name': 'x5', 'type': 'stream', 'device': 'vda', 'on_error': 'stop'}),
+        ('job_info', {'socket': '/tmp/x.sock'}),
+        ('job', {'name': 'busy', 'state': 'canceled'}))
+    unknown, nodisk, flat, busy, second, baddir, policy, both, cancel = results
+    assert unknown['failed'] and "domain 'no-such-domain' not found" in unknown['msg']
+    assert 'Domain not found' in unknown['msg']
+    assert nodisk['failed'] and "the domain has no disk 'vdz' (disks: vda" in nodisk['msg']
+    assert flat['failed'] and 'has no backing file' in flat['msg']
+    assert not busy['failed'], busy
+    assert second['failed']
+    assert "job 'x3': blockCopy failed: VIR_ERR_BLOCK_COPY_ACTIVE" in second['msg'], second
+    assert 'already in active block job' in second['msg']
+    assert baddir['failed'] and 'does not exist' in baddir['msg'], baddir
+    assert policy['failed'] and 'on_error cannot be used with a libvirt domain' in policy['msg']
+    assert both['failed'] and 'mutually exclusive' in both['msg'], both
+    assert cancel['job']['outcome'] == 'canceled', cancel
+    assert not Path(other).exists()
+    assert set(metadata_jobs(dom)) == {'busy'}, 'refused starts leave no record'
+    for result in results:
+        assert 'Traceback' not in result.get('msg', '') and '\n' not in result.get('msg', '')
