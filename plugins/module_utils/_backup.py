@@ -66,7 +66,7 @@ class Backup:
 
         def prepare(records: dict[str, Record], entries: dict[str, Record]) -> dict[str, t.Any]:
             planned[:] = self.plan(name, params, graph, records, entries)
-            return {'plan': planned}
+            return {'plan': planned, 'before_reset': lambda: self.mark_reset(name, params)}
 
         try:
             result = self.client.start(name, params, wait, wait_timeout, prepare)
@@ -147,6 +147,21 @@ class Backup:
     def _save(self, bitmap: str, attempts: list[Record], before: list[Record]) -> None:
         if not self.client.check_mode and attempts != before:
             self.chains.put({'name': bitmap, 'attempts': attempts})
+
+    def mark_reset(self, name: str, params: dict[str, t.Any]) -> None:
+        """Note that full backup ``name`` now clears its bitmaps (the start holds the lock).
+
+        Written ahead: should the start fail from here on, the chain is broken.
+        """
+        bitmap = params['bitmap']
+        chain = self.chains.get(bitmap) if bitmap else None
+        if chain is None:
+            return
+        attempts = [dict(a) for a in chain['attempts']]
+        mine = [a for a in attempts if a['job'] == name]
+        if mine:
+            mine[-1]['reset'] = True
+            self.chains.put(dict(chain, attempts=attempts))
 
     # -- after the start --------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ A *chain* belongs to one dirty bitmap name.  Its history is a list of
      'identity': the job's parameters as the ledger keeps them,
      'state': 'starting' | 'started' | 'not-started' | 'gone',
      'outcome': None | 'succeeded' | 'failed' | 'canceled',
+     'reset': True once a full backup is about to clear its bitmaps,
      'disks': {device: {'target': path, 'format': fmt, 'backing': path | None}}}
 
 Two bitmaps per disk make a chain:
@@ -24,7 +25,8 @@ Two bitmaps per disk make a chain:
 
 A full backup clears (or creates) both just before it starts: QEMU does not allow
 bitmap actions in a transaction with ``completion-mode: grouped``.  A full that
-did not succeed therefore breaks the chain of its disks until the next full.
+got that far and did not succeed therefore breaks the chain of its disks until
+the next full; one whose start failed before (``reset`` never set) changed nothing.
 """
 
 from __future__ import annotations
@@ -115,13 +117,15 @@ def status(attempt: Attempt, records: dict[str, Record]) -> str:
     """What is known of a learned attempt.
 
     :return: an outcome (``succeeded``, ``failed``, ``canceled``), ``running``,
-        ``not-started``, or ``unknown`` (QEMU lost the job, or its record is gone
-        before its outcome was seen).
+        ``not-started`` (a full that may have cleared its bitmaps before its start
+        failed), ``never-started`` (a start that failed before changing anything),
+        or ``unknown`` (QEMU lost the job, or its record is gone before its outcome
+        was seen).
     """
     if attempt.get('outcome') in FINAL:
         return t.cast(str, attempt['outcome'])
     if attempt['state'] == 'not-started':
-        return 'not-started'
+        return 'not-started' if attempt.get('reset') else 'never-started'
     record = records.get(attempt['job'])
     if attempt['state'] != 'gone' and record is not None and record.get('live'):
         return 'running'
@@ -147,7 +151,8 @@ def plan_disk(job: str, device: str, mode: str, bitmap: str, attempts: list[Atte
     An incremental builds on the newest succeeded full or incremental since the
     last full; a failed, cancelled or never started incremental is passed over
     (``on-success`` left the bitmap alone), a differential too (it never
-    touches a bitmap).  A differential builds on the last full.
+    touches a bitmap).  A differential builds on the last full.  A backup whose
+    start failed before it changed anything does not count.
 
     :return: ``{'backing': path | None, 'backing_format': fmt | None, 'base': job | None,
         'bitmap': name | None, 'bitmap_mode': mode | None, 'sync': sync, 'reset': [names]}``
@@ -166,7 +171,7 @@ def plan_disk(job: str, device: str, mode: str, bitmap: str, attempts: list[Atte
     full: Attempt | None = None
     for attempt in reversed(mine):
         known = status(attempt, records)
-        if attempt['mode'] == 'differential':
+        if attempt['mode'] == 'differential' or known == 'never-started':
             continue
         if attempt['mode'] == 'incremental':
             if known == 'succeeded' and base is None:

@@ -170,6 +170,10 @@ def backing_name(target: str, backing: str) -> str:
 
 # -- starting (QMP) --------------------------------------------------------------------------------
 
+def _nothing() -> None:
+    return None
+
+
 class _Attached:
     """What a start attached and created, noted in the ledger as it grows."""
 
@@ -212,8 +216,9 @@ def start_group(mon: Monitor, name: str, params: dict[str, t.Any], note: Note) -
 
     Each plan entry has ``device``, ``member``, ``target``, ``format``, ``sync``,
     ``bitmap``, ``bitmap_mode``, ``backing``, ``backing_format``, ``reset`` and
-    ``require`` (a bitmap that must exist).  On failure everything attached or
-    created is undone before the error is raised.
+    ``require`` (a bitmap that must exist).  ``params['before_reset']``, if given,
+    is called just before the first bitmap is cleared, added or removed.  On
+    failure everything attached or created is undone before the error is raised.
 
     :raise InvalidArgument: unknown device, missing bitmap, existing target, ...
     :raise BackendError: QEMU refused a command.
@@ -241,6 +246,8 @@ def start_group(mon: Monitor, name: str, params: dict[str, t.Any], note: Note) -
     try:
         targets = [_prepare_target(mon, name, disk, _nodes.node(nodes, node), attached)
                    for disk, node in zip(plan, sources)]
+        if remove or resets:
+            params.get('before_reset', _nothing)()  # from here on the chain may change
         for node, bitmap in remove:
             mon.execute('block-dirty-bitmap-remove', {'node': node, 'name': bitmap})
         if resets:

@@ -23,6 +23,7 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils import (
     _nodes,
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
+    BackendError,
     InvalidArgument,
     JobFailed,
 )
@@ -66,6 +67,8 @@ class GroupVM(FakeVM):
         super().__init__(clock)
         self.graph = Graph()
         self.plans: list[list[Record]] = []
+        #: 'before' or 'after': the next start is refused before or after the bitmaps change.
+        self.refuse_start: str | None = None
 
     @contextlib.contextmanager
     def session(self) -> t.Iterator[FakeSession]:
@@ -79,6 +82,13 @@ class GroupVM(FakeVM):
             return
         plan = params['plan']
         self.plans.append(plan)
+        if self.refuse_start == 'before':
+            raise BackendError('blockdev-create', 'GenericError', "Could not create '/b': "
+                               'Permission denied')
+        if any(step['reset'] for step in plan):
+            params['before_reset']()
+        if self.refuse_start == 'after':
+            raise BackendError('transaction', 'GenericError', 'Device has no medium')
         note(members=[step['member'] for step in plan],
              disks=[{key: step[key] for key in ('device', 'member', 'target', 'format',
                                                 'backing')} for step in plan])
@@ -249,6 +259,31 @@ def test_a_failed_full_breaks_the_chain(client: JobClient, vm: GroupVM,
                                                   "bitmap 'nightly', 'f2', failed; run a full "
                                                   'backup$'):
             run(client, 'x1', mode, dirs('x1'))
+
+
+def test_a_full_refused_before_its_bitmaps_changed_leaves_the_chain_alone(
+        client: JobClient, vm: GroupVM, dirs: t.Callable[[str], str]) -> None:
+    run(client, 'f1', 'full', dirs('f1'))
+    vm.refuse_start = 'before'
+    with pytest.raises(BackendError, match="^job 'f2': blockdev-create failed"):
+        run(client, 'f2', 'full', dirs('f2'))
+    assert [(a['job'], a['state'], a.get('reset')) for a in chain(client)] == [
+        ('f1', 'started', True), ('f2', 'not-started', None)]
+    vm.refuse_start = None
+    assert backings(run(client, 'i1', 'incremental', dirs('i1')))['disk0'] == \
+        dirs('f1') + '/disk0.qcow2'
+
+
+def test_a_full_refused_after_its_bitmaps_changed_breaks_the_chain(
+        client: JobClient, vm: GroupVM, dirs: t.Callable[[str], str]) -> None:
+    run(client, 'f1', 'full', dirs('f1'))
+    vm.refuse_start = 'after'
+    with pytest.raises(BackendError, match="^job 'f2': transaction failed"):
+        run(client, 'f2', 'full', dirs('f2'))
+    assert chain(client)[-1]['reset'] is True
+    vm.refuse_start = None
+    with pytest.raises(InvalidArgument, match="'f2', did not start cleanly"):
+        run(client, 'i1', 'incremental', dirs('i1'))
 
 
 def test_an_image_of_the_chain_that_is_gone_refuses(client: JobClient,

@@ -15,9 +15,10 @@ B = 'nightly'
 
 
 def attempt(job: str, mode: str, outcome: str | None = 'succeeded', state: str = 'started',
-            devices: t.Sequence[str] = ('disk0', 'disk1'), backing: str | None = None) -> Record:
+            devices: t.Sequence[str] = ('disk0', 'disk1'), backing: str | None = None,
+            reset: bool = False) -> Record:
     """A learned attempt whose targets are /b/<job>/<device>.qcow2."""
-    return {'job': job, 'mode': mode, 'state': state, 'outcome': outcome,
+    return {'job': job, 'mode': mode, 'state': state, 'outcome': outcome, 'reset': reset,
             'identity': {'type': 'backup', 'mode': mode, 'bitmap': B, 'job': job},
             'disks': {d: {'target': f'/b/{job}/{d}.qcow2', 'format': 'qcow2',
                           'backing': backing and f'/b/{backing}/{d}.qcow2'} for d in devices}}
@@ -95,7 +96,8 @@ def test_learn_start_that_left_no_entry_never_started() -> None:
     full = attempt('f1', 'full', outcome=None, state='starting')
     learned = _chains.learn([full], {}, {})
     assert learned[0]['state'] == 'not-started'
-    assert _chains.status(learned[0], {}) == 'not-started'
+    assert _chains.status(learned[0], {}) == 'never-started'
+    assert _chains.status(dict(learned[0], reset=True), {}) == 'not-started'
 
 
 def test_learn_forgotten_job_without_outcome_is_gone_for_good() -> None:
@@ -203,10 +205,20 @@ def test_a_full_of_other_disks_does_not_count() -> None:
 def test_a_full_that_did_not_succeed_breaks_the_chain(mode: str, outcome: str | None, state: str,
                                                       text: str) -> None:
     chain = [attempt('f1', 'full'), attempt('i1', 'incremental', backing='f1'),
-             attempt('f2', 'full', outcome=outcome, state=state)]
+             attempt('f2', 'full', outcome=outcome, state=state, reset=True)]
     message = refusal(mode, chain)
     assert "the last full backup of disk 'disk0' with bitmap 'nightly'" in message
     assert text in message
+
+
+@pytest.mark.parametrize('mode, base', [('incremental', 'i1'), ('differential', 'f1')])
+def test_a_full_whose_start_failed_before_touching_the_bitmaps_does_not_count(
+        mode: str, base: str) -> None:
+    chain = [attempt('f1', 'full'), attempt('i1', 'incremental', backing='f1'),
+             attempt('f2', 'full', outcome=None, state='not-started')]
+    assert _chains.status(chain[-1], {}) == 'never-started'
+    assert plan(mode, chain)['base'] == base
+    assert 'there is no full backup' in refusal('incremental', chain[2:])
 
 
 def test_an_unknown_incremental_refuses_incrementals_but_not_differentials() -> None:

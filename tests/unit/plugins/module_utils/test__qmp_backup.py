@@ -279,6 +279,19 @@ def test_start_a_full_replaces_a_transient_bitmap(rec: Record, tmp_path: pathlib
     assert [a['type'] for a in mon.calls[-2][1]['actions']] == ['block-dirty-bitmap-add'] * 2
 
 
+def test_start_marks_the_chain_just_before_the_bitmaps_change(rec: Record,
+                                                              tmp_path: pathlib.Path) -> None:
+    mon, marks = FakeMonitor(rec), []
+    _qmp_backup.start_group(t.cast(t.Any, mon), 'b1', params(
+        step(tmp_path, 'disk0'), before_reset=lambda: marks.append(len(mon.calls))), Notes())
+    assert marks == [len(mon.calls) - 2], 'once, right before the reset transaction'
+    marks.clear()
+    _qmp_backup.start_group(t.cast(t.Any, mon), 'b2', params(
+        step(tmp_path, 'disk1', 'incremental', member='b2.disk1'),
+        before_reset=lambda: marks.append(len(mon.calls))), Notes())
+    assert marks == [], 'an incremental changes no bitmap before its job runs'
+
+
 def test_start_an_incremental_records_the_backing_file(rec: Record,
                                                        tmp_path: pathlib.Path) -> None:
     mon = FakeMonitor(rec)
