@@ -69,5 +69,5 @@ def run_module(argument_spec: dict[str, dict[str, t.Any]], body: Body) -> None:
         client = make_client(module.params, module.check_mode)
         result = body(client, module.params)
     except VmjobsError as err:
-        module.fail_json(msg=str(err), **err.result())
+        module.fail_json(msg=str(err), changed=err.changed, **err.result())
     module.exit_json(**result)
