@@ -80,9 +80,16 @@ def _wait_ready(daemon: Daemon, timeout: float) -> None:
             raise TimeoutError(f'{daemon.name}: no monitor socket after {timeout}s:\n{daemon.log_text()}')
         time.sleep(0.01)
     # The sockets exist as soon as the chardevs do; a command answering means
-    # the whole command line (block nodes, devices) has been processed.
-    try:
-        with QMPConnection(daemon.obs_sock, timeout=max(deadline - time.monotonic(), 1.0)) as qmp:
-            qmp.cmd('query-version')
-    except (OSError, QMPError) as exc:
-        raise RuntimeError(f'{daemon.name} did not answer on {daemon.obs_sock}: {exc}\n{daemon.log_text()}') from exc
+    # the whole command line (block nodes, devices) has been processed. A socket
+    # file exists between QEMU's bind() and listen(): refused means "not yet".
+    while True:
+        try:
+            with QMPConnection(daemon.obs_sock, timeout=max(deadline - time.monotonic(), 1.0)) as qmp:
+                qmp.cmd('query-version')
+            return
+        except ConnectionRefusedError as exc:
+            if time.monotonic() > deadline or not daemon.alive():
+                raise RuntimeError(f'{daemon.name} refused {daemon.obs_sock}: {exc}\n{daemon.log_text()}') from exc
+            time.sleep(0.01)
+        except (OSError, QMPError) as exc:
+            raise RuntimeError(f'{daemon.name} did not answer on {daemon.obs_sock}: {exc}\n{daemon.log_text()}') from exc
