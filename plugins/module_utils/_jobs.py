@@ -21,6 +21,7 @@ from ._errors import (
     JobNotFound,
     JobStateError,
     JobTimeout,
+    MonitorBusy,
     TransportError,
     VmjobsError,
 )
@@ -335,6 +336,7 @@ class JobClient:
         """
         for name in names:
             _model.validate_name(name)
+        latest: dict[str, Record] = {}
 
         def check(session: Session) -> Check[tuple[list[Record], dict[str, str]]]:
             records, entries = self.snapshot(session)
@@ -343,6 +345,7 @@ class JobClient:
             if [e for e in session.events() if self._note_event(e, names)]:
                 records, entries = self.snapshot(session)
             self._observe(records, entries)
+            latest.update((name, records[name]) for name in names if name in records)
             for name in names:
                 if name in records and is_migration(entries.get(name)):
                     self._steer(session, records[name], entries[name])
@@ -365,7 +368,18 @@ class JobClient:
         try:
             result = self.waiter.wait(self.backend.session, check, block, timeout, first)
         except TransportError as err:  # the VM went away: a migration may have ended
-            records = self.offline(names, err)
+            if not isinstance(err, MonitorBusy):
+                self._keep_last(latest)
+            try:
+                records = self.offline(names, err)
+            except TransportError:
+                if isinstance(err, MonitorBusy):
+                    raise
+                jobs = ', '.join(f"'{n}'" for n in names)
+                seen = '; '.join(f"{r['name']} {describe(r)}" for r in latest.values())
+                raise TransportError(
+                    f"job{'s' if len(names) > 1 else ''} {jobs}: lost the VM while waiting for "
+                    f"{target} (last seen: {seen or 'nothing'}): {err}", names[0]) from err
             verdicts = {r['name']: verdict(r, self.ledger.get(r['name'])) for r in records}
             if all(v == 'reached' for v in verdicts.values()):
                 return Result(False, records, None)
@@ -408,6 +422,19 @@ class JobClient:
             if any(last.get(key) != record[key] for key in keys):
                 with self.ledger.lock():
                     entries[name] = self.ledger.update(name, last=compact(record)) or entry
+
+    def _keep_last(self, records: dict[str, Record]) -> None:
+        """Write the last live records seen into the ledger: the VM went away mid-wait.
+
+        Their jobs read as lost, with the progress they had made when last seen.
+        """
+        if self.check_mode:
+            return
+        with self.ledger.lock():
+            for name, record in records.items():
+                entry = self.ledger.get(name)
+                if record['live'] and entry is not None and not is_migration(entry):
+                    self.ledger.update(name, last=compact(record))
 
     def _steer(self, session: Session, record: Record, entry: Record) -> None:
         """Apply a migration's completion policy when due; finish it once it succeeded."""

@@ -17,7 +17,7 @@ import typing as t
 from ._errors import BackendError, MonitorBusy, TransportError
 
 try:
-    from qemu.qmp import ConnectError, ExecuteError, QMPClient, QMPError
+    from qemu.qmp import ConnectError, ExecuteError, QMPClient, QMPError, StateError
     from qemu.qmp.qmp_client import GreetingError, NegotiationError
     HAS_QMP = True
     QMP_IMPORT_ERROR: ImportError | None = None
@@ -27,6 +27,13 @@ except ImportError as err:  # pragma: no cover - reported by the modules
 
 #: Connections tried when QEMU interleaves an event with the greeting (see connect).
 NEGOTIATION_ATTEMPTS = 5
+
+
+def _lost(err: BaseException) -> str:
+    """Why a connection broke, in words (qemu.qmp's StateError speaks of its own states)."""
+    if isinstance(err, (StateError, EOFError)):
+        return 'QEMU closed the connection'
+    return str(err) or type(err).__name__
 
 
 class Monitor:
@@ -103,7 +110,7 @@ class Monitor:
         except ExecuteError as err:
             raise BackendError(command, err.error_class, str(err)) from err
         except (QMPError, OSError, EOFError) as err:
-            raise TransportError(f'QMP connection to {self.path} lost during {command}: {err or type(err).__name__}') from err
+            raise TransportError(f'QMP connection to {self.path} lost during {command}: {_lost(err)}') from err
 
     def wait_event(self, timeout: float) -> dict[str, t.Any] | None:
         """Return the next event, or None after ``timeout`` seconds without one."""
@@ -114,7 +121,7 @@ class Monitor:
         except asyncio.TimeoutError:
             return None
         except (QMPError, OSError, EOFError) as err:
-            raise TransportError(f'QMP connection to {self.path} lost while waiting: {err or type(err).__name__}') from err
+            raise TransportError(f'QMP connection to {self.path} lost while waiting: {_lost(err)}') from err
         return dict(event)
 
     def drain_events(self) -> list[dict[str, t.Any]]:

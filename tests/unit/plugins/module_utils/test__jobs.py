@@ -18,6 +18,7 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
     JobStateError,
     JobTimeout,
     MonitorBusy,
+    TransportError,
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._jobs import JobClient, Result
 from ansible_collections.vmjobs.qemu.plugins.module_utils._waiter import Waiter
@@ -25,6 +26,7 @@ from ansible_collections.vmjobs.qemu.tests.unit.plugins.module_utils.fake_backen
     SCOPE,
     CheckedLedger,
     FakeClock,
+    FakeSession,
     FakeVM,
     block_job_params,
 )
@@ -721,3 +723,43 @@ def test_a_start_whose_wait_times_out_still_changed(client: JobClient, vm: FakeV
     with pytest.raises(JobTimeout) as again:
         client.start('b1', params('b1'), 'concluded', 0.0)
     assert again.value.changed is False
+
+
+def test_a_vm_lost_mid_wait_keeps_the_last_progress(client: JobClient, vm: FakeVM,
+                                                    ledger: CheckedLedger,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    start(client, 'b1')
+    vm.frozen.add('b1')
+    seen = client.get('b1')[0]
+
+    def killed(self: FakeSession, timeout: float) -> None:
+        raise TransportError('QMP connection to /run/vm1/qmp.sock lost while waiting: '
+                             'QEMU closed the connection')
+
+    monkeypatch.setattr(FakeSession, 'wait_event', killed)
+    with pytest.raises(TransportError) as err:
+        client.wait(['b1'], 'concluded', 60)
+    assert str(err.value) == (
+        "job 'b1': lost the VM while waiting for concluded (last seen: b1 running 0.0%): QMP "
+        "connection to /run/vm1/qmp.sock lost while waiting: QEMU closed the connection")
+    assert err.value.job == 'b1'
+    entry = ledger.get('b1')
+    assert entry is not None
+    assert entry['last'] == _jobs.compact(seen)
+    assert _model.record_from_ledger(entry)['lost'] is True
+
+
+def test_check_mode_keeps_nothing_when_the_vm_is_lost(client: JobClient, check_client: JobClient,
+                                                      vm: FakeVM, ledger: CheckedLedger,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    start(client, 'b1')
+    vm.frozen.add('b1')
+    before = ledger.get('b1')
+
+    def killed(self: FakeSession, timeout: float) -> None:
+        raise TransportError('lost')
+
+    monkeypatch.setattr(FakeSession, 'wait_event', killed)
+    with pytest.raises(TransportError):
+        check_client.wait(['b1'], 'concluded', 60)
+    assert ledger.get('b1') == before
