@@ -38,6 +38,9 @@ UNSUPPORTED = {'on_error': 'libvirt sets no error policy for block jobs',
 class LibvirtSession:
     """One libvirt connection used by the job client for one operation."""
 
+    #: Tests whether a path exists (replaced in unit tests).
+    exists = staticmethod(os.path.exists)
+
     def __init__(self, conn: Connection, backend: LibvirtBackend) -> None:
         self.conn = conn
         self.backend = backend
@@ -225,7 +228,7 @@ class LibvirtSession:
     def _start_copy(self, name: str, params: dict[str, t.Any], disk: Record, speed: int,
                     note: Note) -> None:
         path = params['target']
-        exists = os.path.exists(path)
+        exists = self.exists(path)
         if exists and not params['reuse_target']:
             raise InvalidArgument(f"job '{name}': target {path} already exists; set "
                                   'reuse_target: true to write into it', name)
@@ -304,7 +307,7 @@ class LibvirtSession:
                        fmt: str) -> Record:
         disk = _libvirt_xml.find_disk(disks, device, name)
         path = os.path.abspath(path)
-        if os.path.exists(path):
+        if self.exists(path):
             raise InvalidArgument(f"job '{name}': target {path} of disk '{disk['target']}' "
                                   'already exists; choose another path', name)
         if not os.path.isdir(os.path.dirname(path)):

@@ -208,9 +208,7 @@ def owner(entries: t.Iterable[Record], disk: str | None, job_type: str) -> Recor
             continue
         if disk is not None and disk not in (entry.get('disks') or [entry.get('disk')]):
             continue
-        if disk is None and entry.get('type') != job_type:
-            continue
-        if disk is not None and entry.get('type') not in (job_type, 'backup'):
+        if entry.get('type') != job_type:
             continue
         if chosen is None or entry.get('started_at', 0) >= chosen.get('started_at', 0):
             chosen = entry
