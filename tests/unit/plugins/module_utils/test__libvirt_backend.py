@@ -27,7 +27,9 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._libvirt_backend impor
 from ansible_collections.vmjobs.qemu.plugins.module_utils._libvirt_ledger import (
     MetadataLedger,
 )
-from ansible_collections.vmjobs.qemu.plugins.module_utils._libvirt_xml import decode_jobs
+from ansible_collections.vmjobs.qemu.plugins.module_utils._libvirt_xml import (
+    decode_jobs,
+)
 
 FIXTURES = pathlib.Path(__file__).parents[3] / 'unit' / 'fixtures' / 'libvirt'
 DIR = '/tmp/vjrec'
@@ -73,7 +75,7 @@ class FakeHandle:
     def __init__(self) -> None:
         self.defined: list[str] = []
 
-    def defineXML(self, xml: str) -> None:  # noqa: N802 (libvirt's name)
+    def defineXML(self, xml: str) -> None:
         self.defined.append(xml)
 
 

@@ -9,7 +9,10 @@ import pathlib
 import typing as t
 
 import pytest
-from ansible_collections.vmjobs.qemu.plugins.module_utils import _libvirt_jobs, _libvirt_xml
+from ansible_collections.vmjobs.qemu.plugins.module_utils import (
+    _libvirt_jobs,
+    _libvirt_xml,
+)
 
 FIXTURES = pathlib.Path(__file__).parents[3] / 'unit' / 'fixtures' / 'libvirt'
 DIR = '/tmp/vjrec'

@@ -11,7 +11,9 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import Transpo
 from ansible_collections.vmjobs.qemu.plugins.module_utils._libvirt_ledger import (
     MetadataLedger,
 )
-from ansible_collections.vmjobs.qemu.plugins.module_utils._libvirt_xml import decode_jobs
+from ansible_collections.vmjobs.qemu.plugins.module_utils._libvirt_xml import (
+    decode_jobs,
+)
 
 SCOPE = 'libvirt:qemu:///system#vm1'
 
