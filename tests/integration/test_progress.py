@@ -88,8 +88,8 @@ def test_a_timeout_reports_the_whole_wait(workdir, make_image, qsd, run_playbook
     run = run_playbook(play, {'socket': str(daemon.sock), 'ledger_dir': str(workdir / 'ledger'),
                               'target': str(workdir / 'crawl.qcow2')})
     assert run.returncode != 0
-    failure = json.loads(run.stdout[run.stdout.index('FAILED! => ') + 11:].split('\n\n')[0]
-                         .split('\nPLAY RECAP')[0])
+    failed_line = next(line for line in run.stdout.splitlines() if 'FAILED! => ' in line)
+    failure = json.loads(failed_line.split('FAILED! => ', 1)[1])
     assert failure['changed'] is True, 'the job was started'
     waited = float(re.match(r"timed out after ([0-9.]+)s waiting for job 'crawl'",
                             failure['msg']).group(1))
