@@ -92,7 +92,8 @@ class Monitor:
                 if isinstance(err.exc, (GreetingError, NegotiationError)) and \
                         attempt + 1 < NEGOTIATION_ATTEMPTS:
                     continue
-                raise TransportError(f'cannot connect to QMP socket {self.path}: {err.exc if err.exc else err}') from err
+                detail = ' '.join(str(err.exc if err.exc else err).split())  # one line
+                raise TransportError(f'cannot connect to QMP socket {self.path}: {detail}') from err
             except (QMPError, OSError) as err:
                 self.close()
                 raise TransportError(f'cannot connect to QMP socket {self.path}: {err}') from err

@@ -110,6 +110,32 @@ def test_a_monitor_that_never_negotiates_is_reported(sock_path: str) -> None:
         server.close()
 
 
+def test_a_socket_that_is_no_monitor_is_reported_in_one_line(sock_path: str) -> None:
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(sock_path)
+    server.listen(8)
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        for _ in range(NEGOTIATION_ATTEMPTS):
+            conn, _ = server.accept()
+            conn.sendall(b'220 smtp.example ESMTP ready\r\n')
+            held.append(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(TransportError) as err:
+            Monitor(sock_path, connect_timeout=5).connect()
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
+    message = str(err.value)
+    assert message.startswith(f'cannot connect to QMP socket {sock_path}: Did not understand')
+    assert '\n' not in message and '220 smtp.example' in message
+
+
 def test_no_socket(sock_path: str) -> None:
     with pytest.raises(TransportError, match='no QMP socket at'):
         Monitor(sock_path).connect()
