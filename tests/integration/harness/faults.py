@@ -104,6 +104,7 @@ def fake_monitor(path: Path, behaviour: str) -> Iterator[Path]:
         server.close()
         for conn in held:
             conn.close()
+        path.unlink(missing_ok=True)
 
 
 def assert_clean_failure(result: dict[str, Any], *fragments: str) -> None:
