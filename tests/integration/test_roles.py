@@ -1,0 +1,151 @@
+"""The playbooks that chain the roles, over an inventory of several real VMs.
+
+Each role is covered on its own, idempotence included, by its molecule scenario
+(extensions/molecule/); these tests run the playbooks as a user would, by their FQCN,
+against VMs of an inventory, and run each one twice.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from harness import QMPConnection, assert_ok, has_pattern, write_pattern
+from harness.migration import start_destination, start_source
+
+
+def changed(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
+    """``changed=N`` of every host in the play recap."""
+    recap = re.findall(r'^(\S+)\s+: ok=\d+\s+changed=(\d+)', result.stdout, re.MULTILINE)
+    return {host: int(n) for host, n in recap}
+
+
+def inventory(workdir: Path, vms: dict[str, dict]) -> Path:
+    """A YAML inventory (written as JSON) with the VMs in the group ``vms``."""
+    path = workdir / 'inventory.yml'
+    path.write_text(json.dumps({'vms': {'hosts': vms}}))
+    return path
+
+
+def inserted_file(daemon, device: str) -> str:
+    with QMPConnection(daemon.obs_sock) as qmp:
+        for block in qmp.cmd('query-block'):
+            if block.get('qdev', '').startswith(f'/machine/peripheral/{device}/'):
+                return str(block['inserted']['file'])
+    raise LookupError(device)
+
+
+def run_state(daemon) -> str:
+    with QMPConnection(daemon.obs_sock) as qmp:
+        return str(qmp.cmd('query-status')['status'])
+
+
+def test_move_disks_moves_every_listed_disk(workdir, vm, make_image, run_playbook, ledger_dir):
+    old0, old1 = make_image('d0.qcow2', '8M', pattern=0x11), make_image('d1.qcow2', '8M', pattern=0x22)
+    daemon = vm(disks={'disk0': old0, 'disk1': old1})
+    fast = workdir / 'fast'
+    fast.mkdir()
+    hosts = inventory(workdir, {'vm1': {'vm_socket': str(daemon.sock), 'vm_disks': [
+        {'device': 'disk0', 'path': str(old0)},
+        {'device': 'disk1', 'path': str(old1), 'target': str(fast / 'other.qcow2')}]}})
+    extra = {'move_disks_target_dir': str(fast), 'move_disks_remove_sources': True,
+             'disk_move_ledger_dir': str(ledger_dir)}
+
+    first = run_playbook('vmjobs.qemu.move_disks', extra, '-i', str(hosts))
+    assert_ok(first)
+    assert changed(first)['vm1'] > 0
+    assert inserted_file(daemon, 'disk0') == str(fast / 'd0.qcow2')
+    assert inserted_file(daemon, 'disk1') == str(fast / 'other.qcow2')
+    assert has_pattern(fast / 'd0.qcow2', 0x11, 0, '8M')
+    assert has_pattern(fast / 'other.qcow2', 0x22, 0, '8M')
+    assert not old0.exists() and not old1.exists()
+
+    again = run_playbook('vmjobs.qemu.move_disks', extra, '-i', str(hosts))
+    assert_ok(again)
+    assert changed(again) == {'vm1': 0}
+
+
+def test_merge_snapshots_merges_the_chain(workdir, vm, make_image, run_playbook, ledger_dir):
+    base = make_image('base.qcow2', '8M', pattern=0x11)
+    snap1 = make_image('snap1.qcow2', '8M', backing=base)
+    write_pattern(snap1, 0x22, '2M', '2M')
+    snap2 = make_image('snap2.qcow2', '8M', backing=snap1)
+    write_pattern(snap2, 0x33, '4M', '2M')
+    daemon = vm(disks={'disk0': snap2})
+    hosts = inventory(workdir, {'vm1': {'vm_socket': str(daemon.sock), 'vm_snapshots': [
+        {'device': 'disk0', 'base': str(base), 'overlays': [str(snap1), str(snap2)]}]}})
+    extra = {'snapshot_merge_ledger_dir': str(ledger_dir)}
+
+    first = run_playbook('vmjobs.qemu.merge_snapshots', extra, '-i', str(hosts))
+    assert_ok(first)
+    assert inserted_file(daemon, 'disk0') == str(base)
+    for pattern, offset in ((0x11, '0'), (0x22, '2M'), (0x33, '4M'), (0x11, '6M')):
+        assert has_pattern(base, pattern, offset, '2M')
+    assert not snap1.exists() and not snap2.exists()
+
+    again = run_playbook('vmjobs.qemu.merge_snapshots', extra, '-i', str(hosts))
+    assert_ok(again)
+    assert changed(again) == {'vm1': 0}
+
+
+@pytest.fixture
+def vms_of_hosts(workdir):
+    """Running sources a and b on hv1 (with destinations waiting), c on hv2."""
+    daemons = {name: start_source(workdir, name=name, ram_mb=4) for name in ('a', 'b', 'c')}
+    daemons.update({f'{name}-dst': start_destination(workdir, name=f'{name}-dst') for name in 'ab'})
+    yield daemons
+    for daemon in daemons.values():
+        daemon.stop()
+
+
+def test_evacuate_migrates_the_vms_of_one_hypervisor(workdir, vms_of_hosts, run_playbook,
+                                                      ledger_dir):
+    d = vms_of_hosts
+    hosts = inventory(workdir, {
+        'a': {'vm_socket': str(d['a'].sock), 'vm_hypervisor': 'hv1',
+              'vm_dest_socket': str(d['a-dst'].sock), 'vm_stop_command': ['kill', str(d['a'].pid)]},
+        'b': {'vm_socket': str(d['b'].sock), 'vm_hypervisor': 'hv1',
+              'vm_dest_socket': str(d['b-dst'].sock)},
+        'c': {'vm_socket': str(d['c'].sock), 'vm_hypervisor': 'hv2'}})
+    extra = {'evacuate_from': 'hv1', 'evacuate_parallel': 1, 'evacuate_stamp': '2026-11-21',
+             'live_migration_ledger_dir': str(ledger_dir)}
+
+    first = run_playbook('vmjobs.qemu.evacuate', extra, '-i', str(hosts))
+    assert_ok(first)
+    assert run_state(d['a-dst']) == 'running' and run_state(d['b-dst']) == 'running'
+    d['a'].proc.wait(timeout=10)
+    assert not d['a'].sock.exists(), 'the stop command ended the source'
+    assert run_state(d['b']) == 'postmigrate', 'without a stop command the source stays'
+    assert run_state(d['c']) == 'running', 'a VM of another hypervisor stays'
+    assert changed(first)['c'] == 0
+
+    again = run_playbook('vmjobs.qemu.evacuate', extra, '-i', str(hosts))
+    assert_ok(again)
+    assert changed(again) == {'a': 0, 'b': 0, 'c': 0}
+
+
+def test_nightly_backup_starts_a_chain_then_adds_incrementals(workdir, vm, make_image,
+                                                              run_playbook, ledger_dir):
+    daemon = vm(disks={'disk0': make_image('d0.qcow2', '8M', pattern=0x44)})
+    backups = workdir / 'backup'
+    backups.mkdir()
+    hosts = inventory(workdir, {'vm1': {'vm_socket': str(daemon.sock)}})
+
+    def night(stamp: str) -> subprocess.CompletedProcess[str]:
+        return run_playbook('vmjobs.qemu.nightly_backup', {
+            'backup_dir': str(backups), 'backup_stamp': stamp, 'backup_ledger_dir': str(ledger_dir),
+            'nightly_backup_full_weekday': 0}, '-i', str(hosts))
+
+    assert_ok(night('2026-11-20'))
+    second = night('2026-11-21')
+    assert_ok(second)
+    chain = backups / 'vm1' / 'chain-2026-11-20'
+    assert sorted(p.name for p in chain.iterdir()) == ['2026-11-20-full', '2026-11-21-incremental']
+    assert has_pattern(chain / '2026-11-21-incremental' / 'disk0.qcow2', 0x44, 0, '8M')
+
+    again = night('2026-11-21')
+    assert_ok(again)
+    assert changed(again) == {'vm1': 0}
