@@ -22,7 +22,7 @@ S = t.TypeVar('S')
 T = t.TypeVar('T')
 
 #: Longest stretch the waiter holds the monitor.
-HOLD_SECONDS = 0.9
+HOLD_SECONDS = 0.5
 #: Pause between two stretches, for queued clients to connect.
 GAP_SECONDS = 0.02
 

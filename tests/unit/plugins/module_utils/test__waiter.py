@@ -104,6 +104,8 @@ def test_defaults() -> None:
     assert (default.sleep.__module__, default.sleep.__name__) == ('time', 'sleep')
     assert (default.hold, default.gap) == (_waiter.HOLD_SECONDS, _waiter.GAP_SECONDS)
     assert _waiter.HOLD_SECONDS < 1.0, 'the monitor is let go at least once a second'
+    # A task queued behind a wait must return within a second, its own run included.
+    assert _waiter.HOLD_SECONDS + _waiter.GAP_SECONDS <= 0.55
 
 
 def test_done_at_once_queries_once(clock: FakeClock) -> None:
