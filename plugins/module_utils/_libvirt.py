@@ -122,11 +122,19 @@ class Domain:
         """``handle.<command>(*args)``, with libvirt's errors translated.
 
         :raise BackendError: libvirt refused; its code name and text are kept.
+        :raise TransportError: the domain is gone (it migrated away, or was undefined).
         """
         try:
             return getattr(self.handle, command)(*args)
         except libvirt.libvirtError as err:
-            raise translate(command, err) from err
+            raise self._error(command, err) from err
+
+    @staticmethod
+    def _error(command: str, err: t.Any) -> BackendError | TransportError:
+        if err.get_error_code() == ERR_NO_DOMAIN:
+            return TransportError(f'{command}: the domain is gone: '
+                                  f'{err.get_error_message() or err}')
+        return translate(command, err)
 
     def name(self) -> str:
         return t.cast(str, self.handle.name())
@@ -150,7 +158,7 @@ class Domain:
         except libvirt.libvirtError as err:
             if err.get_error_code() == ERR_NO_DOMAIN_METADATA:
                 return None
-            raise translate('metadata', err) from err
+            raise self._error('metadata', err) from err
 
     def set_metadata(self, text: str | None, key: str, namespace: str) -> None:
         """Replace the collection's metadata element (live, and config if persistent)."""
@@ -249,6 +257,15 @@ class Connection:
             except libvirt.libvirtError as err:
                 raise translate('domainEventRegisterAny', err) from err
 
+    def open_domain(self) -> Domain:
+        """The domain of an open connection.
+
+        :raise TransportError: the connection is closed.
+        """
+        if self.domain is None:
+            raise TransportError(f'connection to libvirt at {self.uri} is closed')
+        return self.domain
+
     def wait_event(self, timeout: float) -> Event | None:
         """Run libvirt's event loop until an event arrives or ``timeout`` seconds pass."""
         if self.queue:
@@ -275,17 +292,15 @@ class Connection:
         self.queue.clear()
         return events
 
-    def other(self, uri: str) -> t.Any:
-        """A plain connection to another libvirt (the migration's destination).
+    def define(self, xml: str) -> None:
+        """Replace the persistent definition of a domain.
 
-        :raise TransportError: it cannot be reached.
+        :raise BackendError: libvirt refused the XML.
         """
-        self._event_loop()
         try:
-            return libvirt.open(uri)
+            self.conn.defineXML(xml)
         except libvirt.libvirtError as err:
-            raise TransportError(f'cannot connect to libvirt at {uri}: '
-                                 f'{err.get_error_message() or err}') from err
+            raise translate('defineXML', err) from err
 
     def close(self) -> None:
         """Drop the event subscriptions and the connection."""

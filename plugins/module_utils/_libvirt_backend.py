@@ -21,7 +21,7 @@ import typing as t
 
 from . import _libvirt, _libvirt_jobs, _libvirt_migrate, _libvirt_xml
 from ._backend import Note, Record
-from ._errors import BackendError, InvalidArgument, JobStateError
+from ._errors import BackendError, InvalidArgument, JobStateError, TransportError
 from ._jobs import compact
 from ._libvirt import Connection, Domain
 from ._libvirt_ledger import MetadataLedger
@@ -53,7 +53,8 @@ class LibvirtSession:
 
     @property
     def domain(self) -> Domain:
-        assert self.conn.domain is not None
+        if self.conn.domain is None:
+            raise TransportError(f'{self.backend.scope}: the session is closed')
         return self.conn.domain
 
     def _entries(self) -> list[Record]:
@@ -67,7 +68,17 @@ class LibvirtSession:
         return _libvirt_xml.disks(self.domain.xml())
 
     def records(self) -> list[Record]:
-        """Every disk's block job, the domain job, and named jobs that ended."""
+        """Every disk's block job, the domain job, and named jobs that ended.
+
+        None once the domain has gone during the session (a migration that just
+        completed): the ledger and the destination tell the rest.
+        """
+        try:
+            return self._records()
+        except TransportError:
+            return []
+
+    def _records(self) -> list[Record]:
         entries = self._entries()
         disks = self.disks()
         records: list[Record] = []
@@ -405,14 +416,22 @@ class LibvirtSession:
         inactive = self.domain.xml(inactive=True)
         changed = _libvirt_xml.set_disk_source(inactive, entry['disk'], entry['expect_source'],
                                                entry.get('target_format') or 'qcow2')
-        if changed is not None and self.conn.conn is not None:
+        if changed is not None:
             try:
-                self.conn.conn.defineXML(changed)
-            except Exception as err:  # libvirtError, kept out of this module's imports
-                raise _libvirt.translate('defineXML', err).for_job(name) from err
+                self.conn.define(changed)
+            except BackendError as err:
+                raise err.for_job(name) from err
 
     def migration(self, entry: Record) -> Record | None:
-        return _libvirt_migrate.record(self.domain, entry, self.completed)
+        try:
+            return _libvirt_migrate.record(self.domain, entry, self.completed)
+        except TransportError:  # it has left during this session: ask the destination
+            seen = _libvirt_migrate.witness(entry, self.backend.domain)
+            if seen is None:
+                return None
+            found = _libvirt_jobs.concluded(entry, seen['outcome'], seen['error'])
+            found.update(raw_status='completed', dest_uri=entry.get('dest_uri'))
+            return found
 
     def migration_verb(self, name: str, verb: str, **arguments: t.Any) -> None:
         _libvirt_migrate.apply_verb(self.domain, name, verb, **arguments)
@@ -481,8 +500,7 @@ class LibvirtBackend:
             yield self._open.domain
             return
         with Connection(self.uri, self.domain, events=False) as conn:
-            assert conn.domain is not None
-            yield conn.domain
+            yield conn.open_domain()
 
     def read_metadata(self) -> str | None:
         with self._domain() as domain:
@@ -494,7 +512,7 @@ class LibvirtBackend:
 
     def witness(self, entry: Record) -> Record | None:
         """How a migration ended, asked of the destination once the domain has left."""
-        return _libvirt_migrate.witness(entry)
+        return _libvirt_migrate.witness(entry, self.domain)
 
     def finish(self, entry: Record) -> bool:
         """Nothing to do: libvirt resumes the guest on the destination itself."""

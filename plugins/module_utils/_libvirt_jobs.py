@@ -120,6 +120,11 @@ def _stats_detail(stats: Record) -> Record:
     return detail
 
 
+def migration_detail(stats: Record) -> Record:
+    """Progress and statistics of a migration from its ``jobStats``."""
+    return _stats_detail(dict(stats, operation=5))
+
+
 def concluded(entry: Record, result: str, error: str | None,
               progress: Record | None = None) -> Record:
     """The record of a named job libvirt no longer has, with its outcome."""

@@ -123,13 +123,15 @@ class MetadataLedger:
         record.setdefault('created', record['updated'])
         kept = record.get('type') in HOST_KEPT
         records = self._records()
-        if records is None:
-            if not kept:
+        try:
+            if records is None:
                 raise TransportError(f'{self.scope}: the domain is gone; cannot record job '
                                      f"'{record['name']}'")
-        else:
             records[record['name']] = record
             self._write(records)
+        except TransportError:
+            if not kept:
+                raise
         if kept:
             self.host.put(record)
         return record

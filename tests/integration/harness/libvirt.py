@@ -17,6 +17,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,11 +104,11 @@ class LibvirtHost:
             qemu += (f'migration_address = "{self.migration_address}"\n'
                      f'migration_host = "{self.migration_address}"\n')
         (self.path('etc') / 'qemu.conf').write_text(qemu)
-        daemon = 'listen_tls = 0\n'
+        # libvirt refuses a migration to "the same host" (same hostname or host UUID)
+        daemon = f'listen_tls = 0\nhost_uuid = "{uuid.uuid4()}"\n'
         if self.listen:
-            uuid = f'{abs(hash(self.root)) % (1 << 32):08x}-1234-4321-abcd-{os.getpid():012x}'
             daemon += (f'listen_tcp = 1\nlisten_addr = "{self.listen}"\ntcp_port = "{self.port}"\n'
-                       f'auth_tcp = "none"\nhost_uuid = "{uuid}"\n')
+                       'auth_tcp = "none"\n')
         (self.path('etc') / 'libvirtd.conf').write_text(daemon)
         (self.path('etc') / 'virtlogd.conf').write_text('')
         seeded = CAPS_CACHE / 'qemu' / 'capabilities'
@@ -202,10 +203,14 @@ class LibvirtHost:
         return proc
 
 
-def domain_xml(name: str, disks: dict[str, Path]) -> str:
-    """A guest-less q35 domain (TCG, no graphics) with qcow2 virtio disks ``{target: image}``."""
+def domain_xml(name: str, disks: dict[str, Path], cache: str | None = None) -> str:
+    """A guest-less q35 domain (TCG, no graphics) with qcow2 virtio disks ``{target: image}``.
+
+    ``cache='none'`` lets libvirt migrate it without shared storage being declared.
+    """
+    mode = f" cache='{cache}'" if cache else ''
     devices = ''.join(
-        f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+        f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'{mode}/>"
         f"<source file='{path}'/><target dev='{target}' bus='virtio'/></disk>"
         for target, path in disks.items())
     return (f"<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory>"
@@ -216,10 +221,10 @@ def domain_xml(name: str, disks: dict[str, Path]) -> str:
 
 
 def create_domain(host: LibvirtHost, workdir: Path, name: str, disks: dict[str, Path],
-                  persistent: bool = False, running: bool = False) -> str:
+                  persistent: bool = False, running: bool = False, cache: str | None = None) -> str:
     """Start a transient (``virsh create``) or persistent (define + start) domain, paused."""
     xml = workdir / f'{name}.xml'
-    xml.write_text(domain_xml(name, disks))
+    xml.write_text(domain_xml(name, disks, cache))
     paused = [] if running else ['--paused']
     if persistent:
         host.virsh('define', str(xml))

@@ -49,8 +49,7 @@ def test_running_copy_record() -> None:
                                         reply('blockjobinfo-copy-running.json'))
     info = reply('blockjobinfo-copy-running.json')
     assert record['name'] == 'copy1' and record['type'] == 'mirror'
-    assert (record['status'], record['raw_status'], record['ready']) == ('running', 'running',
-                                                                          False)
+    assert record['status'] == record['raw_status'] == 'running' and not record['ready']
     assert record['progress']['current'] == info['cur'] and record['progress']['total'] == info['end']
     assert record['speed'] == 1 << 20 and record['live'] and record['outcome'] is None
     assert record['device'] == 'vda' and record['target'] == f'{DIR}/copy.qcow2'

@@ -1,0 +1,83 @@
+"""Live migration of a libvirt domain between two private libvirtd "hosts".
+
+The source libvirtd runs in the root network namespace, the destination in a
+namespace of its own, joined by a veth pair; each has its own mount and UTS
+namespace (its own /run/libvirt, /etc/libvirt, hostname and host UUID).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness.libvirt import LibvirtHost, create_domain, taint_messages
+from harness.libvirt_net import remote_namespace
+from lxml import etree
+
+NS = 'https://vmjobs.github.io/xmlns/jobs/1'
+
+
+@pytest.fixture(scope='module')
+def hosts() -> Iterator[tuple[LibvirtHost, LibvirtHost]]:
+    with remote_namespace() as link:
+        source = LibvirtHost(name='vjsrc')
+        dest = LibvirtHost(name='vjdst', netns=link.netns, listen=link.remote,
+                           migration_address=link.remote)
+        try:
+            source.start()
+            dest.start()
+            yield source, dest
+        finally:
+            dest.teardown()
+            source.teardown()
+
+
+@pytest.mark.parametrize('wait', ['concluded', 'none'])
+def test_migrate_a_running_domain(hosts, workdir: Path, make_image, run_module, wait):
+    """Waiting in the task, or not: libvirtd carries on after the module has exited."""
+    source, dest = hosts
+    disk = make_image('disk.qcow2', '16M', pattern=0x44)
+    name = f'{workdir.name}-m'
+    create_domain(source, workdir, name, {'vda': disk}, running=True)
+    connection = {'domain': name, 'uri': source.uri, 'ledger_dir': str(workdir / 'ledger')}
+    task = dict(connection, name='evacuate', dest_uri=dest.tcp_uri, bandwidth=32 << 20,
+                unsafe=True, wait=wait, wait_timeout=120)
+    moved = run_module('migration', task)
+    assert not moved['failed'], moved
+    assert moved['changed']
+    if wait == 'none':
+        # a guest without an OS has almost no RAM to copy: it may be over already
+        assert moved['job']['status'] in ('running', 'concluded'), moved
+        moved = run_module('job_wait', dict(connection, name=['evacuate'], timeout=120))
+        assert not moved['failed'], moved
+        moved['job'] = moved['jobs'][0]
+    assert moved['job']['outcome'] == 'succeeded', moved
+    assert name not in source.virsh('list', '--all', '--name').stdout.split()
+    assert dest.virsh('domstate', name).stdout.strip() == 'running'
+    arrived = etree.fromstring(dest.virsh('dumpxml', name).stdout.encode())
+    assert [j.get('name') for j in arrived.iter(f'{{{NS}}}job')] == ['evacuate'], \
+        'the records travel in the metadata'
+    again = run_module('migration', task)
+    assert not again['failed'], again
+    assert not again['changed'] and again['job']['outcome'] == 'succeeded'
+    info = run_module('job_info', dict(connection, name=['evacuate']))
+    assert [(j['name'], j['outcome']) for j in info['jobs']] == [('evacuate', 'succeeded')]
+    messages = ' '.join(taint_messages(dest, name))
+    assert 'custom monitor' not in messages, messages
+
+
+def test_migration_refusals(hosts, workdir: Path, make_image, run_module):
+    source, dest = hosts
+    disk = make_image('disk.qcow2', '16M')
+    name = f'{workdir.name}-r'
+    create_domain(source, workdir, name, {'vda': disk}, running=True)
+    connection = {'domain': name, 'uri': source.uri, 'ledger_dir': str(workdir / 'ledger')}
+    qmp_style = run_module('migration', dict(connection, name='m1', dest_uri='tcp:1.2.3.4:5'))
+    assert qmp_style['failed'] and 'give dest_uri as its libvirt URI' in qmp_style['msg']
+    unsafe = run_module('migration', dict(connection, name='m2', dest_uri=dest.tcp_uri))
+    assert unsafe['failed'], unsafe
+    assert "job 'm2': migrateToURI3 failed: VIR_ERR_MIGRATE_UNSAFE" in unsafe['msg']
+    info = run_module('job_info', connection)
+    assert info['jobs'] == [], 'a refused migration leaves no record'
+    source.virsh('destroy', name)
