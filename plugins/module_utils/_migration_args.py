@@ -30,6 +30,7 @@ MIGRATION: dict[str, dict[str, t.Any]] = {
     'tls_hostname': {'type': 'str'},
     'completion_timeout': {'type': 'float'},
     'completion_action': {'type': 'str', 'default': 'cancel', 'choices': list(ACTIONS)},
+    'unsafe': {'type': 'bool', 'default': False},
     'wait': {'type': 'str', 'default': 'none', 'choices': ['none', 'concluded']},
     'wait_timeout': {'type': 'float', 'default': 300.0},
 }
@@ -71,7 +72,14 @@ def migration_params(options: dict[str, t.Any]) -> dict[str, t.Any]:
     if not uri and not dest:
         raise _refuse(name, 'give dest_uri (where to migrate to) or dest_socket (a destination '
                             'QEMU started with -incoming defer)')
-    if uri and not uri.startswith(LISTEN_SCHEMES if dest else SCHEMES):
+    if options.get('domain'):  # a libvirt domain: libvirt migrates it to another libvirtd
+        if dest or not uri or '://' not in uri:
+            raise _refuse(name, 'a libvirt domain migrates to another libvirt daemon: give '
+                                'dest_uri as its libvirt URI, such as qemu+tcp://HOST/system '
+                                '(dest_socket is for QMP sockets)')
+    elif options.get('unsafe'):
+        raise _refuse(name, 'unsafe is for libvirt domains (domain=...)')
+    elif uri and not uri.startswith(LISTEN_SCHEMES if dest else SCHEMES):
         allowed = ', '.join(LISTEN_SCHEMES if dest else SCHEMES)
         raise _refuse(name, f'dest_uri {uri!r} must start with one of {allowed}'
                             + (' when the destination listens on it' if dest else ''))
@@ -85,7 +93,7 @@ def migration_params(options: dict[str, t.Any]) -> dict[str, t.Any]:
         raise _refuse(name, 'tls_hostname needs tls_creds')
     params = {key: options.get(key) for key in PASSED}
     params.update(type='migration', auto_converge=options['auto_converge'] or None,
-                  postcopy=options['postcopy'] or None)
+                  postcopy=options['postcopy'] or None, unsafe=options.get('unsafe') or None)
     if params['completion_timeout'] is not None:
         params['completion_action'] = action
     if dest:

@@ -47,6 +47,9 @@ options:
       - With O(dest_socket), the address the destination listens on (C(tcp:) or C(unix:); port
         C(0) picks a free one).
       - Not called C(uri), which names the libvirt connection on every module of the collection.
+      - With O(domain), the libvirt URI of the destination's libvirt daemon, such as
+        C(qemu+tcp://HOST/system); libvirt migrates peer to peer and its destination picks the
+        address QEMU listens on.
     type: str
   dest_socket:
     description:
@@ -101,6 +104,13 @@ options:
     type: str
     choices: [cancel, postcopy, pause]
     default: cancel
+  unsafe:
+    description:
+      - Libvirt domains only. Migrate even though libvirt considers a disk unsafe to migrate
+        (not on storage it knows to be shared, or with a cache mode it refuses), like
+        C(virsh migrate --unsafe). Only when the disks really are reachable from the destination.
+    type: bool
+    default: false
   wait:
     description:
       - V(concluded) waits until the migration ends and fails unless it succeeded.
