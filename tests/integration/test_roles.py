@@ -149,3 +149,45 @@ def test_nightly_backup_starts_a_chain_then_adds_incrementals(workdir, vm, make_
     again = night('2026-11-21')
     assert_ok(again)
     assert changed(again) == {'vm1': 0}
+
+
+def test_a_failed_move_leaves_the_vm_on_its_disk_and_can_be_retried(
+        workdir, vm, make_image, run_playbook, ledger_dir, small_fs, run_module):
+    old = make_image('d0.qcow2', '16M', pattern=0x55)
+    daemon = vm(disks={'disk0': old})
+    small = small_fs('4M')
+    hosts = inventory(workdir, {'vm1': {'vm_socket': str(daemon.sock), 'vm_disks': [
+        {'device': 'disk0', 'path': str(old)}]}})
+    extra = {'move_disks_target_dir': str(small), 'move_disks_remove_sources': True,
+             'disk_move_ledger_dir': str(ledger_dir)}
+
+    failed = run_playbook('vmjobs.qemu.move_disks', extra, '-i', str(hosts))
+    assert failed.returncode != 0
+    assert 'No space left on device' in failed.stdout
+    assert inserted_file(daemon, 'disk0') == str(old) and old.exists()
+    assert list(small.iterdir()) == [], 'the unfinished copy is removed'
+    info = run_module('job_info', {'socket': str(daemon.sock), 'ledger_dir': str(ledger_dir),
+                                   'include_dismissed': True})
+    assert info['jobs'] == [], 'the name is released for a retry'
+
+    (workdir / 'new').mkdir()
+    extra['move_disks_target_dir'] = str(workdir / 'new')
+    retried = run_playbook('vmjobs.qemu.move_disks', extra, '-i', str(hosts))
+    assert_ok(retried)
+    assert inserted_file(daemon, 'disk0') == str(workdir / 'new' / 'd0.qcow2')
+    assert has_pattern(workdir / 'new' / 'd0.qcow2', 0x55, 0, '16M') and not old.exists()
+
+
+def test_a_failed_migration_is_forgotten_and_the_guest_stays(workdir, vms_of_hosts, run_playbook,
+                                                             run_module, ledger_dir):
+    d = vms_of_hosts
+    hosts = inventory(workdir, {'a': {'vm_socket': str(d['a'].sock), 'vm_hypervisor': 'hv1',
+                                      'vm_dest_uri': 'unix:' + str(workdir / 'nobody.sock')}})
+    extra = {'evacuate_from': 'hv1', 'live_migration_ledger_dir': str(ledger_dir)}
+
+    failed = run_playbook('vmjobs.qemu.evacuate', extra, '-i', str(hosts))
+    assert failed.returncode != 0
+    assert run_state(d['a']) == 'running'
+    info = run_module('job_info', {'socket': str(d['a'].sock), 'ledger_dir': str(ledger_dir),
+                                   'include_dismissed': True})
+    assert info['jobs'] == [], 'the name is released for a retry'
