@@ -50,8 +50,8 @@ class Domain:
         return {'domain': self.name, 'uri': self.host.uri,
                 'ledger_dir': str(self.workdir / 'ledger')}
 
-    def run(self, module: str, **args: Any) -> dict[str, Any]:
-        return self._run(module, dict(self.connection(), **args))
+    def run(self, module: str, check: bool = False, **args: Any) -> dict[str, Any]:
+        return self._run(module, dict(self.connection(), **args), check)
 
     def play(self, *steps: tuple[str, dict[str, Any]]) -> list[dict[str, Any]]:
         """Run several module calls in one playbook (one ansible start-up); their results.
@@ -196,6 +196,10 @@ def test_cancel_copy_and_speed(workdir, make_image, domain):
     assert canceled['changed'] and canceled['job']['outcome'] == 'canceled', canceled
     assert listed['jobs'][0]['outcome'] == 'canceled'
     assert dom.source('vda') == str(disk), 'no pivot after a cancel'
+    predicted = dom.run('block_job', check=True, name='later', type='mirror', device='vda',
+                        target=str(workdir / 'later.qcow2'))
+    assert predicted['changed'] and not predicted['failed'], predicted
+    assert set(metadata_jobs(dom)) == {'slow'} and not (workdir / 'later.qcow2').exists()
 
 
 # -- commit and pull ---------------------------------------------------------------------------------
@@ -266,6 +270,31 @@ def test_backup_one_disk(workdir, make_image, domain):
     dom.stop()
     compare(top, target)
     assert base.exists()
+
+
+def test_incremental_backup_through_a_checkpoint(host, workdir, make_image, domain):
+    """A full backup creates a checkpoint; writes made afterwards are what the incremental
+    copies, and the incremental on top of the full is the disk."""
+    disk = make_image('disk.qcow2', '16M', pattern=0x01)
+    dom = domain({'vda': disk}, persistent=True)
+    full, inc = workdir / 'full.qcow2', workdir / 'inc.qcow2'
+    (done,) = dom.play(('block_job', {'name': 'bk-full', 'type': 'backup', 'device': 'vda',
+                                      'target': str(full), 'bitmap': 'ck-full',
+                                      'wait': 'concluded'}))
+    assert done['job']['outcome'] == 'succeeded', done
+    assert host.virsh('checkpoint-list', dom.name, '--name').stdout.split() == ['ck-full']
+    host.virsh('destroy', dom.name, '--graceful')
+    write_pattern(disk, 0x09, '4M', '1M')  # the persistent bitmap in the image records it
+    host.virsh('start', dom.name, '--paused')
+    (done,) = dom.play(('block_job', {'name': 'bk-inc', 'type': 'backup', 'device': 'vda',
+                                      'target': str(inc), 'sync': 'incremental',
+                                      'bitmap': 'ck-full', 'wait': 'concluded'}))
+    assert done['job']['outcome'] == 'succeeded', done
+    dom.stop()
+    assert image_info(inc)['actual-size'] < image_info(full)['actual-size']
+    subprocess.run(['qemu-img', 'rebase', '-u', '-b', str(full), '-F', 'qcow2', str(inc)],
+                   check=True)
+    compare(disk, inc)
 
 
 def test_backup_two_disks_through_the_job_client(workdir, make_image, domain):
