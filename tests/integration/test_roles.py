@@ -187,6 +187,7 @@ def test_a_failed_migration_is_forgotten_and_the_guest_stays(workdir, vms_of_hos
 
     failed = run_playbook('vmjobs.qemu.evacuate', extra, '-i', str(hosts))
     assert failed.returncode != 0
+    assert "job 'evacuate-a-2026-11-21' failed: Failed to connect" in failed.stdout
     assert run_state(d['a']) == 'running'
     info = run_module('job_info', {'socket': str(d['a'].sock), 'ledger_dir': str(ledger_dir),
                                    'include_dismissed': True})
