@@ -97,3 +97,13 @@ def test_run_module_parses_json(run_module: Callable[..., dict[str, Any]]) -> No
     assert result['ping'] == 'pong!' and result['rc'] == 0
     result = run_module('ansible.builtin.fail', {'msg': 'boom'})
     assert result['failed'] and result['msg'] == 'boom' and result['rc'] != 0
+
+
+def test_guest_io_writes_through_the_device_and_reads_back(make_image, vm, qmp_observer):
+    from harness.guest import guest_has, guest_write
+    daemon = vm(disks={'disk0': make_image('disk0.qcow2', pattern=0x5A)})
+    obs = qmp_observer(daemon.obs_sock)
+    guest_write(obs, 'disk0', 0x33, '1M', '1M')
+    assert guest_has(obs, 'disk0', 0x33, '1M', '1M')
+    assert guest_has(obs, 'disk0', 0x5A, 0, '1M')
+    assert not guest_has(obs, 'disk0', 0x5A, '1M', '1M'), 'a wrong pattern is noticed'

@@ -23,6 +23,7 @@ def start_vm(workdir: Path, disks: Mapping[str, str | Path] | None = None, name:
             *monitor_args(workdir, name, '-mon', 'control')]
     for dev, path in (disks or {}).items():
         argv += blockdev_args('-blockdev', image_nodes(f'{dev}-fmt', path, fmt, file_node=f'{dev}-file'))
-        argv += ['-device', f'virtio-blk-pci,drive={dev}-fmt,id={dev}']
+        # share-rw: HMP qemu-io writes through the device's node as the guest would
+        argv += ['-device', f'virtio-blk-pci,drive={dev}-fmt,id={dev},share-rw=on']
     argv += extra_args
     return start_daemon(name, argv, workdir)
