@@ -75,11 +75,7 @@ class Backup:
             self.learn(name, params, seen)
             raise
         self.learn(name, params, result.records)
-        out: dict[str, t.Any] = {'changed': result.changed, 'job': result.record,
-                                 'backup': self.summary(name, params, planned)}
-        if result.elapsed is not None:
-            out['elapsed'] = round(result.elapsed, 3)
-        return out
+        return dict(result.start_output(), backup=self.summary(name, params, planned))
 
     # -- planning ---------------------------------------------------------------------------------
 

@@ -50,6 +50,13 @@ class Result:
     def record(self) -> Record:
         return self.records[0]
 
+    def start_output(self) -> dict[str, t.Any]:
+        """A starting module's result: ``changed``, ``job``, and ``elapsed`` if it waited."""
+        out: dict[str, t.Any] = {'changed': self.changed, 'job': self.record}
+        if self.elapsed is not None:
+            out['elapsed'] = round(self.elapsed, 3)
+        return out
+
 
 def identity(params: dict[str, t.Any]) -> dict[str, t.Any]:
     """The parameters that make a job the job it is."""

@@ -257,10 +257,7 @@ def start(client: JobClient, params: dict[str, t.Any]) -> dict[str, t.Any]:
     """Start (or find) the named block job and optionally wait for it."""
     result = client.start(params['name'], block_job_params(params), params['wait'],
                           check_timeout(params['wait_timeout'], 'wait_timeout'))
-    out: dict[str, t.Any] = {'changed': result.changed, 'job': result.record}
-    if result.elapsed is not None:
-        out['elapsed'] = round(result.elapsed, 3)
-    return out
+    return result.start_output()
 
 
 def main() -> None:

@@ -254,10 +254,7 @@ def start(client: JobClient, params: dict[str, t.Any]) -> dict[str, t.Any]:
             and record['outcome'] == 'canceled':
         raise JobFailed(f"job '{record['name']}' did not migrate: {describe(record)}",
                         record['name'], result.records)
-    out: dict[str, t.Any] = {'changed': result.changed, 'job': record}
-    if result.elapsed is not None:
-        out['elapsed'] = round(result.elapsed, 3)
-    return out
+    return result.start_output()
 
 
 def main() -> None:
