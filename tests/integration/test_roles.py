@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from harness import QMPConnection, assert_ok, has_pattern, write_pattern
+from harness.libvirt import LibvirtHost, create_domain, taint_messages
 from harness.migration import start_destination, start_source
+from lxml import etree
 
 
 def changed(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
@@ -192,3 +195,57 @@ def test_a_failed_migration_is_forgotten_and_the_guest_stays(workdir, vms_of_hos
     info = run_module('job_info', {'socket': str(d['a'].sock), 'ledger_dir': str(ledger_dir),
                                    'include_dismissed': True})
     assert info['jobs'] == [], 'the name is released for a retry'
+
+
+@pytest.fixture(scope='module')
+def libvirt_host() -> Iterator[LibvirtHost]:
+    """A private libvirtd for the libvirt test of this module."""
+    host = LibvirtHost()
+    try:
+        host.start()
+        yield host
+        host.save_caps()
+    finally:
+        host.teardown()
+
+
+def test_merge_then_move_a_libvirt_domain_disk(workdir, make_image, libvirt_host, run_playbook):
+    base = make_image('base.qcow2', '8M', pattern=0x11)
+    mid = make_image('mid.qcow2', '8M', backing=base)
+    write_pattern(mid, 0x22, '2M', '2M')
+    top = make_image('top.qcow2', '8M', backing=mid)
+    write_pattern(top, 0x33, '4M', '2M')
+    name = create_domain(libvirt_host, workdir, f'{workdir.name}-roles', {'vda': top})
+
+    def chain() -> list[str]:
+        xml = etree.fromstring(libvirt_host.virsh('dumpxml', name).stdout.encode())
+        disk = xml.xpath("devices/disk[target/@dev='vda']")[0]
+        return [disk.find('source').get('file')] + [
+            s.get('file') for s in disk.xpath('.//backingStore/source') if s.get('file')]
+
+    new = workdir / 'new'
+    new.mkdir()
+    hosts = inventory(workdir, {'vm1': {
+        'vm_domain': name, 'vm_libvirt_uri': libvirt_host.uri,
+        'vm_snapshots': [{'device': 'vda', 'base': str(base), 'overlays': [str(mid), str(top)]}],
+        'vm_disks': [{'device': 'vda', 'path': str(base), 'target': str(new / 'vda.qcow2')}]}})
+    extra = {'snapshot_merge_ledger_dir': str(workdir / 'ledger'),
+             'disk_move_ledger_dir': str(workdir / 'ledger'), 'move_disks_remove_sources': True}
+    try:
+        for playbook in ('vmjobs.qemu.merge_snapshots', 'vmjobs.qemu.move_disks'):
+            first = run_playbook(playbook, extra, '-i', str(hosts))
+            assert_ok(first)
+            assert changed(first)['vm1'] > 0
+            again = run_playbook(playbook, extra, '-i', str(hosts))
+            assert_ok(again)
+            assert changed(again) == {'vm1': 0}, playbook
+            if playbook.endswith('merge_snapshots'):
+                assert chain() == [str(base)] and not mid.exists() and not top.exists()
+        assert chain() == [str(new / 'vda.qcow2')] and not base.exists()
+        messages = ' '.join(taint_messages(libvirt_host, name))
+        assert 'custom monitor' not in messages and 'custom-monitor' not in messages, messages
+        libvirt_host.virsh('destroy', name, '--graceful')
+        for pattern, offset in ((0x11, '0'), (0x22, '2M'), (0x33, '4M'), (0x11, '6M')):
+            assert has_pattern(new / 'vda.qcow2', pattern, offset, '2M')
+    finally:
+        libvirt_host.virsh('destroy', name, check=False)
