@@ -105,7 +105,7 @@ def vms_of_hosts(workdir):
 
 
 def test_evacuate_migrates_the_vms_of_one_hypervisor(workdir, vms_of_hosts, run_playbook,
-                                                      ledger_dir):
+                                                     ledger_dir):
     d = vms_of_hosts
     hosts = inventory(workdir, {
         'a': {'vm_socket': str(d['a'].sock), 'vm_hypervisor': 'hv1',
