@@ -94,6 +94,30 @@ def test_merge_snapshots_merges_the_chain(workdir, vm, make_image, run_playbook,
     assert changed(again) == {'vm1': 0}
 
 
+def test_a_failed_merge_removes_nothing(workdir, vm, make_image, run_playbook, ledger_dir,
+                                        small_fs, run_module):
+    small = small_fs('3M')
+    base = make_image(small / 'base.qcow2', '16M')
+    snap1 = make_image('snap1.qcow2', '16M', backing=base)
+    write_pattern(snap1, 0x22, 0, '8M')
+    snap2 = make_image('snap2.qcow2', '16M', backing=snap1)
+    write_pattern(snap2, 0x33, '8M', '4M')
+    daemon = vm(disks={'disk0': snap2})
+    hosts = inventory(workdir, {'vm1': {'vm_socket': str(daemon.sock), 'vm_snapshots': [
+        {'device': 'disk0', 'base': str(base), 'overlays': [str(snap1), str(snap2)]}]}})
+
+    failed = run_playbook('vmjobs.qemu.merge_snapshots',
+                          {'snapshot_merge_ledger_dir': str(ledger_dir)}, '-i', str(hosts))
+    assert failed.returncode != 0
+    assert 'No space left on device' in failed.stdout
+    assert snap1.exists() and snap2.exists(), 'nothing is removed after a failure'
+    assert inserted_file(daemon, 'disk0') == str(snap2)
+    assert has_pattern(snap2, 0x22, 0, '8M') and has_pattern(snap2, 0x33, '8M', '4M')
+    info = run_module('job_info', {'socket': str(daemon.sock), 'ledger_dir': str(ledger_dir),
+                                   'include_dismissed': True})
+    assert info['jobs'] == [], 'the names are released for a retry'
+
+
 @pytest.fixture
 def vms_of_hosts(workdir):
     """Running sources a and b on hv1 (with destinations waiting), c on hv2."""
