@@ -49,6 +49,7 @@ options:
     description:
       - The disk, as a node name or a qdev id (resolved to the node currently inserted) or a
         C(-drive) id.
+      - With O(domain), a disk target such as C(vda), or the path of the disk's top image.
       - Required for all types but C(create).
     type: str
   base:
