@@ -308,6 +308,10 @@ class LibvirtBackend:
     set by whoever builds the job client.
     """
 
+    #: The session plans multi-disk backups itself (disks, checkpoints) from the backup
+    #: module's parameters; no QMP block graph is needed.
+    plans_backups = True
+
     def __init__(self, uri: str, domain: str, check_mode: bool = False) -> None:
         self.uri = uri
         self.domain = domain

@@ -211,7 +211,7 @@ def owner(entries: t.Iterable[Record], disk: str | None, job_type: str) -> Recor
             continue
         if (entry.get('last') or {}).get('outcome'):
             continue
-        if disk is not None and disk not in (entry.get('disks') or [entry.get('disk')]):
+        if disk is not None and disk not in (entry.get('backup_disks') or [entry.get('disk')]):
             continue
         if entry.get('type') != job_type:
             continue

@@ -184,8 +184,11 @@ class Starter:
         if params.get('speed'):
             raise InvalidArgument(f"job '{name}': libvirt sets no speed for backups", name)
         chosen = [disk['target'] for disk in targets]
-        note(libvirt_type='backup', disks=chosen, targets=targets, checkpoint=checkpoint,
-             incremental=incremental, created_files=[disk['path'] for disk in targets])
+        # ``disks`` in the shape the backup module reports; ``backup_disks`` for ownership
+        note(libvirt_type='backup', backup_disks=chosen, checkpoint=checkpoint,
+             incremental=incremental, created_files=[disk['path'] for disk in targets],
+             disks=[{'device': disk['target'], 'target': disk['path'], 'format': disk['format'],
+                     'backing': None} for disk in targets])
         ckpt = _libvirt_xml.checkpoint_xml(checkpoint, chosen, writable) if checkpoint else None
         self._run(name, 'backupBegin', _libvirt_xml.backup_xml(targets, incremental), ckpt, 0)
 

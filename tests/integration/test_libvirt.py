@@ -297,8 +297,9 @@ def test_incremental_backup_through_a_checkpoint(host, workdir, make_image, doma
     compare(disk, inc)
 
 
-def test_backup_two_disks_through_the_job_client(workdir, make_image, domain):
-    """A two-disk push backup started by the job client with the backup module's parameters."""
+def test_backup_two_disks_through_the_job_client(host, workdir, make_image, domain):
+    """Two-disk push backups, full then incremental on its checkpoint, started by the job
+    client with the backup module's parameters."""
     sys.path.insert(0, str(COLLECTIONS_PATH))
     from ansible_collections.vmjobs.qemu.plugins.module_utils._ansible import (
         make_client,
@@ -308,21 +309,36 @@ def test_backup_two_disks_through_the_job_client(workdir, make_image, domain):
     )
     disk_a = make_image('a.qcow2', '16M', pattern=0x0A)
     disk_b = make_image('b.qcow2', '8M', pattern=0x0B)
-    dom = domain({'vda': disk_a, 'vdb': disk_b})
-    (workdir / 'bk').mkdir()
-    client = make_client({'domain': dom.name, 'uri': dom.host.uri,
-                          'ledger_dir': str(workdir / 'ledger'), 'ledger_retention': 90.0},
-                         check_mode=False)
-    params = backup_params({'name': 'both', 'disks': [], 'target_dir': str(workdir / 'bk'),
-                            'mode': 'full', 'bitmap': 'nightly', 'compress': False,
-                            'speed': None, 'perf': None})
-    result = client.start('both', params, 'concluded', 60.0)
-    assert result.changed and result.record['outcome'] == 'succeeded', result
-    assert 'both' in dom.host.virsh('checkpoint-list', dom.name, '--name').stdout
-    assert not client.start('both', params, None).changed
+    dom = domain({'vda': disk_a, 'vdb': disk_b}, persistent=True)
+    connection = {'domain': dom.name, 'uri': host.uri, 'ledger_dir': str(workdir / 'ledger'),
+                  'ledger_retention': 90.0}
+
+    def backup(name: str, mode: str) -> Any:
+        (workdir / name).mkdir()
+        params = backup_params({'name': name, 'disks': [], 'target_dir': str(workdir / name),
+                                'mode': mode, 'bitmap': 'nightly', 'compress': False,
+                                'speed': None, 'perf': None})
+        client = make_client(connection, check_mode=False)
+        result = client.start(name, params, 'concluded', 60.0)
+        assert result.changed and result.record['outcome'] == 'succeeded', result
+        assert not make_client(connection, check_mode=False).start(name, params, None).changed
+        return result
+
+    backup('full', 'full')
+    assert host.virsh('checkpoint-list', dom.name, '--name').stdout.split() == ['full']
+    host.virsh('destroy', dom.name, '--graceful')
+    write_pattern(disk_b, 0x0C, '1M', '1M')
+    host.virsh('start', dom.name, '--paused')
+    backup('inc', 'incremental')
+    assert sorted(host.virsh('checkpoint-list', dom.name, '--name').stdout.split()) == [
+        'full', 'inc']
     dom.stop()
+    compare(disk_a, workdir / 'full' / 'vda.qcow2')  # vda did not change since the full
     for disk, image in (('vda', disk_a), ('vdb', disk_b)):
-        compare(image, workdir / 'bk' / f'{disk}.qcow2')
+        incremental = workdir / 'inc' / f'{disk}.qcow2'
+        subprocess.run(['qemu-img', 'rebase', '-u', '-b', str(workdir / 'full' / f'{disk}.qcow2'),
+                        '-F', 'qcow2', str(incremental)], check=True)
+        compare(image, incremental)
 
 
 # -- jobs started elsewhere, failures ------------------------------------------------------------------

@@ -140,7 +140,7 @@ def test_owner_is_the_newest_open_entry_of_the_disk() -> None:
                entry(name='gone', started_at=4.0, state='dismissed'),
                entry(name='other', started_at=5.0, disk='vdb'),
                entry(name='bk', type='backup', libvirt_type='backup', disk=None,
-                     disks=['vda', 'vdb'], started_at=0.5)]
+                     backup_disks=['vda', 'vdb'], started_at=0.5)]
     assert _libvirt_jobs.owner(entries, 'vda', 'mirror')['name'] == 'new'
     assert _libvirt_jobs.owner(entries, 'vda', 'stream') is None
     assert _libvirt_jobs.owner(entries, 'vdb', 'mirror')['name'] == 'other'
