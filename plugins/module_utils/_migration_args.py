@@ -23,7 +23,7 @@ MIGRATION: dict[str, dict[str, t.Any]] = {
     'downtime_limit': {'type': 'int'},
     'auto_converge': {'type': 'bool', 'default': False},
     'postcopy': {'type': 'bool', 'default': False},
-    'postcopy_after_passes': {'type': 'int'},
+    'postcopy_after_passes': {'type': 'int', 'no_log': False},  # passes over RAM, no secret
     'multifd_channels': {'type': 'int'},
     'xbzrle_cache_size': {'type': 'int'},
     'tls_creds': {'type': 'str'},

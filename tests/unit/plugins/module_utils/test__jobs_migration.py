@@ -125,8 +125,8 @@ def test_the_destination_witnesses_an_unseen_outcome(client: JobClient, vm: Migr
     vm.gone = True
     vm.witnessed = {'outcome': 'succeeded', 'error': None, 'running': 'running'}
     record = client.get('mig')[0]
-    assert (record['status'], record['outcome'], record['lost']) == ('concluded', 'succeeded',
-                                                                    False)
+    assert (record['status'], record['outcome'], record['lost']) == (
+        'concluded', 'succeeded', False)
     entry = ledger.get('mig')
     assert entry is not None and entry['last']['outcome'] == 'succeeded', 'kept for next time'
 
