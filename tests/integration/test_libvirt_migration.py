@@ -42,7 +42,8 @@ def test_migrate_a_running_domain(hosts, workdir: Path, make_image, run_module, 
     create_domain(source, workdir, name, {'vda': disk}, running=True)
     connection = {'domain': name, 'uri': source.uri, 'ledger_dir': str(workdir / 'ledger')}
     task = dict(connection, name='evacuate', dest_uri=dest.tcp_uri, bandwidth=32 << 20,
-                unsafe=True, wait=wait, wait_timeout=120)
+                unsafe=True, downtime_limit=300, auto_converge=True, wait=wait,
+                wait_timeout=120)
     moved = run_module('migration', task)
     assert not moved['failed'], moved
     assert moved['changed']
