@@ -4,18 +4,21 @@
 
 - the collection: ``ansible localhost -m vmjobs.qemu.backup`` (one raw disk, raw target,
   wait: concluded);
+- the same module run without ansible (its own Python process, as on the target);
 - a plain qemu.qmp script issuing the same blockdev-backup (bench/plain_backup.py);
 - ``dd`` of the same bytes (bs=4M), file to file.
 
 Each run writes a new target on the same file system as the source, in page cache (no
 fsync anywhere: QEMU's default cache mode writes through the page cache too); targets are
-deleted between runs and the three alternate. The job time is QEMU's own: from the
+deleted between runs, dirty pages are written back (sync) before each run, and the
+three take turns at going first. The job time is QEMU's own: from the
 JOB_STATUS_CHANGE to ``created`` to the one to ``concluded`` (observer monitor). The
 wall time of each client is reported beside it.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -66,9 +69,9 @@ def run(count: int, log: Callable[[str], None], keep: bool = False,
         obs = QMPConnection(daemon.obs_sock, timeout=600).connect()
         args = {'socket': str(daemon.sock), 'ledger_dir': str(work.path / 'ledger')}
         size = mib << 20
-        jobs: dict[str, list[float]] = {'collection': [], 'script': []}
-        walls: dict[str, list[float]] = {'collection': [], 'script': [], 'dd': []}
-        for i in range(count):
+        jobs: dict[str, list[float]] = {'collection': [], 'module': [], 'script': []}
+        walls: dict[str, list[float]] = {'collection': [], 'module': [], 'script': [], 'dd': []}
+        def collection(i: int) -> None:
             target = work.path / f'c{i}.raw'
             proc, wall = run_adhoc(work.path, 'vmjobs.qemu.backup', dict(
                 args, name=f'c{i}', disks=[{'device': 'disk0', 'target': str(target),
@@ -81,6 +84,21 @@ def run(count: int, log: Callable[[str], None], keep: bool = False,
             run_direct('job', dict(args, name=f'c{i}', state='absent', forget=True), work.path)
             target.unlink()
 
+        def module(i: int) -> None:
+            target = work.path / f'm{i}.raw'
+            start = time.time()
+            result, end = run_direct('backup', dict(
+                args, name=f'm{i}', disks=[{'device': 'disk0', 'target': str(target),
+                                            'format': 'raw'}], wait='concluded',
+                wait_timeout=3600), work.path)
+            if result.get('failed'):
+                raise RuntimeError(result['msg'])
+            walls['module'].append(end - start)
+            jobs['module'].append(job_time(obs, f'm{i}.disk0'))
+            run_direct('job', dict(args, name=f'm{i}', state='absent', forget=True), work.path)
+            target.unlink()
+
+        def script(i: int) -> None:
             target = work.path / f's{i}.raw'
             start = time.perf_counter()
             subprocess.run([str(VENV_PYTHON), str(BENCH / 'plain_backup.py'), str(daemon.sock),
@@ -89,12 +107,19 @@ def run(count: int, log: Callable[[str], None], keep: bool = False,
             jobs['script'].append(job_time(obs, f's{i}'))
             target.unlink()
 
+        def dd(i: int) -> None:
             target = work.path / f'd{i}.raw'
             start = time.perf_counter()
             subprocess.run(['dd', f'if={source}', f'of={target}', 'bs=4M', 'status=none'],
                            check=True, timeout=3600)
             walls['dd'].append(time.perf_counter() - start)
             target.unlink()
+
+        ways = [collection, module, script, dd]
+        for i in range(count):
+            for way in ways[i % 4:] + ways[:i % 4]:  # each way takes its turn at going first
+                os.sync()  # the previous run's dirty pages are not this run's I/O
+                way(i)
             log(f'data path run {i + 1}/{count}')
         ratio = median(jobs['collection']) / median(jobs['script'])
         speed = {k: size / median(v) / (1 << 20) for k, v in jobs.items()}
@@ -103,6 +128,7 @@ def run(count: int, log: Callable[[str], None], keep: bool = False,
         what = f'{mib} MiB'
         return [
             Row.of('data path', f'{what}: backup job, collection', jobs['collection']),
+            Row.of('data path', f'{what}: backup job, module without ansible', jobs['module']),
             Row.of('data path', f'{what}: backup job, plain script', jobs['script']),
             Row.of('data path', f'{what}: dd', walls['dd']),
             Row('data path', 'job time collection/script', count, ratio, float('nan'), 'x',
@@ -111,5 +137,8 @@ def run(count: int, log: Callable[[str], None], keep: bool = False,
                 goal=f'>= {GOAL_DD}', verdict='met' if of_dd >= GOAL_DD else 'MISSED',
                 extra={'MiB/s': {k: round(v) for k, v in speed.items()}}),
             Row.of('data path', f'{what}: wall, ansible ad hoc backup', walls['collection']),
+            Row.of('data path', f'{what}: wall, module without ansible', walls['module']),
             Row.of('data path', f'{what}: wall, plain script', walls['script']),
+            Row('data path', 'job time module/script', count,
+                median(jobs['module']) / median(jobs['script']), float('nan'), 'x'),
         ]
