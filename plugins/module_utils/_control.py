@@ -11,6 +11,7 @@ apply fails at once, naming the status and the verbs QEMU allows in it.
 
 from __future__ import annotations
 
+import contextlib
 import typing as t
 
 from . import _model
@@ -205,12 +206,16 @@ class JobDriver:
         if entry is None or (record['dismissed'] and not forget):
             return Result(False, [record])
         if not self.client.check_mode:
-            with self.client.ledger.lock():
-                kept = entry.get('kept_nodes', [])
+            with contextlib.ExitStack() as stack:
+                # The monitor before the ledger's lock (see JobClient.start).
+                session = None
                 if entry.get('state') != 'dismissed':
+                    session = stack.enter_context(self.client.backend.session())
+                stack.enter_context(self.client.ledger.lock())
+                kept = entry.get('kept_nodes', [])
+                if session is not None:
                     # QEMU lost or dismissed the job without us: detach its target now.
-                    with self.client.backend.session() as session:
-                        kept = session.cleanup(dict(entry, created_file=None))
+                    kept = session.cleanup(dict(entry, created_file=None))
                 if forget:
                     self.client.ledger.delete(record['name'])
                 else:
@@ -220,12 +225,12 @@ class JobDriver:
     def _dismiss(self, record: Record, entry: Record | None, forget: bool) -> None:
         name = record['name']
         ledger = self.client.ledger
-        with ledger.lock():
+        # The monitor before the ledger's lock (see JobClient.start).
+        with self.client.backend.session() as session, ledger.lock():
             entry = ledger.get(name) or entry
-            with self.client.backend.session() as session:
-                if record['live']:  # an auto-dismissed job is gone after its cancel
-                    self.client.apply(session, name, 'dismiss')
-                kept = session.cleanup(entry or {})
+            if record['live']:  # an auto-dismissed job is gone after its cancel
+                self.client.apply(session, name, 'dismiss')
+            kept = session.cleanup(entry or {})
             if forget:
                 ledger.delete(name)
                 return

@@ -228,16 +228,19 @@ class JobClient:
         """
         _model.validate_name(name)
         wanted = identity(params)
-        with contextlib.ExitStack() as keep:
+        if not self.check_mode:
             with self.ledger.lock():
-                if not self.check_mode:
-                    self.ledger.prune()
-                try:
-                    session = keep.enter_context(self.backend.session())
-                except TransportError as err:
-                    record = self.offline([name], err)[0]
-                    self._same_job(name, record, self.ledger.get(name), wanted)
-                    return Result(False, [record])
+                self.ledger.prune()
+        with contextlib.ExitStack() as keep:
+            try:
+                session = keep.enter_context(self.backend.session())
+            except TransportError as err:
+                record = self.offline([name], err)[0]
+                self._same_job(name, record, self.ledger.get(name), wanted)
+                return Result(False, [record])
+            # The monitor first, then the ledger's lock: whoever holds the lock never
+            # waits for the monitor (a wait notes what it sees while it holds the monitor).
+            with self.ledger.lock():
                 record = self._start_locked(session, name, params, wanted, prepare)
             if record is None:
                 return Result(True, [dict(absent_record(name), type=params['type'])])

@@ -9,6 +9,7 @@ import typing as t
 
 import pytest
 from ansible_collections.vmjobs.qemu.plugins.module_utils import _jobs, _model, _nodes
+from ansible_collections.vmjobs.qemu.plugins.module_utils._control import JobDriver
 from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
     BackendError,
     InvalidArgument,
@@ -763,3 +764,29 @@ def test_check_mode_keeps_nothing_when_the_vm_is_lost(client: JobClient, check_c
     with pytest.raises(TransportError):
         check_client.wait(['b1'], 'concluded', 60)
     assert ledger.get('b1') == before
+
+
+def test_the_monitor_is_never_awaited_under_the_ledger_lock(client: JobClient, vm: FakeVM,
+                                                            ledger: CheckedLedger,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """A wait writes the ledger while it holds the monitor; a task that held the ledger's
+    lock while it waited for the monitor would wait for it until connect_timeout."""
+    opened = vm.session
+    seen = []
+
+    def session() -> t.ContextManager[FakeSession]:
+        seen.append(ledger.held)
+        return opened()
+
+    monkeypatch.setattr(vm, 'session', session)
+    start(client, 'b1', wait='concluded')
+    start(client, 'b1', wait='concluded')
+    start(client, 'b2')
+    driver = JobDriver(client)
+    driver.run('b1', 'absent')
+    driver.run('b1', 'absent', forget=True)
+    ledger.put(dict(ledger.get('b2') or {}, state='started'))
+    vm.jobs.pop('b2', None)
+    driver.run('b2', 'absent', forget=True)
+    assert seen and not any(seen), seen
