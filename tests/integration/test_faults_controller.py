@@ -3,6 +3,10 @@ playbook run again: every outcome is recovered and no job is started twice.
 
 The kills land while the job runs (even cycles, after QEMU created it) or at any moment
 after the playbook started (odd cycles: before the module, inside the start, in the wait).
+SIGKILL goes to the controller's process group. Ansible's workers run in sessions of their
+own, so a module that had started may live on, orphaned, and finish its task while the
+re-run's module works on the same VM: the two must not get in each other's way (they did,
+before starts took the monitor ahead of the ledger's lock).
 """
 
 from __future__ import annotations

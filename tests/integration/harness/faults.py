@@ -32,7 +32,11 @@ def start_playbook(workdir: Path, playbook: Path, extra_vars: dict[str, Any],
 
 
 def kill_group(proc: subprocess.Popen[str]) -> None:
-    """SIGKILL the process and everything in its process group; reap it."""
+    """SIGKILL the process and everything in its process group; reap it.
+
+    Ansible's worker processes call setsid(), so they (and the module they run) are not in
+    that group and outlive the controller, as they would after a real crash.
+    """
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
