@@ -78,6 +78,7 @@ MIGRATE_TLS = 1 << 16
 ERR_NO_DOMAIN = 42
 ERR_NO_DOMAIN_METADATA = 80
 ERR_NO_SUPPORT = 3
+ERR_OPERATION_INVALID = 55
 #: Readable names of the error codes seen most, for messages.
 ERROR_NAMES = {1: 'VIR_ERR_INTERNAL_ERROR', 3: 'VIR_ERR_NO_SUPPORT', 8: 'VIR_ERR_INVALID_ARG',
                9: 'VIR_ERR_OPERATION_FAILED', 38: 'VIR_ERR_SYSTEM_ERROR',
@@ -129,9 +130,19 @@ class Domain:
         except libvirt.libvirtError as err:
             raise self._error(command, err) from err
 
-    @staticmethod
-    def _error(command: str, err: t.Any) -> BackendError | TransportError:
-        if err.get_error_code() == ERR_NO_DOMAIN:
+    def _error(self, command: str, err: t.Any) -> BackendError | TransportError:
+        """A libvirt error as the collection's: gone domains become TransportError.
+
+        A transient domain that just migrated away (or was destroyed) is inactive for a
+        moment before libvirt forgets it, and calls on it fail as invalid operations.
+        """
+        gone = err.get_error_code() == ERR_NO_DOMAIN
+        if err.get_error_code() == ERR_OPERATION_INVALID:
+            try:
+                gone = not self.handle.isActive() and not self.handle.isPersistent()
+            except libvirt.libvirtError:
+                gone = True
+        if gone:
             return TransportError(f'{command}: the domain is gone: '
                                   f'{err.get_error_message() or err}')
         return translate(command, err)

@@ -79,7 +79,8 @@ class LibvirtSession:
         disks = self.disks()
         records: list[Record] = []
         claimed: set[str] = set()
-        for disk in disks:
+        active = self.domain.active()  # a shut-off persistent domain runs no jobs
+        for disk in disks if active else []:
             if disk['device'] not in ('disk', 'lun') or not disk['target']:
                 continue
             info = self.domain.call('blockJobInfo', disk['target'],
@@ -91,7 +92,7 @@ class LibvirtSession:
             name = entry['name'] if entry else _libvirt_jobs.generated_name(disk['target'], kind)
             claimed.add(name)
             records.append(_libvirt_jobs.block_record(name, disk, info))
-        stats = self.domain.call('jobStats', 0)
+        stats = self.domain.call('jobStats', 0) if active else {}
         if stats.get('type') in _libvirt_jobs.RUNNING_JOB_TYPES:
             kind = _libvirt_jobs.DOMAIN_OPERATIONS.get(stats.get('operation', 0), 'unknown')
             entry = _libvirt_jobs.owner(entries, None, kind)
@@ -152,6 +153,8 @@ class LibvirtSession:
         return True
 
     def _completed_stats(self) -> Record:
+        if not self.domain.active():
+            return {}
         flags = _libvirt.JOB_STATS_COMPLETED | _libvirt.JOB_STATS_KEEP_COMPLETED
         return t.cast(Record, self.domain.call('jobStats', flags))
 
@@ -345,6 +348,13 @@ class LibvirtBackend:
     def write_metadata(self, text: str | None) -> None:
         with self._domain() as domain:
             domain.set_metadata(text, _libvirt_xml.PREFIX, _libvirt_xml.NAMESPACE)
+
+    def domain_job_running(self) -> bool:
+        with self._domain() as domain:
+            if not domain.active():
+                return False
+            stats = domain.call('jobStats', 0)
+        return stats.get('type') in _libvirt_jobs.RUNNING_JOB_TYPES
 
     def witness(self, entry: Record) -> Record | None:
         """How a migration ended, asked of the destination once the domain has left."""

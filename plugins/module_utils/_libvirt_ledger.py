@@ -14,6 +14,12 @@ Writers on this host are serialised by the file lock of a :class:`Ledger` of the
 same scope (the lock is re-entrant within one process, as the backend reads and
 writes while the job client holds it).  Migrations are also kept in that file
 ledger: once the domain has left, it is the witness of how they ended.
+
+libvirt refuses to change a domain's metadata while a domain job (a backup, a
+migration) runs: ``setMetadata`` waits for the job to end.  So while one runs,
+changes go to a *pending* file ledger on the host (scope ``<scope>#pending``),
+which every read folds in (the newer record wins, a deletion is a marker), and
+the next write after the job folds them into the metadata and empties it.
 """
 
 from __future__ import annotations
@@ -39,9 +45,17 @@ class MetadataStore(t.Protocol):
     def write_metadata(self, text: str | None) -> None:
         """Replace the element (None removes it); :raise TransportError: no such domain."""
 
+    def domain_job_running(self) -> bool:
+        """Whether a domain job runs now (libvirt then holds metadata changes back)."""
+
 
 #: Job types whose records are kept in the host's file ledger too.
 HOST_KEPT = ('migration',)
+#: Added to the scope for the file ledger of changes made while a domain job runs.
+PENDING_SUFFIX = '#pending'
+#: Marks a pending deletion.
+DELETED = '_deleted'
+
 
 
 class MetadataLedger:
@@ -63,6 +77,7 @@ class MetadataLedger:
         self.scope = scope
         self.retention_days = retention_days
         self.host = Ledger(root, scope, retention_days, clock)
+        self.pending = Ledger(root, scope + PENDING_SUFFIX, retention_days, clock)
         self.directory = self.host.directory
         self._clock = clock
         self._depth = 0
@@ -85,16 +100,36 @@ class MetadataLedger:
                 self._depth = 0
 
     def _records(self) -> dict[str, Record] | None:
-        """Records by name from the metadata; None if the domain is gone."""
+        """Records by name from the metadata, pending changes folded in; None if the
+        domain is gone."""
         try:
             text = self.store.read_metadata()
         except TransportError:
             return None
-        return {record['name']: record for record in _libvirt_xml.decode_jobs(text)}
+        records = {record['name']: record for record in _libvirt_xml.decode_jobs(text)}
+        for change in self.pending.all():
+            name = change['name']
+            if name in records and records[name].get('updated', 0) > change.get('updated', 0):
+                continue
+            if change.get(DELETED):
+                records.pop(name, None)
+            else:
+                records[name] = dict(change, scope=self.scope)
+        return records
 
-    def _write(self, records: dict[str, Record]) -> None:
+    def _write(self, records: dict[str, Record], changed: Record) -> None:
+        """Write every record into the metadata, or ``changed`` to the pending ledger
+        while a domain job runs.
+
+        :raise TransportError: the domain is gone.
+        """
+        if self.store.domain_job_running():
+            self.pending.put(changed)
+            return
         text = _libvirt_xml.encode_jobs(records.values()) if records else None
         self.store.write_metadata(text)
+        for change in self.pending.all():
+            self.pending.delete(change['name'])
 
     def get(self, name: str) -> Record | None:
         """The record of ``name``, or None (from the host's copy once the domain is gone)."""
@@ -128,7 +163,7 @@ class MetadataLedger:
                 raise TransportError(f'{self.scope}: the domain is gone; cannot record job '
                                      f"'{record['name']}'")
             records[record['name']] = record
-            self._write(records)
+            self._write(records, record)
         except TransportError:
             if not kept:
                 raise
@@ -151,7 +186,7 @@ class MetadataLedger:
         records = self._records()
         if records is not None and name in records:
             del records[name]
-            self._write(records)
+            self._write(records, {'name': name, DELETED: True})
             found = True
         return found
 

@@ -284,6 +284,8 @@ def test_incremental_backup_through_a_checkpoint(host, workdir, make_image, doma
     assert done['job']['outcome'] == 'succeeded', done
     assert host.virsh('checkpoint-list', dom.name, '--name').stdout.split() == ['ck-full']
     host.virsh('destroy', dom.name, '--graceful')
+    stopped = dom.run('job_info')  # the records of a shut-off domain are in its definition
+    assert [(j['name'], j['outcome']) for j in stopped['jobs']] == [('bk-full', 'succeeded')]
     write_pattern(disk, 0x09, '4M', '1M')  # the persistent bitmap in the image records it
     host.virsh('start', dom.name, '--paused')
     (done,) = dom.play(('block_job', {'name': 'bk-inc', 'type': 'backup', 'device': 'vda',

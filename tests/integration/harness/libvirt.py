@@ -203,7 +203,8 @@ class LibvirtHost:
         return proc
 
 
-def domain_xml(name: str, disks: dict[str, Path], cache: str | None = None) -> str:
+def domain_xml(name: str, disks: dict[str, Path], cache: str | None = None,
+               memory_mib: int = 64) -> str:
     """A guest-less q35 domain (TCG, no graphics) with qcow2 virtio disks ``{target: image}``.
 
     ``cache='none'`` lets libvirt migrate it without shared storage being declared.
@@ -213,7 +214,7 @@ def domain_xml(name: str, disks: dict[str, Path], cache: str | None = None) -> s
         f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'{mode}/>"
         f"<source file='{path}'/><target dev='{target}' bus='virtio'/></disk>"
         for target, path in disks.items())
-    return (f"<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory>"
+    return (f"<domain type='qemu'><name>{name}</name><memory unit='MiB'>{memory_mib}</memory>"
             "<vcpu>1</vcpu><os><type arch='x86_64' machine='q35'>hvm</type></os>"
             "<devices><emulator>/usr/bin/qemu-system-x86_64</emulator>"
             f"{devices}<controller type='usb' model='none'/><memballoon model='none'/>"
@@ -221,10 +222,11 @@ def domain_xml(name: str, disks: dict[str, Path], cache: str | None = None) -> s
 
 
 def create_domain(host: LibvirtHost, workdir: Path, name: str, disks: dict[str, Path],
-                  persistent: bool = False, running: bool = False, cache: str | None = None) -> str:
+                  persistent: bool = False, running: bool = False, cache: str | None = None,
+                  memory_mib: int = 64) -> str:
     """Start a transient (``virsh create``) or persistent (define + start) domain, paused."""
     xml = workdir / f'{name}.xml'
-    xml.write_text(domain_xml(name, disks, cache))
+    xml.write_text(domain_xml(name, disks, cache, memory_mib))
     paused = [] if running else ['--paused']
     if persistent:
         host.virsh('define', str(xml))

@@ -70,6 +70,9 @@ class FakeDomain:
     def persistent(self) -> bool:
         return self.is_persistent
 
+    def active(self) -> bool:
+        return True
+
 
 class FakeConnection:
     def __init__(self, domain: FakeDomain) -> None:
@@ -98,6 +101,9 @@ class Store:
 
     def write_metadata(self, text: str | None) -> None:
         self.domain.metadata_text = text
+
+    def domain_job_running(self) -> bool:
+        return False
 
 
 @pytest.fixture

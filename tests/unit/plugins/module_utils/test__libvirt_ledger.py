@@ -7,6 +7,7 @@ from __future__ import annotations
 import pathlib
 
 import pytest
+from ansible_collections.vmjobs.qemu.plugins.module_utils import _libvirt_xml
 from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import TransportError
 from ansible_collections.vmjobs.qemu.plugins.module_utils._libvirt_ledger import (
     MetadataLedger,
@@ -26,6 +27,7 @@ class Store:
         self.text: str | None = None
         self.gone = False
         self.writes = 0
+        self.job = False
 
     def read_metadata(self) -> str | None:
         if self.gone:
@@ -35,8 +37,12 @@ class Store:
     def write_metadata(self, text: str | None) -> None:
         if self.gone:
             raise TransportError("domain 'vm1' not found")
+        assert not self.job, 'libvirt would block until the domain job ends'
         self.text = text
         self.writes += 1
+
+    def domain_job_running(self) -> bool:
+        return self.job
 
 
 class Clock:
@@ -116,3 +122,34 @@ def test_names_are_checked(ledger: MetadataLedger) -> None:
         ledger.get('1bad')
     with pytest.raises(ValueError):
         ledger.put({'name': 'bad name'})
+
+
+def test_changes_wait_on_the_host_while_a_domain_job_runs(ledger: MetadataLedger, store: Store,
+                                                          clock: Clock) -> None:
+    ledger.put({'name': 'bk', 'type': 'backup', 'state': 'starting'})
+    ledger.put({'name': 'old', 'type': 'mirror', 'state': 'dismissed'})
+    store.job = True
+    clock.now += 1
+    ledger.update('bk', state='started')
+    ledger.put({'name': 'new', 'type': 'stream', 'state': 'starting'})
+    assert ledger.delete('old')
+    assert {r['name']: r['state'] for r in ledger.all()} == {'bk': 'started', 'new': 'starting'}
+    assert ledger.get('bk')['scope'] == SCOPE
+    assert [r['name'] for r in decode_jobs(store.text)] == ['bk', 'old'], 'metadata untouched'
+    store.job = False
+    clock.now += 1
+    ledger.update('new', state='started')
+    assert {r['name']: r['state'] for r in decode_jobs(store.text)} == {'bk': 'started',
+                                                                       'new': 'started'}
+    assert ledger.pending.all() == []
+
+
+def test_a_newer_metadata_record_wins_over_a_pending_one(ledger: MetadataLedger, store: Store,
+                                                         clock: Clock) -> None:
+    store.job = True
+    ledger.put({'name': 'bk', 'type': 'backup', 'state': 'starting'})
+    store.job = False
+    clock.now += 1
+    store.text = _libvirt_xml.encode_jobs([{'name': 'bk', 'type': 'backup', 'state': 'started',
+                                            'updated': clock.now}])
+    assert ledger.get('bk')['state'] == 'started'
