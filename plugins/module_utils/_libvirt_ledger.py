@@ -57,7 +57,6 @@ PENDING_SUFFIX = '#pending'
 DELETED = '_deleted'
 
 
-
 class MetadataLedger:
     """The :class:`Ledger` interface over a domain's metadata.
 

@@ -139,8 +139,8 @@ def test_changes_wait_on_the_host_while_a_domain_job_runs(ledger: MetadataLedger
     store.job = False
     clock.now += 1
     ledger.update('new', state='started')
-    assert {r['name']: r['state'] for r in decode_jobs(store.text)} == {'bk': 'started',
-                                                                       'new': 'started'}
+    states = {r['name']: r['state'] for r in decode_jobs(store.text)}
+    assert states == {'bk': 'started', 'new': 'started'}
     assert ledger.pending.all() == []
 
 
