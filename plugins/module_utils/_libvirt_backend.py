@@ -66,7 +66,7 @@ class LibvirtSession:
     def records(self) -> list[Record]:
         """Every disk's block job, the domain job, and named jobs that ended.
 
-        None once the domain has gone during the session (a migration that just
+        Nothing once the domain has gone during the session (a migration that just
         completed): the ledger and the destination tell the rest.
         """
         try:
