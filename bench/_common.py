@@ -177,7 +177,7 @@ def run_playbook(work: Path, playbook: Path, extra_vars: dict[str, Any], times: 
 
 def finish(proc: subprocess.Popen[str]) -> str:
     """Wait for a playbook started by :func:`run_playbook`; raise with its output on failure."""
-    out, _ = proc.communicate(timeout=3600)
+    out = proc.communicate(timeout=3600)[0]
     if proc.returncode:
         raise RuntimeError(f'{" ".join(proc.args)} exited {proc.returncode}:\n{out}')
     return out

@@ -44,13 +44,13 @@ def run(count: int, log: Callable[[str], None], keep: bool = False) -> list[Row]
         daemon = work.start(start_qsd, disks={'disk0': make_image(work.path / 'c.qcow2', '16M')},
                             name='cost')
         args = {'socket': str(daemon.sock), 'ledger_dir': str(work.path / 'ledger')}
-        result, _ = run_direct('block_job', dict(args, name='one', type='backup', device='disk0',
+        result = run_direct('block_job', dict(args, name='one', type='backup', device='disk0',
                                                  target=str(work.path / 'one.qcow2'),
-                                                 wait='concluded'), work.path)
+                                                 wait='concluded'), work.path)[0]
         assert result.get('changed'), result
         run_adhoc(work.path, 'ansible.builtin.ping')  # warm caches
         info, ping = [], []
-        for _ in range(count):
+        for _round in range(count):
             for module, module_args, into in (('vmjobs.qemu.job_info', args, info),
                                               ('ansible.builtin.ping', None, ping)):
                 proc, seconds = run_adhoc(work.path, module, module_args)
@@ -64,7 +64,7 @@ def run(count: int, log: Callable[[str], None], keep: bool = False) -> list[Row]
         lines = read_times(times)
         info_tasks, ping_tasks = _item_gaps(lines, 'Info'), _item_gaps(lines, 'Ping')
         direct = []
-        for _ in range(count):
+        for _round in range(count):
             start = __import__('time').time()
             _result, end = run_direct('job_info', args, work.path)
             direct.append(end - start)

@@ -46,7 +46,7 @@ def fill(path: Path, mib: int) -> None:
     """A raw image of ``mib`` MiB of the byte 0x5A (no zero blocks to skip)."""
     chunk = b'\x5a' * (4 << 20)
     with path.open('wb') as handle:
-        for _ in range(mib // 4):
+        for _chunk in range(mib // 4):
             handle.write(chunk)
 
 
@@ -71,6 +71,7 @@ def run(count: int, log: Callable[[str], None], keep: bool = False,
         size = mib << 20
         jobs: dict[str, list[float]] = {'collection': [], 'module': [], 'script': []}
         walls: dict[str, list[float]] = {'collection': [], 'module': [], 'script': [], 'dd': []}
+
         def collection(i: int) -> None:
             target = work.path / f'c{i}.raw'
             proc, wall = run_adhoc(work.path, 'vmjobs.qemu.backup', dict(

@@ -26,7 +26,7 @@ GOAL = 1.0
 
 def _measure(count: int, args: dict, work: object) -> tuple[list[float], list[float]]:
     infos, greetings = [], []
-    for _ in range(count):
+    for _round in range(count):
         time.sleep(random.uniform(0.05, 0.9))
         start = time.time()
         result, end = run_direct('job_info', args, work.path)

@@ -169,6 +169,15 @@ def playbook_samples(rig: Rig, count: int, playbook: str, prefix: str,
     return values, discarded
 
 
+def _poll(conn: QMPConnection, name: str, found: list[float]) -> None:
+    while True:
+        jobs = {j['id']: j for j in conn.cmd('query-jobs')}
+        if jobs[name]['status'] == 'concluded':
+            found.append(time.time())
+            return
+        time.sleep(0.5)
+
+
 def poll_samples(rig: Rig, count: int, log: Callable[[str], None]) -> tuple[list[float], int]:
     """A plain client polling query-jobs every 500 ms on the collection's monitor."""
     values = []
@@ -177,16 +186,7 @@ def poll_samples(rig: Rig, count: int, log: Callable[[str], None]) -> tuple[list
             job = f'p{i}'
             rig.hold(job)
             seen: list[float] = []
-
-            def poll(name: str = job, found: list[float] = seen) -> None:
-                while True:
-                    jobs = {j['id']: j for j in conn.cmd('query-jobs')}
-                    if jobs[name]['status'] == 'concluded':
-                        found.append(time.time())
-                        return
-                    time.sleep(0.5)
-
-            thread = threading.Thread(target=poll)
+            thread = threading.Thread(target=_poll, args=(conn, job, seen))
             thread.start()
             time.sleep(0.3 + random.random())
             concluded = rig.release(job)

@@ -79,7 +79,7 @@ def run_lane(lane, daemon, obs, workdir, playbook, ledger, cycles, seed):
         kill_group(first)
         killed_at.append((job, round(time.monotonic() - started, 2)))
         again = start_playbook(workdir, playbook, play_vars, f'{job}-2')
-        out, _ = again.communicate(timeout=120)
+        out = again.communicate(timeout=120)[0]
         assert again.returncode == 0, f'{job}: re-run failed after kill at {killed_at[-1]}\n{out}'
         assert 'OUTCOME=succeeded' in out, out
     return killed_at

@@ -88,7 +88,7 @@ def fake_monitor(path: Path, behaviour: str) -> Iterator[Path]:
     def serve() -> None:
         while not stop.is_set():
             try:
-                conn, _ = server.accept()
+                conn = server.accept()[0]
             except OSError:
                 return
             if behaviour == 'garbage':

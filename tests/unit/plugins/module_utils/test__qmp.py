@@ -42,7 +42,7 @@ class ScriptedQmp:
     def _serve(self) -> None:
         while True:
             try:
-                conn, _ = self.server.accept()
+                conn = self.server.accept()[0]
             except OSError:
                 return
             with conn:
@@ -117,8 +117,8 @@ def test_a_socket_that_is_no_monitor_is_reported_in_one_line(sock_path: str) -> 
     held: list[socket.socket] = []
 
     def serve() -> None:
-        for _ in range(NEGOTIATION_ATTEMPTS):
-            conn, _ = server.accept()
+        for _attempt in range(NEGOTIATION_ATTEMPTS):
+            conn = server.accept()[0]
             conn.sendall(b'220 smtp.example ESMTP ready\r\n')
             held.append(conn)
 
