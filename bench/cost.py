@@ -44,9 +44,9 @@ def run(count: int, log: Callable[[str], None], keep: bool = False) -> list[Row]
         daemon = work.start(start_qsd, disks={'disk0': make_image(work.path / 'c.qcow2', '16M')},
                             name='cost')
         args = {'socket': str(daemon.sock), 'ledger_dir': str(work.path / 'ledger')}
-        result = run_direct('block_job', dict(args, name='one', type='backup', device='disk0',
-                                                 target=str(work.path / 'one.qcow2'),
-                                                 wait='concluded'), work.path)[0]
+        backup = dict(args, name='one', type='backup', device='disk0',
+                      target=str(work.path / 'one.qcow2'), wait='concluded')
+        result = run_direct('block_job', backup, work.path)[0]
         assert result.get('changed'), result
         run_adhoc(work.path, 'ansible.builtin.ping')  # warm caches
         info, ping = [], []
