@@ -60,6 +60,9 @@ class Backup:
         """
         name = options['name']
         params = backup_params(options)
+        if getattr(self.client.backend, 'plans_backups', False):
+            # libvirt plans the disks and its checkpoints itself (backupBegin): no QMP graph
+            return self.client.start(name, params, wait, wait_timeout).start_output()
         with self.client.backend.session() as session:
             graph = _qmp_backup.inspect(session, name)
         planned: list[Record] = []

@@ -35,6 +35,8 @@ description:
     Forgetting job records does not lose it.
   - The module creates every target image through QEMU, and refuses existing files. Backing files
     are recorded relative to the target's directory, so a chain can be moved as a whole.
+  - For a libvirt O(domain) the backup is a push backup through libvirt (C(backupBegin)); the
+    chain is libvirt's checkpoints, one per backup, named after it (see C(docs/libvirt.md)).
 author:
   - vmjobs.qemu contributors (@vmjobs)
 extends_documentation_fragment:

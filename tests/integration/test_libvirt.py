@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ from typing import Any
 import pytest
 from harness import has_pattern, image_info, write_pattern
 from harness.libvirt import LibvirtHost, create_domain, taint_messages
-from harness.paths import COLLECTIONS_PATH
 from lxml import etree
 
 NS = 'https://vmjobs.github.io/xmlns/jobs/1'
@@ -299,32 +297,21 @@ def test_incremental_backup_through_a_checkpoint(host, workdir, make_image, doma
     compare(disk, inc)
 
 
-def test_backup_two_disks_through_the_job_client(host, workdir, make_image, domain):
-    """Two-disk push backups, full then incremental on its checkpoint, started by the job
-    client with the backup module's parameters."""
-    sys.path.insert(0, str(COLLECTIONS_PATH))
-    from ansible_collections.vmjobs.qemu.plugins.module_utils._ansible import (
-        make_client,
-    )
-    from ansible_collections.vmjobs.qemu.plugins.module_utils._backup_args import (
-        backup_params,
-    )
+def test_backup_two_disks_through_the_backup_module(host, workdir, make_image, domain):
+    """Two-disk push backups with the backup module, full then incremental on its
+    checkpoint."""
     disk_a = make_image('a.qcow2', '16M', pattern=0x0A)
     disk_b = make_image('b.qcow2', '8M', pattern=0x0B)
     dom = domain({'vda': disk_a, 'vdb': disk_b}, persistent=True)
-    connection = {'domain': dom.name, 'uri': host.uri, 'ledger_dir': str(workdir / 'ledger'),
-                  'ledger_retention': 90.0}
 
     def backup(name: str, mode: str) -> Any:
         (workdir / name).mkdir()
-        params = backup_params({'name': name, 'disks': [], 'target_dir': str(workdir / name),
-                                'mode': mode, 'bitmap': 'nightly', 'compress': False,
-                                'speed': None, 'perf': None})
-        client = make_client(connection, check_mode=False)
-        result = client.start(name, params, 'concluded', 60.0)
-        assert result.changed and result.record['outcome'] == 'succeeded', result
-        assert not make_client(connection, check_mode=False).start(name, params, None).changed
-        return result
+        args = {'name': name, 'target_dir': str(workdir / name), 'mode': mode,
+                'bitmap': 'nightly'}
+        done, again = dom.play(('backup', dict(args, wait='concluded')), ('backup', args))
+        assert done['changed'] and done['job']['outcome'] == 'succeeded', done
+        assert not again['changed'], again
+        return done
 
     backup('full', 'full')
     assert host.virsh('checkpoint-list', dom.name, '--name').stdout.split() == ['full']
