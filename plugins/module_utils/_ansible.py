@@ -7,18 +7,20 @@ This is a private module: its API may change between any two releases.
 
 from __future__ import annotations
 
+import gc
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from . import _libvirt, _libvirt_xml, _qmp
+from . import _qmp
 from ._args import CONNECTION, CONNECTION_RULES, DEFAULT_URI, check_timeout
 from ._errors import VmjobsError
 from ._jobs import JobClient
 from ._ledger import Ledger, default_root
-from ._libvirt_backend import LibvirtBackend
-from ._libvirt_ledger import MetadataLedger
 from ._qmp_backend import QmpBackend
+
+# libvirt-python and lxml are imported only for a domain: importing them costs a QMP
+# task more than its own work (see docs/performance.md).
 
 Body = t.Callable[[JobClient, dict[str, t.Any]], dict[str, t.Any]]
 
@@ -32,6 +34,8 @@ def make_client(params: dict[str, t.Any], check_mode: bool) -> JobClient:
     root = params['ledger_dir'] or default_root()
     retention = check_timeout(params['ledger_retention'], 'ledger_retention')
     if params.get('domain'):
+        from ._libvirt_backend import LibvirtBackend
+        from ._libvirt_ledger import MetadataLedger
         backend = LibvirtBackend(params.get('uri') or DEFAULT_URI, params['domain'], check_mode)
         ledger = MetadataLedger(backend, root, backend.scope, retention)
         backend.ledger = ledger
@@ -44,6 +48,7 @@ def make_client(params: dict[str, t.Any], check_mode: bool) -> JobClient:
 def missing_library(params: dict[str, t.Any]) -> tuple[str, ImportError | None] | None:
     """The Python package the chosen backend needs and cannot import, if any."""
     if params.get('domain'):
+        from . import _libvirt, _libvirt_xml
         if not _libvirt.HAS_LIBVIRT:
             return 'libvirt-python', _libvirt.LIBVIRT_IMPORT_ERROR
         if not _libvirt_xml.HAS_LXML:
@@ -69,5 +74,7 @@ def run_module(argument_spec: dict[str, dict[str, t.Any]], body: Body) -> None:
         client = make_client(module.params, module.check_mode)
         result = body(client, module.params)
     except VmjobsError as err:
+        gc.freeze()  # the objects live until exit: spare the interpreter's shutdown collection
         module.fail_json(msg=str(err), changed=err.changed, **err.result())
+    gc.freeze()
     module.exit_json(**result)
