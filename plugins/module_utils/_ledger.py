@@ -164,10 +164,22 @@ class Ledger:
 
     def prune(self) -> list[str]:
         """Delete tombstones older than the retention period; return their names."""
-        horizon = self._clock() - self.retention_days * 86400.0
-        pruned = []
-        for record in self.all():
-            if record.get('state') == 'dismissed' and record.get('updated', 0) < horizon:
-                self.delete(record['name'])
-                pruned.append(record['name'])
-        return pruned
+        return prune_tombstones(self, self._clock() - self.retention_days * 86400.0)
+
+
+class Records(t.Protocol):
+    """What pruning needs of a ledger (files, or a libvirt domain's metadata)."""
+
+    def all(self) -> list[dict[str, t.Any]]: ...
+
+    def delete(self, name: str) -> bool: ...
+
+
+def prune_tombstones(ledger: Records, horizon: float) -> list[str]:
+    """Delete the tombstones of ``ledger`` last written before ``horizon``; return their names."""
+    pruned = []
+    for record in ledger.all():
+        if record.get('state') == 'dismissed' and record.get('updated', 0) < horizon:
+            ledger.delete(record['name'])
+            pruned.append(record['name'])
+    return pruned

@@ -30,7 +30,7 @@ import typing as t
 
 from . import _libvirt_xml
 from ._errors import TransportError
-from ._ledger import DEFAULT_RETENTION_DAYS, Ledger
+from ._ledger import DEFAULT_RETENTION_DAYS, Ledger, prune_tombstones
 from ._model import validate_name
 
 Record = dict[str, t.Any]
@@ -191,10 +191,4 @@ class MetadataLedger:
 
     def prune(self) -> list[str]:
         """Delete tombstones older than the retention period; return their names."""
-        horizon = self._clock() - self.retention_days * 86400.0
-        pruned = []
-        for record in self.all():
-            if record.get('state') == 'dismissed' and record.get('updated', 0) < horizon:
-                self.delete(record['name'])
-                pruned.append(record['name'])
-        return pruned
+        return prune_tombstones(self, self._clock() - self.retention_days * 86400.0)
