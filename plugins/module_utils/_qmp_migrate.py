@@ -96,11 +96,15 @@ class Side:
                               f"'{creds}' for tls_creds (create a tls-creds-x509 object "
                               'first)', self.name)
         setting = [{'capability': cap, 'state': on} for cap, on in caps.items() if cap in have]
-        self._run('migrate-set-capabilities', {'capabilities': setting})
+        self.run('migrate-set-capabilities', {'capabilities': setting})
         if values:
-            self._run('migrate-set-parameters', values)
+            self.run('migrate-set-parameters', values)
 
-    def _run(self, command: str, arguments: dict[str, t.Any]) -> t.Any:
+    def run(self, command: str, arguments: dict[str, t.Any]) -> t.Any:
+        """Run one command on this side; QEMU's refusal names the job.
+
+        :raise BackendError: QEMU refused.
+        """
         try:
             return self.monitor.execute(command, arguments)
         except BackendError as err:
@@ -126,7 +130,7 @@ def prepare_destination(name: str, dest: Monitor, params: dict[str, t.Any]) -> s
         values = {k: v for k, v in parameters(params).items() if k in DEST_PARAMETERS}
         side = Side(dest, name, 'destination')
         side.configure(caps, values)
-        side._run('migrate-incoming', {'uri': params.get('dest_uri') or 'tcp:127.0.0.1:0'})
+        side.run('migrate-incoming', {'uri': params.get('dest_uri') or 'tcp:127.0.0.1:0'})
         listening = dest.execute('query-migrate').get('socket-address') or []
     if not listening:
         raise VmjobsError(f"job '{name}': the destination QEMU at {dest.path} reports no "
@@ -158,7 +162,7 @@ def start_migration(mon: Monitor, name: str, params: dict[str, t.Any], note: Not
     note(prior=fingerprint(info), dest_uri=uri, source_running=run_state['status'] == 'running')
     source = Side(mon, name, 'source')
     source.configure(capabilities(params), parameters(params))
-    source._run('migrate', {'uri': uri})
+    source.run('migrate', {'uri': uri})
 
 
 def apply_verb(mon: Monitor, name: str, verb: str, **arguments: t.Any) -> None:
