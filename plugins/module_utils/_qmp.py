@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import struct
+import time
 import typing as t
 
 from ._errors import BackendError, MonitorBusy, TransportError
@@ -27,6 +30,31 @@ except ImportError as err:  # pragma: no cover - reported by the modules
 
 #: Connections tried when QEMU interleaves an event with the greeting (see connect).
 NEGOTIATION_ATTEMPTS = 5
+
+
+def _timeval(seconds: float) -> bytes:
+    return struct.pack('ll', int(seconds), int((seconds % 1) * 1_000_000))
+
+
+def dial(path: str, timeout: float) -> socket.socket:
+    """Connect a UNIX stream socket, waiting up to ``timeout`` seconds for a free slot.
+
+    QEMU keeps a queue of one waiting client per monitor. A non-blocking connect
+    (asyncio's) fails at once when that queue is full; a blocking one sleeps until
+    QEMU accepts a client, for at most its send timeout.
+
+    :raise BlockingIOError: the queue stayed full for ``timeout`` seconds.
+    :raise OSError: anything else (refused, permission, not a socket).
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(max(timeout, 0.001)))
+        sock.connect(path)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(0))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _lost(err: BaseException) -> str:
@@ -73,17 +101,17 @@ class Monitor:
         """
         if not os.path.exists(self.path):
             raise TransportError(f'no QMP socket at {self.path}: is the VM running?')
+        deadline = time.monotonic() + self.connect_timeout
         for attempt in range(NEGOTIATION_ATTEMPTS):
             self._loop = asyncio.new_event_loop()
             self._client = QMPClient('vmjobs')
             try:
-                self._run(self._client.connect(self.path), self.connect_timeout)
+                sock = dial(self.path, deadline - time.monotonic())
+                self._run(self._client.connect(sock), max(deadline - time.monotonic(), 0.001))
                 return
-            except asyncio.TimeoutError:
+            except (asyncio.TimeoutError, BlockingIOError):
                 self.close()
-                raise MonitorBusy(
-                    f'QMP monitor {self.path} sent no greeting within {self.connect_timeout:.1f}s: another client holds it '
-                    '(QMP serves one client at a time)') from None
+                raise self._busy() from None
             except ConnectError as err:
                 self.close()
                 # QEMU may send an event (e.g. JOB_STATUS_CHANGE) before its greeting or
@@ -97,6 +125,11 @@ class Monitor:
             except (QMPError, OSError) as err:
                 self.close()
                 raise TransportError(f'cannot connect to QMP socket {self.path}: {err}') from err
+
+    def _busy(self) -> MonitorBusy:
+        return MonitorBusy(
+            f'QMP monitor {self.path} sent no greeting within {self.connect_timeout:.1f}s: another client holds it '
+            '(QMP serves one client at a time)')
 
     def execute(self, command: str, arguments: dict[str, t.Any] | None = None) -> t.Any:
         """Run one QMP command and return its ``return`` value.

@@ -12,7 +12,10 @@ import threading
 import typing as t
 
 import pytest
-from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import TransportError
+from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
+    MonitorBusy,
+    TransportError,
+)
 from ansible_collections.vmjobs.qemu.plugins.module_utils._qmp import (
     NEGOTIATION_ATTEMPTS,
     Monitor,
@@ -29,17 +32,32 @@ class ScriptedQmp:
     (``early``) or before the ``qmp_capabilities`` reply, as QEMU 7.2 sends them while a
     job changes status."""
 
-    def __init__(self, path: str, interleave: int, early: bool = False) -> None:
+    def __init__(self, path: str, interleave: int = 0, early: bool = False, backlog: int = 8,
+                 hog: bool = False) -> None:
         self.interleave = interleave
         self.early = early
         self.sessions = 0
+        self.opened = threading.Event()
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.server.bind(path)
-        self.server.listen(8)
+        self.server.listen(backlog)
+        # A client that is queued and never speaks fills a queue of one (QEMU's size).
+        self.hog = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) if hog else None
+        if self.hog:
+            self.hog.connect(path)
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
+        if not hog:
+            self.opened.set()
 
     def _serve(self) -> None:
+        if not self.opened.wait(30):
+            return
+        if self.hog:
+            try:
+                self.server.accept()[0].close()
+            except OSError:
+                return
         while True:
             try:
                 conn = self.server.accept()[0]
@@ -81,6 +99,8 @@ class ScriptedQmp:
 
     def close(self) -> None:
         self.server.close()
+        if self.hog:
+            self.hog.close()
 
 
 @pytest.fixture
@@ -139,3 +159,23 @@ def test_a_socket_that_is_no_monitor_is_reported_in_one_line(sock_path: str) -> 
 def test_no_socket(sock_path: str) -> None:
     with pytest.raises(TransportError, match='no QMP socket at'):
         Monitor(sock_path).connect()
+
+
+def test_a_full_queue_of_waiting_clients_is_waited_for(sock_path: str) -> None:
+    server = ScriptedQmp(sock_path, backlog=0, hog=True)
+    threading.Timer(0.2, server.opened.set).start()
+    try:
+        with Monitor(sock_path, connect_timeout=5) as monitor:
+            assert monitor.execute('query-jobs') == []
+    finally:
+        server.close()
+
+
+def test_a_queue_that_stays_full_is_a_busy_monitor(sock_path: str) -> None:
+    server = ScriptedQmp(sock_path, backlog=0, hog=True)
+    try:
+        with pytest.raises(MonitorBusy, match='sent no greeting within 0.3s: another client holds it'):
+            Monitor(sock_path, connect_timeout=0.3).connect()
+    finally:
+        server.opened.set()
+        server.close()
