@@ -53,7 +53,47 @@ def _ensure_private_dir(path: str, tighten: bool = True) -> None:
         raise LedgerError(f'cannot create ledger directory {path}: {err.strerror}') from err
 
 
-class Ledger:
+class RecordKeeper:
+    """What every ledger does in terms of its own ``get``, ``put``, ``all`` and ``delete``.
+
+    Subclasses set ``retention_days`` and ``_clock``.
+    """
+
+    retention_days: float
+    _clock: t.Callable[[], float]
+
+    def get(self, name: str) -> dict[str, t.Any] | None:
+        raise NotImplementedError
+
+    def put(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
+        raise NotImplementedError
+
+    def all(self) -> list[dict[str, t.Any]]:
+        raise NotImplementedError
+
+    def delete(self, name: str) -> bool:
+        raise NotImplementedError
+
+    def update(self, name: str, **changes: t.Any) -> dict[str, t.Any] | None:
+        """Merge ``changes`` into an existing record; None if there is none."""
+        record = self.get(name)
+        if record is None:
+            return None
+        record.update(changes)
+        return self.put(record)
+
+    def prune(self) -> list[str]:
+        """Delete tombstones older than the retention period; return their names."""
+        horizon = self._clock() - self.retention_days * 86400.0
+        pruned = []
+        for record in self.all():
+            if record.get('state') == 'dismissed' and record.get('updated', 0) < horizon:
+                self.delete(record['name'])
+                pruned.append(record['name'])
+        return pruned
+
+
+class Ledger(RecordKeeper):
     """Records of one scope (one VM or storage daemon).
 
     The constructor does no I/O.
@@ -142,14 +182,6 @@ class Ledger:
                               record['name']) from err
         return record
 
-    def update(self, name: str, **changes: t.Any) -> dict[str, t.Any] | None:
-        """Merge ``changes`` into an existing record; None if there is none."""
-        record = self.get(name)
-        if record is None:
-            return None
-        record.update(changes)
-        return self.put(record)
-
     def delete(self, name: str) -> bool:
         """Remove the record of ``name``; False if there was none."""
         path = self._path(name)
@@ -161,25 +193,3 @@ class Ledger:
             raise LedgerError(f'cannot delete ledger record {path}: {err.strerror}',
                               name) from err
         return True
-
-    def prune(self) -> list[str]:
-        """Delete tombstones older than the retention period; return their names."""
-        return prune_tombstones(self, self._clock() - self.retention_days * 86400.0)
-
-
-class Records(t.Protocol):
-    """What pruning needs of a ledger (files, or a libvirt domain's metadata)."""
-
-    def all(self) -> list[dict[str, t.Any]]: ...
-
-    def delete(self, name: str) -> bool: ...
-
-
-def prune_tombstones(ledger: Records, horizon: float) -> list[str]:
-    """Delete the tombstones of ``ledger`` last written before ``horizon``; return their names."""
-    pruned = []
-    for record in ledger.all():
-        if record.get('state') == 'dismissed' and record.get('updated', 0) < horizon:
-            ledger.delete(record['name'])
-            pruned.append(record['name'])
-    return pruned

@@ -30,7 +30,7 @@ import typing as t
 
 from . import _libvirt_xml
 from ._errors import TransportError
-from ._ledger import DEFAULT_RETENTION_DAYS, Ledger, prune_tombstones
+from ._ledger import DEFAULT_RETENTION_DAYS, Ledger, RecordKeeper
 from ._model import validate_name
 
 Record = dict[str, t.Any]
@@ -57,7 +57,7 @@ PENDING_SUFFIX = '#pending'
 DELETED = '_deleted'
 
 
-class MetadataLedger:
+class MetadataLedger(RecordKeeper):
     """The :class:`Ledger` interface over a domain's metadata.
 
     The constructor does no I/O.
@@ -170,14 +170,6 @@ class MetadataLedger:
             self.host.put(record)
         return record
 
-    def update(self, name: str, **changes: t.Any) -> Record | None:
-        """Merge ``changes`` into an existing record; None if there is none."""
-        record = self.get(name)
-        if record is None:
-            return None
-        record.update(changes)
-        return self.put(record)
-
     def delete(self, name: str) -> bool:
         """Remove the record of ``name``; False if there was none."""
         validate_name(name)
@@ -188,7 +180,3 @@ class MetadataLedger:
             self._write(records, {'name': name, DELETED: True})
             found = True
         return found
-
-    def prune(self) -> list[str]:
-        """Delete tombstones older than the retention period; return their names."""
-        return prune_tombstones(self, self._clock() - self.retention_days * 86400.0)
