@@ -129,13 +129,26 @@ def record(domain: Domain, entry: Record, completed: list[Record]) -> Record | N
     for done in [*completed, domain.call('jobStats', flags_)]:
         ended = _libvirt_jobs.finished_stats(done, 'migration')
         if ended is not None:
-            result, error = ended
-            found = _libvirt_jobs.concluded(dict(entry, type='migration'), result, error)
-            found.update(_libvirt_jobs.migration_detail(done))
-            found['raw_status'] = {'succeeded': 'completed', 'failed': 'failed',
-                                   'canceled': 'cancelled'}[result]
-            return found
+            return _concluded(entry, *ended, detail=done)
+    # libvirt keeps completed-job statistics of successful migrations only; the end of
+    # an aborted or failed one shows for a moment, without statistics. After that, a
+    # cancel the collection asked for is the witness, while the domain still runs here.
+    ended = _libvirt_jobs.finished_stats(stats, 'migration')
+    if ended is not None:
+        return _concluded(entry, *ended)
+    asked = entry.get('cancel_requested') or 'cancel' in (entry.get('applied') or [])
+    if asked and domain.call('isActive') == 1:
+        return _concluded(entry, 'canceled', None)
     return None
+
+
+def _concluded(entry: Record, result: str, error: str | None, detail: Record | None = None) -> Record:
+    found = _libvirt_jobs.concluded(dict(entry, type='migration'), result, error)
+    if detail is not None:
+        found.update(_libvirt_jobs.migration_detail(detail))
+    found['raw_status'] = {'succeeded': 'completed', 'failed': 'failed',
+                           'canceled': 'cancelled'}[result]
+    return found
 
 
 def apply_verb(domain: Domain, name: str, verb: str, **arguments: t.Any) -> None:
