@@ -88,3 +88,54 @@ def test_migration_refusals(hosts, workdir: Path, make_image, run_module):
     info = run_module('job_info', connection)
     assert info['jobs'] == [], 'a refused migration leaves no record'
     source.virsh('destroy', name)
+
+
+def slow_migration(hosts, workdir: Path, make_image, suffix: str,
+                   memory_mib: int) -> tuple[dict, dict]:
+    """A running domain and the options of a migration at 1 MiB/s: even the zero pages
+    of its RAM take about 2.5 s per GiB at that rate."""
+    source, dest = hosts
+    name = f'{workdir.name}-{suffix}'
+    create_domain(source, workdir, name, {'vda': make_image('disk.qcow2', '16M')}, running=True,
+                  memory_mib=memory_mib)
+    connection = {'domain': name, 'uri': source.uri, 'ledger_dir': str(workdir / 'ledger')}
+    return connection, dict(connection, dest_uri=dest.tcp_uri, bandwidth=1 << 20, unsafe=True)
+
+
+def test_cancel_midway(hosts, workdir: Path, make_image, run_module):
+    source, dest = hosts
+    connection, options = slow_migration(hosts, workdir, make_image, 'c', 8192)
+    started = run_module('migration', dict(options, name='slow'))
+    assert started['changed'] and started['job']['status'] == 'running', started
+    canceled = run_module('job', dict(connection, name='slow', state='canceled', wait_timeout=30))
+    assert not canceled['failed'] and canceled['changed'], canceled
+    record = run_module('job_info', dict(connection, name=['slow']))['jobs'][0]
+    assert (record['status'], record['outcome']) == ('concluded', 'canceled'), record
+    assert source.virsh('domstate', connection['domain']).stdout.strip() == 'running'
+    assert connection['domain'] not in dest.virsh('list', '--all', '--name').stdout.split()
+    again = run_module('job', dict(connection, name='slow', state='canceled'))
+    assert not again['failed'] and not again['changed'], again
+    source.virsh('destroy', connection['domain'])
+
+
+@pytest.mark.parametrize('action', ['cancel', 'postcopy', 'pause'])
+def test_completion_policy(hosts, workdir: Path, make_image, run_module, action):
+    source, dest = hosts
+    connection, options = slow_migration(
+        hosts, workdir, make_image, action[:2], 8192 if action == 'cancel' else 2048)
+    domain = connection['domain']
+    moved = run_module('migration', dict(
+        options, name=f'policy-{action}', postcopy=action == 'postcopy', completion_timeout=1,
+        completion_action=action, wait='concluded', wait_timeout=120))
+    if action == 'cancel':
+        assert moved['failed'] and 'did not migrate' in moved['msg'], moved
+        assert moved['jobs'][0]['outcome'] == 'canceled'
+        assert source.virsh('domstate', domain).stdout.strip() == 'running'
+        source.virsh('destroy', domain)
+        return
+    assert not moved['failed'], moved
+    assert moved['job']['outcome'] == 'succeeded'
+    assert moved['job']['actions_taken'] == [action]
+    assert domain not in source.virsh('list', '--all', '--name').stdout.split()
+    assert dest.virsh('domstate', domain).stdout.strip() == 'running'
+    dest.virsh('destroy', domain)
