@@ -78,6 +78,7 @@ class Monitor:
         self.connect_timeout = float(connect_timeout)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: t.Any = None
+        self._sock: socket.socket | None = None
 
     def __enter__(self) -> Monitor:
         self.connect()
@@ -106,8 +107,8 @@ class Monitor:
             self._loop = asyncio.new_event_loop()
             self._client = QMPClient('vmjobs')
             try:
-                sock = dial(self.path, deadline - time.monotonic())
-                self._run(self._client.connect(sock), max(deadline - time.monotonic(), 0.001))
+                self._sock = dial(self.path, deadline - time.monotonic())
+                self._run(self._client.connect(self._sock), max(deadline - time.monotonic(), 0.001))
                 return
             except (asyncio.TimeoutError, BlockingIOError):
                 self.close()
@@ -176,3 +177,6 @@ class Monitor:
         if self._loop is not None:
             self._loop.close()
             self._loop = None
+        if self._sock is not None:
+            self._sock.close()  # the transport closed it already, unless connecting failed
+            self._sock = None
