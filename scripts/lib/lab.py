@@ -1,10 +1,10 @@
 """Throwaway QEMU VMs and an inventory to try the collection's playbooks on (scripts/lab).
 
-    lab.py start DIR          two paused, guest-less VMs (vm1, vm2) with known data,
-                              and DIR/inventory.yml for the playbooks
-    lab.py destinations DIR   for each VM, a destination QEMU waiting for it
-                              (-incoming defer) on the images the VM uses now
-    lab.py stop DIR           stop every QEMU of the lab and remove DIR
+    scripts/lab start DIR          two paused, guest-less VMs (vm1, vm2) with known
+                                   data, and DIR/inventory.yml for the playbooks
+    scripts/lab destinations DIR   for each VM, a destination QEMU waiting for it
+                                   (-incoming defer) on the images the VM uses now
+    scripts/lab stop DIR           stop every QEMU of the lab and remove DIR
 
 Each VM has disk0 (one qcow2 image, 256 MiB, 192 MiB of data) and disk1 (a base
 image and two overlays). Everything lives in DIR; the lab writes nowhere else.
@@ -12,13 +12,17 @@ image and two overlays). Everything lives in DIR; the lab writes nowhere else.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import typing as t
 from pathlib import Path
+
+from qemu.qmp import QMPClient, QMPError
 
 VMS = ('vm1', 'vm2')
 STATE = 'lab.json'
@@ -108,11 +112,11 @@ def start(top: Path) -> None:
         sys.exit(f'lab: {top} is not empty; stop that lab first (scripts/lab stop {top})')
     for sub in ('backups', 'fast', *VMS):
         (top / sub).mkdir(parents=True, exist_ok=True)
-    state = {'pids': []}
+    state: dict[str, list[int]] = {'pids': []}
     for seed, name in enumerate(VMS):
         disks = make_disks(top / name, 0x10 * (seed + 1))
         state['pids'].append(start_qemu(top / name, 'qmp', {d: str(p) for d, p in disks.items()}))
-    (top / STATE).write_text(json.dumps(state))
+        (top / STATE).write_text(json.dumps(state))  # what stop must stop, even after a failure
     # JSON is YAML: ansible reads inventory.yml as it is.
     (top / 'inventory.yml').write_text(json.dumps(inventory(top, sys.executable), indent=2) + '\n')
     print(f'lab: started {", ".join(VMS)} (paused, no guest) with disk0 and disk1 in {top}')
@@ -121,10 +125,6 @@ def start(top: Path) -> None:
 
 def active_images(sock: Path) -> dict[str, str]:
     """qdev id -> the image each disk of the VM behind ``sock`` uses now."""
-    import asyncio
-
-    from qemu.qmp import QMPClient
-
     async def ask() -> list[dict]:
         client = QMPClient('lab')
         await client.connect(str(sock))
@@ -132,16 +132,26 @@ def active_images(sock: Path) -> dict[str, str]:
             return await client.execute('query-block')
         finally:
             await client.disconnect()
+    try:
+        blocks = asyncio.run(ask())
+    except QMPError as err:
+        sys.exit(f'lab: cannot ask the VM behind {sock} for its disks: {err}')
     disks = {}
-    for block in asyncio.run(ask()):
+    for block in blocks:
         parts = block.get('qdev', '').split('/')
         if len(parts) > 3 and parts[2] == 'peripheral' and block.get('inserted'):
             disks[parts[3]] = block['inserted']['file']
     return disks
 
 
+def load(top: Path) -> dict[str, list[int]]:
+    if not (top / STATE).exists():
+        sys.exit(f'lab: no lab in {top} (scripts/lab start {top} makes one)')
+    return t.cast('dict[str, list[int]]', json.loads((top / STATE).read_text()))
+
+
 def destinations(top: Path) -> None:
-    state = json.loads((top / STATE).read_text())
+    state = load(top)
     for name in VMS:
         vm = top / name
         if (vm / 'dest.sock').exists():
@@ -149,16 +159,13 @@ def destinations(top: Path) -> None:
             continue
         disks = active_images(vm / 'qmp.sock')
         state['pids'].append(start_qemu(vm, 'dest', disks, incoming=True))
+        (top / STATE).write_text(json.dumps(state))
         print(f'lab: destination of {name} waits on {vm / "dest.sock"} with '
               + ', '.join(f'{d}={Path(p).name}' for d, p in sorted(disks.items())))
-    (top / STATE).write_text(json.dumps(state))
 
 
 def stop(top: Path) -> None:
-    state_file = top / STATE
-    if not state_file.exists():
-        sys.exit(f'lab: no lab in {top}')
-    pids = json.loads(state_file.read_text())['pids']
+    pids = load(top)['pids']
     for pid in pids:
         try:
             os.kill(pid, signal.SIGTERM)
@@ -178,7 +185,12 @@ def main() -> None:
     commands = {'start': start, 'destinations': destinations, 'stop': stop}
     if len(sys.argv) != 3 or sys.argv[1] not in commands:
         sys.exit(__doc__)
-    commands[sys.argv[1]](Path(sys.argv[2]).absolute())
+    try:
+        commands[sys.argv[1]](Path(sys.argv[2]).absolute())
+    except subprocess.CalledProcessError as err:
+        sys.exit(f"lab: {' '.join(err.cmd)} failed (exit {err.returncode})")
+    except OSError as err:
+        sys.exit(f'lab: {err}')
 
 
 if __name__ == '__main__':
