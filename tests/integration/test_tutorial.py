@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import tarfile
 from pathlib import Path
 
 from harness.paths import REPO
@@ -71,6 +72,9 @@ def test_the_tutorial_as_written(workdir: Path):
     assert done.returncode == 0, done.stdout[-6000:]
     out = steps(done.stdout)
     assert (workdir / '.ansible/collections/ansible_collections/vmjobs/qemu/MANIFEST.json').exists()
+    with tarfile.open(next((REPO / 'build' / 'dist').glob('vmjobs-qemu-*.tar.gz'))) as tarball:
+        caches = [name for name in tarball.getnames() if re.search(r'(^|/)\.\w+_cache(/|$)', name)]
+    assert not caches, f'tool caches in the tarball: {caches[:5]}'
 
     backup = next(text for text in out.values() if 'vmjobs.qemu.backup :' in text)
     assert recap_changed(backup) == {'vm1': 3, 'vm2': 3}, backup
