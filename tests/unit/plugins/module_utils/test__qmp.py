@@ -66,7 +66,10 @@ class ScriptedQmp:
             with conn:
                 self.sessions += 1
                 interleave = self.sessions <= self.interleave
-                self._session(conn, interleave and not self.early, interleave and self.early)
+                try:
+                    self._session(conn, interleave and not self.early, interleave and self.early)
+                except (BrokenPipeError, ConnectionResetError):
+                    continue  # the client gave up on this session (as on an early event)
 
     @staticmethod
     def _session(conn: socket.socket, interleave: bool, early: bool) -> None:
