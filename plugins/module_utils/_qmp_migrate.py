@@ -9,6 +9,7 @@ Capabilities and parameters are probed (``query-migrate-capabilities``,
 
 from __future__ import annotations
 
+import os
 import typing as t
 
 from . import _migration
@@ -157,6 +158,10 @@ def start_migration(mon: Monitor, name: str, params: dict[str, t.Any], note: Not
             f"job '{name}': the VM is {run_state['status']} and cannot migrate out", name)
     uri = params.get('dest_uri')
     if params.get('dest_socket'):
+        if not os.path.exists(params['dest_socket']):
+            raise JobStateError(
+                f"job '{name}': no QMP socket at {params['dest_socket']} (dest_socket): start the "
+                'destination QEMU, with -incoming defer, before the migration', name)
         with Monitor(params['dest_socket'], connect_timeout) as dest:
             uri = prepare_destination(name, dest, params)
     note(prior=fingerprint(info), dest_uri=uri, source_running=run_state['status'] == 'running')

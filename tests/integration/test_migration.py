@@ -165,6 +165,8 @@ def test_bad_requests_change_nothing(workdir, pair, vm, run_module):
          'needs postcopy: true'),
         ({'name': 'x', 'dest_socket': str(not_waiting.sock)},
          'is prelaunch, not waiting for an incoming migration'),
+        ({'name': 'x', 'dest_socket': str(workdir / 'nosuch.sock')},
+         f"job 'x': no QMP socket at {workdir / 'nosuch.sock'} (dest_socket): start the destination"),
         ({'name': 'x', 'dest_socket': str(dest.sock), 'tls_creds': 'nosuch'},
          "the destination QEMU has no object 'nosuch' for tls_creds"),
         ({'name': 'x', 'dest_uri': 'tcp:127.0.0.1:9', 'tls_creds': 'nosuch'},
