@@ -161,10 +161,13 @@ def destinations(top: Path) -> None:
         state['pids'].append(start_qemu(vm, 'dest', disks, incoming=True))
         (top / STATE).write_text(json.dumps(state))
         print(f'lab: destination of {name} waits on {vm / "dest.sock"} with '
-              + ', '.join(f'{d}={Path(p).name}' for d, p in sorted(disks.items())))
+              + ', '.join(f'{d}={p}' for d, p in sorted(disks.items())))
 
 
 def stop(top: Path) -> None:
+    if not (top / STATE).exists():
+        print(f'lab: no lab in {top}, nothing to stop')
+        return
     pids = load(top)['pids']
     for pid in pids:
         try:
