@@ -210,7 +210,8 @@ def test_a_failed_migration_is_forgotten_and_the_guest_stays(workdir, vms_of_hos
     d = vms_of_hosts
     hosts = inventory(workdir, {'a': {'vm_socket': str(d['a'].sock), 'vm_hypervisor': 'hv1',
                                       'vm_dest_uri': 'unix:' + str(workdir / 'nobody.sock')}})
-    extra = {'evacuate_from': 'hv1', 'live_migration_ledger_dir': str(ledger_dir)}
+    extra = {'evacuate_from': 'hv1', 'evacuate_stamp': '2026-11-21',
+             'live_migration_ledger_dir': str(ledger_dir)}
 
     failed = run_playbook('vmjobs.qemu.evacuate', extra, '-i', str(hosts))
     assert failed.returncode != 0
