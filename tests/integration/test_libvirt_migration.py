@@ -93,7 +93,8 @@ def test_migration_refusals(hosts, workdir: Path, make_image, run_module):
 def slow_migration(hosts, workdir: Path, make_image, suffix: str,
                    memory_mib: int) -> tuple[dict, dict]:
     """A running domain and the options of a migration at 1 MiB/s: even the zero pages
-    of its RAM take about 2.5 s per GiB at that rate."""
+    of its RAM take about 2.5 s per GiB at that rate. The sizes leave room for a busy
+    machine, where libvirt's answers (and so the policy's checks) take seconds."""
     source, dest = hosts
     name = f'{workdir.name}-{suffix}'
     create_domain(source, workdir, name, {'vda': make_image('disk.qcow2', '16M')}, running=True,
@@ -104,7 +105,7 @@ def slow_migration(hosts, workdir: Path, make_image, suffix: str,
 
 def test_cancel_midway(hosts, workdir: Path, make_image, run_module):
     source, dest = hosts
-    connection, options = slow_migration(hosts, workdir, make_image, 'c', 8192)
+    connection, options = slow_migration(hosts, workdir, make_image, 'c', 16384)
     started = run_module('migration', dict(options, name='slow'))
     assert started['changed'] and started['job']['status'] == 'running', started
     canceled = run_module('job', dict(connection, name='slow', state='canceled', wait_timeout=30))
@@ -122,7 +123,7 @@ def test_cancel_midway(hosts, workdir: Path, make_image, run_module):
 def test_completion_policy(hosts, workdir: Path, make_image, run_module, action):
     source, dest = hosts
     connection, options = slow_migration(
-        hosts, workdir, make_image, action[:2], 8192 if action == 'cancel' else 2048)
+        hosts, workdir, make_image, action[:2], 16384 if action == 'cancel' else 8192)
     domain = connection['domain']
     moved = run_module('migration', dict(
         options, name=f'policy-{action}', postcopy=action == 'postcopy', completion_timeout=1,
