@@ -88,7 +88,7 @@ def start(conn: Connection, domain: Domain, name: str, params: dict[str, t.Any],
     dest_uri = params['dest_uri']
     note(dest_uri=dest_uri, started_at=time.time(), persistent=persistent,
          source_running=domain.call('isActive') == 1 and domain.call('state', 0)[0] == 1)
-    outcome: list[BackendError | None] = []
+    outcome: list[BackendError | TransportError | None] = []
     typed, value = typed_params(params), flags(params, persistent)
     if params.get('downtime_limit') is not None:
         try:
@@ -97,10 +97,13 @@ def start(conn: Connection, domain: Domain, name: str, params: dict[str, t.Any],
             raise err.for_job(name) from err
 
     def migrate() -> None:
+        # A connection of its own: libvirt would queue this session's queries behind
+        # the long migrateToURI3 call on a shared one (seconds each).
         try:
-            domain.call('migrateToURI3', dest_uri, typed, value)
+            with Connection(conn.uri, conn.domain_name, events=False) as own:
+                own.open_domain().call('migrateToURI3', dest_uri, typed, value)
             outcome.append(None)
-        except BackendError as err:
+        except (BackendError, TransportError) as err:
             outcome.append(err)
 
     worker = threading.Thread(target=migrate, name=f'migrate-{name}', daemon=True)
@@ -111,8 +114,11 @@ def start(conn: Connection, domain: Domain, name: str, params: dict[str, t.Any],
         if stats.get('type') in _libvirt_jobs.RUNNING_JOB_TYPES:
             return
         worker.join(0.05)
-    if outcome and outcome[0] is not None:
-        raise outcome[0].for_job(name) from outcome[0]
+    failure = outcome[0] if outcome else None
+    if isinstance(failure, BackendError):
+        raise failure.for_job(name) from failure
+    if failure is not None:
+        raise VmjobsError(f"job '{name}': {failure}", name) from failure
 
 
 def record(domain: Domain, entry: Record, completed: list[Record]) -> Record | None:
