@@ -161,10 +161,10 @@ def test_nightly_backup_starts_a_chain_then_adds_incrementals(workdir, vm, make_
     backups.mkdir()
     hosts = inventory(workdir, {'vm1': {'vm_socket': str(daemon.sock)}})
 
-    def night(stamp: str) -> subprocess.CompletedProcess[str]:
+    def night(stamp: str, full_weekday: int = 0) -> subprocess.CompletedProcess[str]:
         return run_playbook('vmjobs.qemu.nightly_backup', {
             'backup_dir': str(backups), 'backup_stamp': stamp, 'backup_ledger_dir': str(ledger_dir),
-            'nightly_backup_full_weekday': 0}, '-i', str(hosts))
+            'nightly_backup_full_weekday': full_weekday}, '-i', str(hosts))
 
     assert_ok(night('2026-11-20'))
     second = night('2026-11-21')
@@ -176,6 +176,13 @@ def test_nightly_backup_starts_a_chain_then_adds_incrementals(workdir, vm, make_
     again = night('2026-11-21')
     assert_ok(again)
     assert changed(again) == {'vm1': 0}
+
+    # The night's weekday is the stamp's: 2026-11-22 is a Sunday (7), whatever today is.
+    assert_ok(night('2026-11-22', full_weekday=7))
+    assert sorted(p.name for p in (backups / 'vm1').iterdir()) == ['chain-2026-11-20',
+                                                                   'chain-2026-11-22']
+    assert_ok(night('2026-11-23', full_weekday=7))
+    assert (backups / 'vm1' / 'chain-2026-11-22' / '2026-11-23-incremental').is_dir()
 
 
 def test_a_failed_move_leaves_the_vm_on_its_disk_and_can_be_retried(
