@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 from pathlib import Path
 
 import pytest
-from harness import REPO, assert_ok
+from harness import REPO, assert_ok, recap_changed
 from harness.chains import Disks, backing_file, compare
 
 PLAYBOOK = REPO / 'playbooks' / 'backup.yml'
@@ -20,12 +19,6 @@ def vms(vm, make_image, workdir):
     yield made
     for disks in made.values():
         disks.close()
-
-
-def changed(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
-    """``changed=N`` of every host in the play recap."""
-    recap = re.findall(r'^(\S+)\s+: ok=\d+\s+changed=(\d+)', result.stdout, re.MULTILINE)
-    return {host: int(n) for host, n in recap}
 
 
 def test_role_backs_up_a_group_of_vms_in_chains(vms, workdir, run_playbook, ledger_dir,
@@ -49,7 +42,7 @@ def test_role_backs_up_a_group_of_vms_in_chains(vms, workdir, run_playbook, ledg
 
     first = play(backup_mode='full', backup_stamp='2026-11-21')
     assert_ok(first)
-    assert changed(first)['vm1'] > 0 and changed(first)['vm2'] > 0
+    assert recap_changed(first.stdout)['vm1'] > 0 and recap_changed(first.stdout)['vm2'] > 0
     full = {vm: disks.remember(f'{vm}-full') for vm, disks in vms.items()}
     assert sorted(p.name for p in run_dir('vm1', '2026-11-21', '2026-11-21-full').iterdir()) == [
         'disk0.qcow2', 'disk1.qcow2']
@@ -61,7 +54,7 @@ def test_role_backs_up_a_group_of_vms_in_chains(vms, workdir, run_playbook, ledg
 
     again = play(backup_mode='full', backup_stamp='2026-11-21')
     assert_ok(again)
-    assert changed(again) == {'vm1': 0, 'vm2': 0}, again.stdout
+    assert recap_changed(again.stdout) == {'vm1': 0, 'vm2': 0}, again.stdout
 
     # vm2's backups live on a small file system: its incremental runs out of space.
     vms['vm1'].write('disk0', 0x55, '2M', '1M')

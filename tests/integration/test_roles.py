@@ -8,22 +8,15 @@ against VMs of an inventory, and run each one twice.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import QMPConnection, assert_ok, has_pattern, write_pattern
+from harness import QMPConnection, assert_ok, has_pattern, recap_changed, write_pattern
 from harness.libvirt import LibvirtHost, create_domain, taint_messages
 from harness.migration import start_destination, start_source
 from lxml import etree
-
-
-def changed(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
-    """``changed=N`` of every host in the play recap."""
-    recap = re.findall(r'^(\S+)\s+: ok=\d+\s+changed=(\d+)', result.stdout, re.MULTILINE)
-    return {host: int(n) for host, n in recap}
 
 
 def inventory(workdir: Path, vms: dict[str, dict]) -> Path:
@@ -59,7 +52,7 @@ def test_move_disks_moves_every_listed_disk(workdir, vm, make_image, run_playboo
 
     first = run_playbook('vmjobs.qemu.move_disks', extra, '-i', str(hosts))
     assert_ok(first)
-    assert changed(first)['vm1'] > 0
+    assert recap_changed(first.stdout)['vm1'] > 0
     assert inserted_file(daemon, 'disk0') == str(fast / 'd0.qcow2')
     assert inserted_file(daemon, 'disk1') == str(fast / 'other.qcow2')
     assert has_pattern(fast / 'd0.qcow2', 0x11, 0, '8M')
@@ -68,7 +61,7 @@ def test_move_disks_moves_every_listed_disk(workdir, vm, make_image, run_playboo
 
     again = run_playbook('vmjobs.qemu.move_disks', extra, '-i', str(hosts))
     assert_ok(again)
-    assert changed(again) == {'vm1': 0}
+    assert recap_changed(again.stdout) == {'vm1': 0}
 
 
 def test_merge_snapshots_merges_the_chain(workdir, vm, make_image, run_playbook, ledger_dir):
@@ -91,7 +84,7 @@ def test_merge_snapshots_merges_the_chain(workdir, vm, make_image, run_playbook,
 
     again = run_playbook('vmjobs.qemu.merge_snapshots', extra, '-i', str(hosts))
     assert_ok(again)
-    assert changed(again) == {'vm1': 0}
+    assert recap_changed(again.stdout) == {'vm1': 0}
 
 
 def test_a_failed_merge_removes_nothing(workdir, vm, make_image, run_playbook, ledger_dir,
@@ -147,11 +140,11 @@ def test_evacuate_migrates_the_vms_of_one_hypervisor(workdir, vms_of_hosts, run_
     assert not d['a'].sock.exists(), 'the stop command ended the source'
     assert run_state(d['b']) == 'postmigrate', 'without a stop command the source stays'
     assert run_state(d['c']) == 'running', 'a VM of another hypervisor stays'
-    assert changed(first)['c'] == 0
+    assert recap_changed(first.stdout)['c'] == 0
 
     again = run_playbook('vmjobs.qemu.evacuate', extra, '-i', str(hosts))
     assert_ok(again)
-    assert changed(again) == {'a': 0, 'b': 0, 'c': 0}
+    assert recap_changed(again.stdout) == {'a': 0, 'b': 0, 'c': 0}
 
 
 def test_nightly_backup_starts_a_chain_then_adds_incrementals(workdir, vm, make_image,
@@ -175,7 +168,7 @@ def test_nightly_backup_starts_a_chain_then_adds_incrementals(workdir, vm, make_
 
     again = night('2026-11-21')
     assert_ok(again)
-    assert changed(again) == {'vm1': 0}
+    assert recap_changed(again.stdout) == {'vm1': 0}
 
     # The night's weekday is the stamp's: 2026-11-22 is a Sunday (7), whatever today is.
     assert_ok(night('2026-11-22', full_weekday=7))
@@ -267,10 +260,10 @@ def test_merge_then_move_a_libvirt_domain_disk(workdir, make_image, libvirt_host
         for playbook in ('vmjobs.qemu.merge_snapshots', 'vmjobs.qemu.move_disks'):
             first = run_playbook(playbook, extra, '-i', str(hosts))
             assert_ok(first)
-            assert changed(first)['vm1'] > 0
+            assert recap_changed(first.stdout)['vm1'] > 0
             again = run_playbook(playbook, extra, '-i', str(hosts))
             assert_ok(again)
-            assert changed(again) == {'vm1': 0}, playbook
+            assert recap_changed(again.stdout) == {'vm1': 0}, playbook
             if playbook.endswith('merge_snapshots'):
                 assert chain() == [str(base)] and not mid.exists() and not top.exists()
         assert chain() == [str(new / 'vda.qcow2')] and not base.exists()

@@ -14,6 +14,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+from harness import recap_changed
 from harness.paths import REPO
 
 PAGE = REPO / 'docs' / 'tutorial.md'
@@ -38,11 +39,6 @@ def script(lab: Path) -> str:
 def steps(output: str) -> dict[str, str]:
     parts = output.split(MARK)[1:]
     return {part.split('\n', 1)[0]: part.split('\n', 1)[1] for part in parts}
-
-
-def recap_changed(output: str) -> dict[str, int]:
-    return {host: int(n) for host, n in
-            re.findall(r'^(\S+)\s+: ok=\d+\s+changed=(\d+)', output, re.MULTILINE)}
 
 
 def lab_processes(lab: Path) -> list[str]:

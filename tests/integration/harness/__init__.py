@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .ansible import assert_ok, run_module, run_playbook
+from .ansible import assert_ok, recap_changed, run_module, run_playbook
 from .images import has_pattern, image_info, make_image, write_pattern
 from .nodes import image_nodes
 from .paths import COLLECTIONS_PATH, REPO, VENV_PYTHON
@@ -12,5 +12,5 @@ from .qmp import QMPCommandError, QMPConnection, QMPError
 __all__ = [
     'COLLECTIONS_PATH', 'REPO', 'VENV_PYTHON', 'Daemon', 'QMPCommandError', 'QMPConnection',
     'QMPError', 'assert_ok', 'has_pattern', 'image_info', 'image_nodes', 'make_image',
-    'run_module', 'run_playbook', 'write_pattern',
+    'recap_changed', 'run_module', 'run_playbook', 'write_pattern',
 ]

@@ -50,6 +50,12 @@ def run_playbook(workdir: Path, playbook: str | Path, extra_vars: dict[str, Any]
                           text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL, check=False)
 
 
+def recap_changed(output: str) -> dict[str, int]:
+    """``changed=N`` of every host in the play recaps of ``output``."""
+    recap = re.findall(r'^(\S+)\s+: ok=\d+\s+changed=(\d+)', output, re.MULTILINE)
+    return {host: int(n) for host, n in recap}
+
+
 def assert_ok(result: subprocess.CompletedProcess[str]) -> None:
     """Fail the test with ansible's whole output unless it exited 0."""
     if result.returncode != 0:
