@@ -35,9 +35,6 @@ Event = dict[str, t.Any]
 BLOCK_JOB_TYPES = {1: 'pull', 2: 'copy', 3: 'commit', 4: 'active-commit', 5: 'backup'}
 #: libvirt's block job event statuses (virConnectDomainEventBlockJobStatus).
 BLOCK_JOB_STATUSES = {0: 'completed', 1: 'failed', 2: 'canceled', 3: 'ready'}
-#: virDomainJobType of ``jobStats``' ``type``.
-DOMAIN_JOB_TYPES = {0: 'none', 1: 'bounded', 2: 'unbounded', 3: 'completed', 4: 'failed',
-                    5: 'canceled'}
 #: virDomainJobOperation of ``jobStats``' ``operation``.
 DOMAIN_JOB_OPERATIONS = {0: 'unknown', 1: 'start', 2: 'save', 3: 'restore',
                          4: 'migration-in', 5: 'migration-out', 6: 'snapshot',

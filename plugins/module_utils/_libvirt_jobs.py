@@ -33,7 +33,8 @@ PIVOTING = ('copy', 'active-commit')
 GENERATED = 'libvirt-'
 #: Domain job operations and the collection's type for them.
 DOMAIN_OPERATIONS = {9: 'backup', 5: 'migration'}
-#: jobStats ``type`` values of a running domain job, and of a finished one.
+#: jobStats ``type`` (virDomainJobType) of a running domain job (bounded, unbounded),
+#: and of a finished one (completed, failed, canceled).
 RUNNING_JOB_TYPES = (1, 2)
 FINISHED = {3: 'succeeded', 4: 'failed', 5: 'canceled'}
 #: What a block job event's status says about the outcome.
