@@ -15,7 +15,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from . import _qmp
 from ._args import CONNECTION, CONNECTION_RULES, DEFAULT_URI, check_timeout
 from ._errors import VmjobsError
-from ._jobs import JobClient
+from ._jobs import JobClient, absent_record
 from ._ledger import Ledger, default_root
 from ._qmp_backend import QmpBackend
 
@@ -23,6 +23,9 @@ from ._qmp_backend import QmpBackend
 # task more than its own work (see docs/performance.md).
 
 Body = t.Callable[[JobClient, dict[str, t.Any]], dict[str, t.Any]]
+#: How a module reports records: ``job`` (one named job: the start modules and
+#: ``job``), ``jobs`` (``job_info``), or ``wait`` (``jobs``, plus ``job`` for one name).
+Shape = t.Literal['job', 'jobs', 'wait']
 
 
 def make_client(params: dict[str, t.Any], check_mode: bool) -> JobClient:
@@ -59,11 +62,30 @@ def missing_library(params: dict[str, t.Any]) -> tuple[str, ImportError | None] 
     return None
 
 
-def run_module(argument_spec: dict[str, dict[str, t.Any]], body: Body) -> None:
+def shaped(records: list[dict[str, t.Any]], params: dict[str, t.Any],
+           shape: Shape) -> dict[str, t.Any]:
+    """The records of a result in the module's shape, on success and failure alike.
+
+    A ``job`` module always returns ``job``: the job's record, or the record of an
+    absent job when the failure came before there was one.
+    """
+    if shape == 'jobs':
+        return {'jobs': records}
+    if shape == 'wait':
+        out: dict[str, t.Any] = {'jobs': records}
+        if len(params['name']) == 1:
+            out['job'] = records[0] if records else absent_record(params['name'][0])
+        return out
+    return {'job': records[0] if records else absent_record(str(params['name']))}
+
+
+def run_module(argument_spec: dict[str, dict[str, t.Any]], body: Body,
+               shape: Shape = 'job') -> None:
     """Build the module, run ``body(client, params)`` and exit with its result.
 
     ``body`` returns the result dict (``changed`` included); any
-    :class:`VmjobsError` becomes a one-line ``fail_json``.
+    :class:`VmjobsError` becomes a one-line ``fail_json`` carrying the records it
+    holds in the module's ``shape``.
     """
     module = AnsibleModule(argument_spec=dict(CONNECTION, **argument_spec),
                            supports_check_mode=True, **CONNECTION_RULES)
@@ -75,6 +97,7 @@ def run_module(argument_spec: dict[str, dict[str, t.Any]], body: Body) -> None:
         result = body(client, module.params)
     except VmjobsError as err:
         gc.freeze()  # the objects live until exit: spare the interpreter's shutdown collection
-        module.fail_json(msg=str(err), changed=err.changed, **err.result())
+        module.fail_json(msg=str(err), changed=err.changed, **err.result(),
+                         **shaped(err.records, module.params, shape))
     gc.freeze()
     module.exit_json(**result)

@@ -28,7 +28,10 @@ class Session(t.Protocol):
         """
 
     def verb(self, name: str, verb: str, **arguments: t.Any) -> None:
-        """Apply a job verb: cancel, pause, resume, complete, finalize, dismiss, set-speed."""
+        """Apply a job verb: cancel, pause, resume, complete, finalize, dismiss, set-speed.
+
+        ``cancel`` takes ``keep_copy=True`` for a READY job whose copy is to be kept.
+        """
 
     def migration(self, entry: Record) -> Record | None:
         """The record of the VM's migration if the ledger ``entry`` started it, else None."""
@@ -36,8 +39,12 @@ class Session(t.Protocol):
     def migration_verb(self, name: str, verb: str, **arguments: t.Any) -> None:
         """Apply a verb (cancel, set-speed) or a completion action (postcopy, pause)."""
 
-    def cleanup(self, entry: Record) -> list[str]:
-        """Undo what a start attached (per the ledger entry); return what was kept."""
+    def cleanup(self, entry: Record, discard: bool = False) -> list[str]:
+        """Detach what a start attached (per the ledger entry); return what was kept.
+
+        With ``discard``, also remove the files the start created (the job never
+        started, or it did not finish), unless a device keeps a node.
+        """
 
     def wait_event(self, timeout: float) -> Record | None:
         """Block until the next event or ``timeout`` seconds; return it or None."""

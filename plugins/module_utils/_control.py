@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import typing as t
 
-from . import _model
+from . import _closing, _model
 from ._backend import Record
 from ._errors import JobNotFound, JobStateError
 from ._jobs import JobClient, Result, compact, describe
@@ -62,7 +62,8 @@ class JobDriver:
         :raise JobStateError: the state can never be reached from the current status.
         :raise JobTimeout: a wait ran out.
         """
-        record, entry = self.client.get(name)
+        self.client.closed = []
+        record, entry = self.client.get(name, settle=True)
         if record['status'] == _model.ABSENT and entry is None:
             if state == 'absent':
                 return Result(False, [record])
@@ -76,7 +77,8 @@ class JobDriver:
         if state is None:
             return Result(changed, [record])
         result = getattr(self, '_to_' + state)(record, entry, cancel, forget)
-        return Result(changed or result.changed, result.records, result.elapsed)
+        return Result(changed or result.changed or self.client.acted, result.records,
+                      result.elapsed)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -119,7 +121,10 @@ class JobDriver:
         finished = status in ('concluded', _model.ABSENT) and record['outcome'] == 'succeeded'
         if status in ('waiting', 'pending') or finished:
             return Result(False, [record])
-        if status in ('created', 'running'):
+        if status == 'standby':
+            raise self._refuse(record, 'it is paused, and QEMU completes a paused job only once '
+                                       'it runs again; resume it first (state: running)')
+        if status in ('created', 'running', 'paused'):
             if self.client.check_mode:
                 return Result(True, [record])
             record = self.client.await_jobs(
@@ -155,6 +160,7 @@ class JobDriver:
             return Result(False, [record])
         self._require(record, 'pause', 'pause')
         self._verb(record['name'], 'pause')
+        self._note(record['name'], user_paused=True)
         return self._then_wait(record, _is_paused, 'paused')
 
     def _to_running(self, record: Record, *_: t.Any) -> Result:
@@ -162,6 +168,7 @@ class JobDriver:
             return Result(False, [record])
         self._require(record, 'resume', 'resume')
         self._verb(record['name'], 'resume')
+        self._note(record['name'], user_paused=False)
         return Result(True, [self.client.get(record['name'])[0]]
                       if not self.client.check_mode else [record])
 
@@ -176,11 +183,20 @@ class JobDriver:
         return Result(changed, result.records, result.elapsed)
 
     def _cancel(self, record: Record) -> None:
+        """Cancel a job; one that is READY (not paused) ends keeping its copy."""
         self._require(record, 'cancel', 'cancel')
+        keep_copy = record['status'] == 'ready' and record['type'] in _closing.COPY_TYPES
+        self._note(record['name'], cancel_requested=True, keep_copy=keep_copy)
+        if keep_copy:
+            self._verb(record['name'], 'cancel', keep_copy=True)
+        else:
+            self._verb(record['name'], 'cancel')
+
+    def _note(self, name: str, **facts: t.Any) -> None:
+        """Remember facts about a job in its ledger entry (none in check mode)."""
         if not self.client.check_mode:
             with self.client.ledger.lock():
-                self.client.ledger.update(record['name'], cancel_requested=True)
-        self._verb(record['name'], 'cancel')
+                self.client.ledger.update(name, **facts)
 
     def _to_absent(self, record: Record, entry: Record | None, cancel: bool,
                    forget: bool) -> Result:
@@ -215,7 +231,7 @@ class JobDriver:
                 kept = entry.get('kept_nodes', [])
                 if session is not None:
                     # QEMU lost or dismissed the job without us: detach its target now.
-                    kept = session.cleanup(dict(entry, created_file=None))
+                    kept = session.cleanup(entry)
                 if forget:
                     self.client.ledger.delete(record['name'])
                 else:

@@ -29,21 +29,25 @@ class VmjobsError(Exception):
 
     :param message: the one-line message shown to the user.
     :param job: the job name the error is about, if any.
+    :param records: the job records observed when it happened (the module edge
+        reports them as ``job`` or ``jobs``).
     """
 
     #: Whether something was changed before the error (a job started, then its wait failed).
     changed = False
 
-    def __init__(self, message: str, job: str | None = None) -> None:
+    def __init__(self, message: str, job: str | None = None,
+                 records: list[dict[str, t.Any]] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.job = job
+        self.records = list(records or [])
 
     def __str__(self) -> str:
         return self.message
 
     def result(self) -> dict[str, t.Any]:
-        """Extra keys a module adds to its failure result."""
+        """Extra keys a module adds to its failure result, besides the records."""
         return {}
 
 
@@ -64,23 +68,12 @@ class JobStateError(VmjobsError):
 
     def __init__(self, message: str, job: str | None = None,
                  record: dict[str, t.Any] | None = None) -> None:
-        super().__init__(message, job)
+        super().__init__(message, job, [record] if record else None)
         self.record = record
-
-    def result(self) -> dict[str, t.Any]:
-        return {'job': self.record} if self.record else {}
 
 
 class JobFailed(VmjobsError):
     """A job concluded with an error; ``records`` holds what was observed."""
-
-    def __init__(self, message: str, job: str | None = None,
-                 records: list[dict[str, t.Any]] | None = None) -> None:
-        super().__init__(message, job)
-        self.records = records or []
-
-    def result(self) -> dict[str, t.Any]:
-        return {'jobs': self.records}
 
 
 class JobTimeout(VmjobsError):
@@ -89,12 +82,11 @@ class JobTimeout(VmjobsError):
     def __init__(self, message: str, job: str | None = None,
                  records: list[dict[str, t.Any]] | None = None,
                  elapsed: float = 0.0) -> None:
-        super().__init__(message, job)
-        self.records = records or []
+        super().__init__(message, job, records)
         self.elapsed = elapsed
 
     def result(self) -> dict[str, t.Any]:
-        return {'jobs': self.records, 'elapsed': round(self.elapsed, 3), 'timed_out': True}
+        return {'elapsed': round(self.elapsed, 3), 'timed_out': True}
 
 
 class LedgerError(VmjobsError):

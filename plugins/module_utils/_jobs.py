@@ -13,7 +13,7 @@ import dataclasses
 import time
 import typing as t
 
-from . import _migration, _model
+from . import _closing, _migration, _model
 from ._backend import Backend, Record, Session
 from ._errors import (
     JobConflict,
@@ -29,7 +29,7 @@ from ._ledger import Ledger
 from ._waiter import Check, Waiter
 
 #: Parameters that may differ between two starts of the same job.
-NOT_IDENTITY = frozenset({'speed', 'reuse_target', 'bandwidth'})
+NOT_IDENTITY = frozenset({'speed', 'reuse_target', 'bandwidth', 'target_mode'})
 
 Verdict = t.Callable[[Record, 'Record | None'], str]
 Prepare = t.Callable[[dict[str, Record], dict[str, Record]], dict[str, t.Any]]
@@ -103,6 +103,16 @@ def describe(record: Record) -> str:
     return text
 
 
+def held_hint(record: Record) -> str:
+    """Why a paused job will not move on, and what to do (empty if it is not paused)."""
+    if record['status'] not in ('paused', 'standby'):
+        return ''
+    if record.get('io_status') not in (None, 'ok'):
+        return (f": it stopped on an I/O error (io_status {record['io_status']}); fix the "
+                'cause and resume it (job state: running), or cancel it')
+    return ': it is paused; resume it first (job state: running)'
+
+
 class JobClient:
     """Named jobs of one VM.
 
@@ -119,6 +129,13 @@ class JobClient:
         self.waiter = waiter or Waiter()
         self.check_mode = check_mode
         self.now = now
+        #: Names of the jobs whose targets this client closed (or, in check mode, would).
+        self.closed: list[str] = []
+
+    @property
+    def acted(self) -> bool:
+        """Whether this client changed anything besides what a caller asked for."""
+        return bool(self.closed)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -187,12 +204,18 @@ class JobClient:
                 if verb in ('cancel', 'finalize'):
                     return
 
-    def get(self, name: str) -> tuple[Record, Record | None]:
-        """The record of ``name`` (status ``absent`` if unknown) and its ledger entry."""
+    def get(self, name: str, settle: bool = False) -> tuple[Record, Record | None]:
+        """The record of ``name`` (status ``absent`` if unknown) and its ledger entry.
+
+        With ``settle``, the targets of a job that has concluded are closed first
+        (see :meth:`close_targets`); without it, nothing changes.
+        """
         _model.validate_name(name)
         try:
             with self.backend.session() as session:
                 records, entries = self.snapshot(session)
+                if settle and self.close_targets(session, [name], records, entries):
+                    records, entries = self.snapshot(session)
         except TransportError as err:
             return self.offline([name], err)[0], self.ledger.get(name)
         return records.get(name) or absent_record(name), entries.get(name)
@@ -228,6 +251,7 @@ class JobClient:
         """
         _model.validate_name(name)
         wanted = identity(params)
+        self.closed = []
         if not self.check_mode:
             with self.ledger.lock():
                 self.ledger.prune()
@@ -244,7 +268,7 @@ class JobClient:
                 record = self._start_locked(session, name, params, wanted, prepare)
             if record is None:
                 return Result(True, [dict(absent_record(name), type=params['type'])])
-            changed = record.pop('_started', False)
+            changed = record.pop('_started', False) or self.acted
             if not wait or wait == 'none' or self.check_mode:
                 return Result(changed, [record])
             # Wait on the session that started the job: it has every event since. The
@@ -255,7 +279,7 @@ class JobClient:
             except VmjobsError as err:
                 err.changed = changed  # the job was started all the same
                 raise
-        return Result(changed, waited.records, waited.elapsed)
+        return Result(changed or self.acted, waited.records, waited.elapsed)
 
     def _start_locked(self, session: Session, name: str, params: dict[str, t.Any],
                       wanted: dict[str, t.Any], prepare: Prepare | None) -> Record | None:
@@ -268,11 +292,13 @@ class JobClient:
             entry = self.ledger.update(name, state='started')
         elif interrupted and (record is None or not record['live']):
             if not self.check_mode:
-                session.cleanup(entry or {})
+                session.cleanup(entry or {}, discard=True)
                 self.ledger.delete(name)
             record = entry = None
         if record is not None:
             self._same_job(name, record, entry, wanted)
+            if self._close_locked(session, [name], records, entries):
+                record = self.snapshot(session)[0].get(name) or record
             return record
         if prepare is not None:
             params = dict(params, **prepare(records, entries))
@@ -295,7 +321,7 @@ class JobClient:
         except VmjobsError as err:
             entry = self.ledger.get(name)
             if entry is not None:
-                session.cleanup(entry)
+                session.cleanup(entry, discard=True)
                 self.ledger.delete(name)
             if err.job is None and hasattr(err, 'for_job'):
                 raise err.for_job(name) from err
@@ -312,7 +338,7 @@ class JobClient:
             raise JobConflict(
                 f"job '{name}' already exists as a different job ({record['type']}, "
                 f"{describe(record)}): {', '.join(diffs)}; pick another name, or dismiss it "
-                "with job state=absent forget=true", name)
+                "with job state=absent forget=true", name, [record])
 
     # -- waiting -------------------------------------------------------------------------------
 
@@ -355,6 +381,8 @@ class JobClient:
             if [e for e in session.events() if self._note_event(e, names)]:
                 records, entries = self.snapshot(session)
             self._observe(records, entries)
+            if self.close_targets(session, names, records, entries):
+                records, entries = self.snapshot(session)
             latest.update((name, records[name]) for name in names if name in records)
             for name in names:
                 if name in records and is_migration(entries.get(name)):
@@ -413,9 +441,46 @@ class JobClient:
         if record.get('outcome') == 'failed':
             return JobFailed(f"job '{name}' failed: {record['error']}", name, records)
         return JobStateError(
-            f"job '{name}' ({record['type']}) is {describe(record)} and cannot reach {target}; "
-            f"verbs allowed now: {_model.allowed_text(record['status'], record['type'])}", name,
-            record)
+            f"job '{name}' ({record['type']}) is {describe(record)} and cannot reach {target}"
+            f"{held_hint(record)}; verbs allowed now: "
+            f"{_model.allowed_text(record['status'], record['type'])}", name, record)
+
+    def close_targets(self, session: Session, names: t.Sequence[str],
+                      records: dict[str, Record], entries: dict[str, Record]) -> bool:
+        """Close the targets of the jobs in ``names`` that have concluded.
+
+        Their nodes are detached (QEMU flushes and closes the images) unless a
+        device uses them; the files of a job that did not finish are removed. The
+        ledger notes the new ``target_state``. Takes the ledger's lock.
+
+        :return: whether any job's targets were closed, so the records are to be read
+            again (never in check mode; :attr:`closed` lists what would change).
+        """
+        if not any(name in records and _closing.closing_due(records[name], entries.get(name))
+                   for name in names):
+            return False
+        with self.ledger.lock():
+            return self._close_locked(session, names, records, entries)
+
+    def _close_locked(self, session: Session, names: t.Sequence[str],
+                      records: dict[str, Record], entries: dict[str, Record]) -> bool:
+        """:meth:`close_targets` with the ledger's lock held."""
+        due = False
+        for name in names:
+            record = records.get(name)
+            if record is None or not _closing.closing_due(record, entries.get(name)):
+                continue
+            due = True
+            entry = self.ledger.get(name) or entries[name]
+            discard = not _closing.finished(record, entry)
+            kept = [] if self.check_mode else session.cleanup(entry, discard=discard)
+            detached = set(kept) != set(entry.get('attached') or [])
+            if (discard or detached) and name not in self.closed:
+                self.closed.append(name)  # a node was detached or a file removed (or would be)
+            if not self.check_mode:
+                entries[name] = self.ledger.update(
+                    name, targets=_closing.closed_state(kept, discard), kept_nodes=kept) or entry
+        return due and not self.check_mode
 
     def _observe(self, records: dict[str, Record], entries: dict[str, Record]) -> None:
         """Remember in the ledger the latest status and outcome of named jobs.

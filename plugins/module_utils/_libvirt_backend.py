@@ -19,7 +19,7 @@ import os
 import time
 import typing as t
 
-from . import _libvirt, _libvirt_jobs, _libvirt_migrate, _libvirt_xml
+from . import _closing, _libvirt, _libvirt_jobs, _libvirt_migrate, _libvirt_xml
 from ._backend import Note, Record
 from ._errors import BackendError, JobStateError, TransportError
 from ._jobs import compact
@@ -271,13 +271,12 @@ class LibvirtSession:
     def migration_verb(self, name: str, verb: str, **arguments: t.Any) -> None:
         _libvirt_migrate.apply_verb(self.domain, name, verb, **arguments)
 
-    def cleanup(self, entry: Record) -> list[str]:
-        """Remove the files a start noted if the job never started; nothing is attached."""
-        if entry.get('state') == 'starting':
-            for path in entry.get('created_files') or [entry.get('created_file')]:
-                if path:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(path)
+    def cleanup(self, entry: Record, discard: bool = False) -> list[str]:
+        """Remove the files a start noted if ``discard``; libvirt detaches what it attached."""
+        if discard:
+            for path in _closing.created_files(entry):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
         return []
 
     # -- events ----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import typing as t
 
+from ._closing import target_state
 from ._errors import InvalidArgument
 
 NAME_RE = re.compile(r'[A-Za-z][A-Za-z0-9._-]{0,127}')
@@ -206,7 +207,19 @@ def attach_detail(record: Record, entry: Record | None) -> Record:
             record[shown] = entry[key]  # type: ignore[index]
     if entry and entry.get('cancel_requested') and record['outcome'] == 'succeeded':
         record['outcome'] = 'canceled'
+    state = target_state(entry)
+    if state is not None:
+        record['target_state'] = state
     return record
+
+
+def held(record: Record, entry: Record | None = None) -> bool:
+    """Whether a job stays where it is until resumed: paused through the collection,
+    or stopped on an I/O error (``on_error: stop`` or ``enospc``)."""
+    if record['status'] not in ('paused', 'standby'):
+        return False
+    stopped = record.get('io_status') not in (None, 'ok')
+    return stopped or bool((entry or {}).get('user_paused'))
 
 
 def can_become_ready(record: Record, entry: Record | None = None) -> bool:
@@ -231,6 +244,10 @@ def wait_verdict(record: Record, target: str, entry: Record | None = None) -> st
         if target == 'concluded' and record.get('dismissed'):
             return 'reached'
         return 'never'
+    if target == 'ready' and status == 'standby':
+        return 'reached'
+    if status != 'concluded' and held(record, entry):
+        return 'never'  # nothing moves it on until someone resumes it
     if target == 'concluded':
         return 'reached' if status == 'concluded' else 'waiting'
     if status == 'aborting':

@@ -11,7 +11,7 @@ import contextlib
 import os
 import typing as t
 
-from . import _migration, _model, _qmp_migrate
+from . import _closing, _migration, _model, _qmp_migrate
 from ._backend import Note, Record
 from ._errors import BackendError
 from ._qmp import Monitor
@@ -58,21 +58,28 @@ class QmpSession:
         _qmp_migrate.apply_verb(self.monitor, name, verb, **arguments)
 
     def verb(self, name: str, verb: str, **arguments: t.Any) -> None:
+        """Apply ``verb``; ``cancel`` with ``keep_copy`` ends a READY job without an error.
+
+        ``block-job-cancel`` (not ``job-cancel``, which always forces) lets a READY
+        mirror or active commit finish as a consistent copy, without pivoting.
+        """
         try:
             if verb == 'set-speed':
                 self.monitor.execute('block-job-set-speed',
                                      {'device': name, 'speed': arguments['speed']})
+            elif verb == 'cancel' and arguments.get('keep_copy'):
+                self.monitor.execute('block-job-cancel', {'device': name})
             else:
                 self.monitor.execute(VERB_COMMANDS[verb], {'id': name})
         except BackendError as err:
             raise err.for_job(name) from err
 
-    def cleanup(self, entry: Record) -> list[str]:
+    def cleanup(self, entry: Record, discard: bool = False) -> list[str]:
         """Detach the nodes a start attached, unless a device now uses them.
 
-        Files the start created (``created_file``, and ``created_files`` of a
-        multi-disk backup) are removed only if the job never started
-        (``entry['state'] == 'starting'``).
+        ``blockdev-del`` flushes and closes each image. With ``discard``, the files
+        the start created (``created_file``, and ``created_files`` of a multi-disk
+        backup) are removed too, unless a node was kept.
         """
         kept = []
         in_use = {b['inserted']['node-name'] for b in self.monitor.execute('query-block')
@@ -87,9 +94,8 @@ class QmpSession:
                 if not any(gone in err.desc.lower() for gone in GONE):
                     kept.append(node)
                     in_use.add(node)
-        created = [entry.get('created_file'), *(entry.get('created_files') or [])]
-        if entry.get('state') == 'starting' and not kept:
-            for path in dict.fromkeys(p for p in created if p):
+        if discard and not kept:
+            for path in _closing.created_files(entry):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
         return kept

@@ -17,7 +17,12 @@ description:
     together, and if one member fails QEMU cancels the others.
   - The backup is one job for M(vmjobs.qemu.job_info), M(vmjobs.qemu.job_wait) and
     M(vmjobs.qemu.job). Its record lists the members. M(vmjobs.qemu.job)
-    O(vmjobs.qemu.job#module:state=absent) dismisses every member and detaches the targets.
+    O(vmjobs.qemu.job#module:state=absent) dismisses every member.
+  - When the backup concludes, the first task that sees it (this module's O(wait), a re-run,
+    M(vmjobs.qemu.job_wait) or M(vmjobs.qemu.job)) detaches every member's target, so QEMU
+    flushes and closes the images before the task reports the outcome, so a C(succeeded) backup is
+    a set of complete files. The images of a backup that failed or was canceled are deleted.
+    The record's C(target_state) says which.
   - With O(bitmap), backups form a I(chain). A C(full) backup copies everything and clears (or
     creates) two persistent dirty bitmaps on each disk. These are O(bitmap), which counts the
     changes since the last full or incremental backup, and its companion C(<bitmap>.full), which
@@ -164,7 +169,7 @@ EXAMPLES = r'''
     wait: concluded
     wait_timeout: 3600
 
-- name: Dismiss it (the ledger keeps its outcome; the targets are detached)
+- name: Dismiss it (the ledger keeps its outcome; the images were closed by the wait)
   vmjobs.qemu.job:
     socket: /run/vm1/qmp.sock
     name: vm1-2026-11-22-incremental

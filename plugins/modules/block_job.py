@@ -16,8 +16,12 @@ description:
     keeps a tombstone of every name used; the remembered outcome is returned.
   - If the name exists as a different job the task fails and changes nothing.
   - For C(mirror) and C(backup) the module creates the O(target) image through QEMU (size from
-    the source, format from O(target_format) or the source) and attaches it; it detaches what it
-    attached when the job is dismissed with M(vmjobs.qemu.job).
+    the source, format from O(target_format) or the source) and attaches it.
+  - When the job concludes, the first task that sees it (this module's own O(wait), a re-run of
+    it, M(vmjobs.qemu.job_wait) or M(vmjobs.qemu.job)) detaches what the module attached, so
+    QEMU flushes and closes the target before the task reports the outcome; a target of a job
+    that failed or was canceled before it finished is deleted. The record's RV(job.target_state)
+    says which, and the task reports RV(ignore:changed=true) when it closed something.
   - Control and reap jobs with M(vmjobs.qemu.job), wait with M(vmjobs.qemu.job_wait), list with
     M(vmjobs.qemu.job_info).
 author:
@@ -221,6 +225,16 @@ job:
         - Whether QEMU has the job now. V(false) for a record only the ledger keeps (a dismissed
           job's tombstone, or a job QEMU lost); its outcome is the last one seen.
       type: bool
+    target_state:
+      description:
+        - For a job with a target the collection attached or created (C(mirror), C(backup),
+          C(create)) V(open) while QEMU holds it, V(closed) once it is flushed, detached and
+          closed (a complete file), V(in_use) when a device uses it (a pivoted mirror), or
+          V(removed) when the job failed or was canceled and its unfinished file was deleted.
+        - The task that sees the job conclude closes its targets before it returns.
+      type: str
+      returned: for jobs with a target
+      sample: closed
   sample:
     name: backup-disk0
     type: backup

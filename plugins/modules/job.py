@@ -31,10 +31,16 @@ options:
       - C(finalized) finalizes a C(pending) job (C(job-finalize)), the moment of its graph change.
       - C(paused) and C(running) pause and resume it.
       - C(canceled) cancels it (C(job-cancel)). Cancelling is asynchronous in QEMU; the task
-        returns once the job has concluded, unless O(wait=false).
-      - C(absent) dismisses a concluded job (C(job-dismiss)) and detaches the target the
-        collection attached for it. The ledger keeps a tombstone with its outcome unless
-        O(forget=true). A job that does not exist is already absent.
+        returns once the job has concluded, unless O(wait=false). A mirror or active commit that
+        is C(ready) is ended without a pivot instead (C(block-job-cancel)), as libvirt's abort
+        does; its target stays, a complete copy as of that moment. Any other canceled job's
+        target file, if the collection created it, is deleted.
+      - C(absent) dismisses a concluded job (C(job-dismiss)). The ledger keeps a tombstone with its
+        outcome unless O(forget=true). A job that does not exist is already absent.
+      - Whatever the state asked for, a job that has concluded gets its targets closed first
+        (flushed and detached by QEMU; see the record's C(target_state)), and the task reports
+        RV(ignore:changed=true) if that changed anything.
+      - C(completed) on a job paused with C(paused) fails at once; resume it first.
       - Omit O(state) to change O(speed) only.
     type: str
     choices: [completed, finalized, paused, running, canceled, absent]
@@ -95,9 +101,16 @@ EXAMPLES = r'''
 RETURN = r'''
 job:
   description:
-    - The job's record after the change, in the shape M(vmjobs.qemu.block_job) returns.
+    - The job's record after the change, in the shape M(vmjobs.qemu.block_job) returns, on
+      failure too.
   returned: always
   type: dict
+changed:
+  description:
+    - True when the task sent a verb, closed the targets of a job that had concluded, or forgot a
+      ledger record; false on a repeat.
+  returned: always
+  type: bool
 '''
 
 import typing as t

@@ -81,7 +81,7 @@ def list_jobs(client: JobClient, params: dict[str, t.Any]) -> dict[str, t.Any]:
 
 
 def main() -> None:
-    run_module(JOB_INFO, list_jobs)
+    run_module(JOB_INFO, list_jobs, 'jobs')
 
 
 if __name__ == '__main__':

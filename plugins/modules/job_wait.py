@@ -13,7 +13,12 @@ description:
     confirms, so completion is noticed at once; the QMP monitor is let go at least once a second
     so other tasks and people get their turn.
   - A job that can no longer reach O(state) (a backup will never be C(ready); a job that failed
-    will never be C(pending)) fails the task at once.
+    will never be C(pending)) fails the task at once, and so does a job that is paused (through
+    M(vmjobs.qemu.job)) or stopped on an I/O error, since it will not move on until it is resumed.
+  - When a job the collection started has concluded, its targets are closed before the task
+    returns. QEMU flushes and detaches the images it attached, so a backup is a complete file any
+    process can read; the unfinished target files of a failed or canceled job are removed. The
+    record's C(target_state) tells which.
 author:
   - vmjobs.qemu contributors (@vmjobs)
 extends_documentation_fragment:
@@ -58,6 +63,17 @@ jobs:
   returned: always
   type: list
   elements: dict
+job:
+  description:
+    - The record of the job when the wait ended, when O(name) names one job (on failure too).
+  returned: when O(name) names one job
+  type: dict
+changed:
+  description:
+    - True when the task closed the targets of a job that had concluded (detached, flushed,
+      and, for a job that did not finish, removed); false on a repeat.
+  returned: always
+  type: bool
 elapsed:
   description: Seconds waited.
   returned: success
@@ -66,7 +82,10 @@ elapsed:
 
 import typing as t
 
-from ansible_collections.vmjobs.qemu.plugins.module_utils._ansible import run_module
+from ansible_collections.vmjobs.qemu.plugins.module_utils._ansible import (
+    run_module,
+    shaped,
+)
 from ansible_collections.vmjobs.qemu.plugins.module_utils._args import (
     JOB_WAIT,
     check_names,
@@ -76,14 +95,15 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._jobs import JobClient
 
 
 def wait(client: JobClient, params: dict[str, t.Any]) -> dict[str, t.Any]:
-    """Wait for the named jobs; never changes anything."""
+    """Wait for the named jobs; close the targets of those that concluded."""
     result = client.wait(check_names(params['name']), params['state'],
                          check_timeout(params['timeout'], 'timeout'), params['fail_on_error'])
-    return {'changed': False, 'jobs': result.records, 'elapsed': round(result.elapsed or 0, 3)}
+    return {'changed': client.acted, 'elapsed': round(result.elapsed or 0, 3),
+            **shaped(result.records, params, 'wait')}
 
 
 def main() -> None:
-    run_module(JOB_WAIT, wait)
+    run_module(JOB_WAIT, wait, 'wait')
 
 
 if __name__ == '__main__':

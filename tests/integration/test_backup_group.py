@@ -171,7 +171,7 @@ def test_grouped_failure_keeps_the_bitmaps_and_a_retry_succeeds(disks, run_modul
         {'device': 'disk0'}, {'device': 'disk1', 'target': str(small / 'disk1.qcow2')}])
     assert failed['failed'], failed
     assert failed['msg'] == "job 'i1' failed: disk1: No space left on device"
-    group = failed['jobs'][0]
+    group = failed['job']
     assert (group['status'], group['outcome']) == ('concluded', 'failed')
     assert {m['device']: (m['outcome'], m['error']) for m in group['members']} == {
         'disk0': ('canceled', 'Operation canceled'),

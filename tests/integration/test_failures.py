@@ -159,8 +159,9 @@ def test_wait_timeout_reports_last_record(target, workdir):
            target=str(workdir / 'b7.qcow2'), speed=1 << 20)
     result = target('job_wait', name=['b7'], timeout=1.5)
     assert_clean_failure(result, "timed out after", "job 'b7'", 'b7 running')
-    assert result['jobs'][0]['status'] == 'running'
-    assert result['jobs'][0]['progress']['current'] > 0
+    assert result['job'] == result['jobs'][0], 'one name: its record as job too'
+    assert result['job']['status'] == 'running'
+    assert result['job']['progress']['current'] > 0
 
 
 def test_unknown_job(target):

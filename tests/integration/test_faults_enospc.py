@@ -24,8 +24,10 @@ def test_backup_fills_the_target_fs(workdir, make_image, vm, qmp_observer, small
                                        disks=[{'device': 'disk0'}, {'device': 'disk1'}],
                                        wait='concluded', wait_timeout=60))
     assert_clean_failure(result, "job 'nightly' failed", 'No space left on device')
-    record = result['jobs'][0]
+    record = result['job']
     assert (record['status'], record['outcome']) == ('concluded', 'failed'), record
+    assert record['target_state'] == 'removed'
+    assert sorted(p.name for p in full.iterdir()) == ['other-data'], 'no partial image is left'
     obs = qmp_observer(daemon.obs_sock)
     assert inserted_node(obs, 'disk0') == 'disk0-fmt' and inserted_node(obs, 'disk1') == 'disk1-fmt'
     assert (full / 'other-data').read_bytes() == before['other-data']
@@ -53,9 +55,11 @@ def test_mirror_fills_the_target_fs(workdir, make_image, vm, qmp_observer, small
         'concluded', 'failed', 'No space left on device')
     assert (full / 'other-data').read_bytes() == b'y' * 4096
     assert [j['id'] for j in obs.cmd('query-jobs')] == ['move']
+    assert not [n for n in obs.cmd('query-named-block-nodes', flat=True)
+                if n['node-name'].startswith('vj')], 'the failed copy was detached at once'
+    assert sorted(p.name for p in full.iterdir()) == ['other-data'], 'and removed'
+    assert info['target_state'] == 'removed'
     gone = run_module('job', dict(args, name='move', state='absent'))
     assert gone['changed'] and not gone['failed'], gone.get('msg')
-    assert not [n for n in obs.cmd('query-named-block-nodes', flat=True)
-                if n['node-name'].startswith('vj')], 'the target is detached on dismissal'
     daemon.stop()
     assert has_pattern(disk, 0x5A, 0, '32M'), 'the source is untouched'

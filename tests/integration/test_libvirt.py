@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from harness import has_pattern, image_info, write_pattern
+from harness.images import check_closed, compare_closed
 from harness.libvirt import LibvirtHost, create_domain, taint_messages
 from lxml import etree
 
@@ -192,6 +193,7 @@ def test_cancel_copy_and_speed(workdir, make_image, domain):
     assert faster['changed'] and faster['job']['speed'] == 2 << 20, faster
     assert paused['failed'] and 'libvirt cannot pause a block job' in paused['msg'], paused
     assert canceled['changed'] and canceled['job']['outcome'] == 'canceled', canceled
+    assert canceled['job']['target_state'] == 'removed' and not target.exists(), canceled
     assert listed['jobs'][0]['outcome'] == 'canceled'
     assert dom.source('vda') == str(disk), 'no pivot after a cancel'
     predicted = dom.run('block_job', check=True, name='later', type='mirror', device='vda',
@@ -200,7 +202,20 @@ def test_cancel_copy_and_speed(workdir, make_image, domain):
     assert set(metadata_jobs(dom)) == {'slow'} and not (workdir / 'later.qcow2').exists()
 
 
-# -- commit and pull ---------------------------------------------------------------------------------
+
+def test_cancel_a_ready_copy_keeps_a_closed_copy(workdir, make_image, domain):
+    disk = make_image('disk.qcow2', '16M', pattern=0x21)
+    dom = domain({'vda': disk})
+    target = workdir / 'copy.qcow2'
+    ready, canceled = dom.play(
+        ('block_job', {'name': 'cp', 'type': 'mirror', 'device': 'vda', 'target': str(target),
+                       'wait': 'ready'}),
+        ('job', {'name': 'cp', 'state': 'canceled'}))
+    assert ready['job']['status'] == 'ready', ready
+    assert canceled['changed'] and canceled['job']['outcome'] == 'canceled', canceled
+    assert canceled['job']['target_state'] == 'closed', canceled
+    assert dom.source('vda') == str(disk), 'no pivot after a cancel'
+    compare_closed(target, disk)
 
 def test_commit_intermediate_then_active(make_image, domain):
     base, mid, top = chain3(make_image)
@@ -263,8 +278,11 @@ def test_backup_one_disk(workdir, make_image, domain):
     args = {'name': 'bk1', 'type': 'backup', 'device': 'vda', 'target': str(target)}
     done, again = dom.play(('block_job', dict(args, wait='concluded')), ('block_job', args))
     assert done['changed'] and done['job']['outcome'] == 'succeeded', done
-    assert done['job']['type'] == 'backup'
+    assert done['job']['type'] == 'backup' and done['job']['target_state'] == 'closed'
     assert not again['changed'] and again['job']['outcome'] == 'succeeded', again
+    # libvirt detached the target itself: it reads as a finished file while the domain runs
+    assert check_closed(target).get('corruptions', 0) == 0
+    compare_closed(target, top)
     dom.stop()
     compare(top, target)
     assert base.exists()

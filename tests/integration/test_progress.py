@@ -96,5 +96,5 @@ def test_a_timeout_reports_the_whole_wait(workdir, make_image, qsd, run_playbook
     # The whole wait, not the last stretch: the timeout plus at most one module start.
     assert 2.5 <= waited < 6
     assert abs(failure['elapsed'] - waited) < 0.1
-    assert failure['jobs'][0]['status'] == 'running'
+    assert failure['job']['status'] == 'running'
     assert run.stdout.count('[localhost] crawl: running') >= 2

@@ -53,3 +53,31 @@ def has_pattern(path: str | Path, pattern: int, offset: int | str, length: int |
     if 'Pattern verification failed' in proc.stdout + proc.stderr:
         return False
     raise RuntimeError(f'{" ".join(argv)} failed ({proc.returncode}): {proc.stderr or proc.stdout}')
+
+
+def _opts(path: str | Path, fmt: str, shared: bool) -> str:
+    opts = f'driver={fmt},file.driver=file,file.filename={path}'
+    return opts + ',force-share=on' if shared else opts
+
+
+def compare_closed(target: str | Path, source: str | Path, source_fmt: str = 'qcow2',
+                   target_fmt: str = 'qcow2') -> str:
+    """``qemu-img compare`` as a user reads a finished target: only the source is shared.
+
+    The target is opened as any other process opens a file nobody uses (no ``-U``):
+    this fails while QEMU still holds it. The source may be a running VM's disk.
+    Returns qemu-img's output; raises when the images differ or cannot be opened.
+    """
+    return _run('qemu-img', 'compare', '--image-opts', _opts(source, source_fmt, True),
+                _opts(target, target_fmt, False))
+
+
+def check_closed(path: str | Path) -> dict[str, Any]:
+    """``qemu-img check`` without ``-U`` (fails while QEMU holds the image), as a dict."""
+    proc = subprocess.run(['qemu-img', 'check', '--output=json', str(path)], capture_output=True,
+                          text=True, timeout=60, check=False)
+    if proc.returncode:
+        raise RuntimeError(f'qemu-img check {path} failed ({proc.returncode}): '
+                           f'{proc.stderr or proc.stdout}')
+    report: dict[str, Any] = json.loads(proc.stdout)
+    return report

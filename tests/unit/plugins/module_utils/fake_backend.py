@@ -105,7 +105,7 @@ class FakeVM:
     """A VM (or qemu-storage-daemon) with a job table; implements ``Backend``.
 
     :ivar calls: what the client did: ``('start', name, params)``, ``('verb', name, verb,
-        arguments)``, ``('cleanup', entry)``, ``('session',)``.
+        arguments)``, ``('cleanup', entry, discard)``, ``('session',)``.
     :ivar fail: job name -> the error text the job concludes with once it runs.
     :ivar frozen: names of jobs that never move on their own.
     :ivar start_error: raised by ``start`` after the start noted what it attached.
@@ -290,6 +290,8 @@ class FakeVM:
         state = self.state[name]
         if verb == 'set-speed':
             self.block_jobs[name]['speed'] = arguments['speed']
+        elif verb == 'cancel' and arguments.get('keep_copy') and status == 'ready':
+            state['complete'] = 'no-pivot'  # block-job-cancel: ends without an error
         elif verb == 'cancel':
             state['abort_error'] = CANCELED
             self.set_status(name, 'aborting')
@@ -372,8 +374,8 @@ class FakeSession:
         self.vm.calls.append(('verb', name, verb, arguments))
         self.vm.apply(name, verb, arguments)
 
-    def cleanup(self, entry: Record) -> list[str]:
-        self.vm.calls.append(('cleanup', copy.deepcopy(entry)))
+    def cleanup(self, entry: Record, discard: bool = False) -> list[str]:
+        self.vm.calls.append(('cleanup', copy.deepcopy(entry), discard))
         return list(self.vm.kept)
 
     def migration(self, entry: Record) -> Record | None:

@@ -128,7 +128,7 @@ def test_speed_of_a_concluded_job(driver: JobDriver, client: JobClient, vm: Fake
         driver.run('b1', speed=5)
     assert str(err.value) == ("cannot change the speed of job 'b1' (backup): it is concluded "
                               "(succeeded); verbs allowed now: dismiss")
-    assert err.value.result() == {'job': err.value.record}
+    assert err.value.records == [err.value.record]
     assert verbs(vm) == []
 
 
@@ -185,9 +185,11 @@ def test_complete_waits_for_ready_then_completes(driver: JobDriver, client: JobC
     assert verbs(vm) == [('j1', 'complete')]
     assert result.record['status'] in ('waiting', 'pending', 'concluded')
     advance(vm, 'j1', 'concluded')
+    vm.kept = list(_nodes.target_node_names('j1')) if kind == 'mirror' else []  # pivoted to it
     again = driver.run('j1', 'completed')
     assert again.changed is False
     assert again.record['outcome'] == 'succeeded'
+    assert again.record.get('target_state') == ('in_use' if kind == 'mirror' else None)
     assert verbs(vm) == [('j1', 'complete')]
 
 
@@ -296,9 +298,11 @@ def test_finalize_an_auto_finalized_job_just_waits(driver: JobDriver, client: Jo
                                                    vm: FakeVM) -> None:
     start(client, 'b1')
     result = driver.run('b1', 'finalized')
-    assert result.changed is False
+    assert result.changed is True, 'it closed the target of the backup'
     assert result.record['status'] == 'concluded'
+    assert result.record['target_state'] == 'closed'
     assert verbs(vm) == []
+    assert driver.run('b1', 'finalized').changed is False
 
 
 def test_finalize_a_ready_mirror_refuses(driver: JobDriver, client: JobClient,
@@ -342,8 +346,9 @@ def test_finalize_an_auto_finalized_job_in_check_mode(check_driver: JobDriver,
 def test_finalize_a_running_create_job(driver: JobDriver, client: JobClient, vm: FakeVM) -> None:
     start(client, 'c1', 'create')
     result = driver.run('c1', 'finalized')
-    assert result.changed is False
+    assert result.changed is False, 'the fake create attaches nothing: nothing to close'
     assert result.record['status'] == 'concluded'
+    assert result.record['target_state'] == 'closed'
 
 
 # -- paused and running --------------------------------------------------------------------------------
@@ -445,10 +450,16 @@ def test_cancel(driver: JobDriver, client: JobClient, vm: FakeVM, ledger: Checke
     assert result.changed is True
     assert verbs(vm) == [('j1', 'cancel')]
     record = result.record
+    keep_copy = status == 'ready'  # ends as block-job-cancel does: no error, the copy kept
     assert (record['status'], record['outcome'], record['error']) == (
-        'concluded', 'canceled', 'Operation canceled')
+        'concluded', 'canceled', None if keep_copy else 'Operation canceled')
+    assert record.get('target_state') == (None if kind == 'stream' else
+                                          'closed' if keep_copy else 'removed')
+    [(_verb, _name, _cancel, arguments)] = [c for c in vm.calls if c[0] == 'verb']
+    assert arguments == ({'keep_copy': True} if keep_copy else {})
     entry = ledger.get('j1')
     assert entry is not None and entry['cancel_requested'] is True
+    assert entry['keep_copy'] is keep_copy
     again = driver.run('j1', 'canceled')
     assert again.changed is False
     assert verbs(vm) == [('j1', 'cancel')]
@@ -467,9 +478,11 @@ def test_cancel_an_aborting_job_waits_for_it(driver: JobDriver, client: JobClien
     start(client, 'b1')
     vm.apply('b1', 'cancel', {})
     result = driver.run('b1', 'canceled')
-    assert result.changed is False
+    assert result.changed is True, 'it removed the unfinished target'
     assert result.record['status'] == 'concluded'
+    assert result.record['target_state'] == 'removed'
     assert verbs(vm) == []
+    assert driver.run('b1', 'canceled').changed is False
 
 
 @pytest.mark.parametrize('setup', ['concluded', 'failed', 'tombstone', 'lost'])
@@ -480,6 +493,7 @@ def test_cancel_what_is_over_changes_nothing(driver: JobDriver, client: JobClien
             vm.fail['b1'] = 'No space left on device'
         start(client, 'b1')
         advance(vm, 'b1', 'concluded')
+        client.get('b1', settle=True)  # as the wait that saw it conclude did
     elif setup == 'tombstone':
         start(client, 'b1')
         advance(vm, 'b1', 'concluded')
@@ -534,9 +548,10 @@ def test_dismiss_a_concluded_job(driver: JobDriver, client: JobClient, vm: FakeV
     assert result.record['outcome'] == 'succeeded'
     assert verbs(vm) == [('b1', 'dismiss')]
     assert vm.status('b1') == 'absent'
-    [cleaned] = [c[1] for c in vm.calls if c[0] == 'cleanup']
-    assert cleaned['attached'] == list(_nodes.target_node_names('b1'))
-    assert cleaned['state'] == 'started'
+    closed, cleaned = [c[1:] for c in vm.calls if c[0] == 'cleanup']
+    assert closed[0]['attached'] == list(_nodes.target_node_names('b1'))
+    assert closed[1] is False, 'a backup that succeeded keeps its target file'
+    assert cleaned[0]['state'] == 'started' and cleaned[0]['targets'] == 'closed'
     tomb = ledger.get('b1')
     assert tomb is not None
     assert tomb['state'] == 'dismissed'
@@ -757,3 +772,41 @@ def test_results_have_the_records_of_the_run(driver: JobDriver, client: JobClien
     assert isinstance(result, Result)
     assert [r['name'] for r in result.records] == ['b1']
     assert _jobs.describe(result.record) == 'paused 0.0%'
+
+
+# -- paused jobs are reported, not waited for ---------------------------------------------------------
+
+def test_complete_a_paused_ready_mirror_refuses_at_once(driver: JobDriver, client: JobClient,
+                                                       vm: FakeVM, clock: FakeClock) -> None:
+    start(client, 'm1', 'mirror')
+    advance(vm, 'm1', 'ready')
+    driver.run('m1', 'paused')
+    with pytest.raises(JobStateError) as err:
+        driver.run('m1', 'completed')
+    assert str(err.value).startswith("job 'm1' (mirror) is standby 100.0%: it is paused, and "
+                                     'QEMU completes a paused job only once it runs again; '
+                                     'resume it first (state: running)')
+    assert verbs(vm) == [('m1', 'pause')] and clock.slept == []
+
+
+def test_complete_a_mirror_paused_before_ready_refuses_at_once(driver: JobDriver,
+                                                              client: JobClient, vm: FakeVM,
+                                                              clock: FakeClock) -> None:
+    start(client, 'm1', 'mirror')
+    driver.run('m1', 'paused')
+    with pytest.raises(JobStateError) as err:
+        driver.run('m1', 'completed')
+    assert "cannot reach ready: it is paused; resume it first (job state: running)" in str(
+        err.value)
+    assert clock.slept == []
+    driver.run('m1', 'running')
+    assert driver.run('m1', 'completed').changed is True, 'once resumed it completes'
+
+
+def test_pause_and_resume_are_remembered(driver: JobDriver, client: JobClient,
+                                         ledger: CheckedLedger) -> None:
+    start(client, 'b1')
+    driver.run('b1', 'paused')
+    assert (ledger.get('b1') or {})['user_paused'] is True
+    driver.run('b1', 'running')
+    assert (ledger.get('b1') or {})['user_paused'] is False

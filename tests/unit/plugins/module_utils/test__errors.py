@@ -60,24 +60,32 @@ def test_message_job_and_no_extra_result(cls: type[VmjobsError]) -> None:
 
 def test_job_state_error_reports_the_record() -> None:
     record = {'name': 'b1', 'status': 'concluded'}
-    assert JobStateError('no', 'b1', record).result() == {'job': record}
-    assert JobStateError('no', 'b1').result() == {}
-    assert JobStateError('no', 'b1', {}).result() == {}
+    assert JobStateError('no', 'b1', record).records == [record]
+    assert JobStateError('no', 'b1', record).result() == {}
+    assert JobStateError('no', 'b1').records == []
+    assert JobStateError('no', 'b1', {}).records == []
 
 
 def test_job_failed_reports_the_records() -> None:
     records = [{'name': 'b1', 'outcome': 'failed'}]
-    assert JobFailed("job 'b1' failed: x", 'b1', records).result() == {'jobs': records}
+    assert JobFailed("job 'b1' failed: x", 'b1', records).records == records
     assert JobFailed('x').records == []
-    assert JobFailed('x').result() == {'jobs': []}
+    assert JobFailed('x').result() == {}
 
 
 @pytest.mark.parametrize('elapsed, shown', [(0.0, 0.0), (12.34567, 12.346), (300, 300)])
 def test_job_timeout_reports_records_and_elapsed(elapsed: float, shown: float) -> None:
     records: list[dict[str, t.Any]] = [{'name': 'b1', 'status': 'running'}]
     err = JobTimeout('timed out', 'b1', records, elapsed)
-    assert err.result() == {'jobs': records, 'elapsed': shown, 'timed_out': True}
-    assert JobTimeout('timed out').result() == {'jobs': [], 'elapsed': 0.0, 'timed_out': True}
+    assert err.records == records
+    assert err.result() == {'elapsed': shown, 'timed_out': True}
+    assert JobTimeout('timed out').result() == {'elapsed': 0.0, 'timed_out': True}
+
+
+def test_every_error_can_carry_records() -> None:
+    record = {'name': 'b1', 'status': 'running'}
+    assert VmjobsError('x', 'b1', [record]).records == [record]
+    assert VmjobsError('x').records == []
 
 
 def test_backend_error_keeps_qemus_class_and_text(replies: dict[str, t.Any]) -> None:

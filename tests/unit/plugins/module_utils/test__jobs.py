@@ -470,7 +470,9 @@ def test_start_again_and_wait(client: JobClient, vm: FakeVM) -> None:
     # Waiting after finding the job must not nest monitor sessions or ledger locks.
     start(client, 'b1')
     result = start(client, 'b1', wait='concluded')
-    assert (result.changed, result.record['outcome']) == (False, 'succeeded')
+    assert (result.changed, result.record['outcome']) == (True, 'succeeded'), 'closed the target'
+    again = start(client, 'b1', wait='concluded')
+    assert (again.changed, again.record['target_state']) == (False, 'closed')
     assert starts(vm) == ['b1']
 
 
@@ -480,7 +482,8 @@ def test_start_and_wait_for_a_job_that_fails_at_once(client: JobClient, vm: Fake
         start(client, 'b1', wait='concluded')
     assert str(err.value) == "job 'b1' failed: No space left on device"
     assert err.value.records[0]['outcome'] == 'failed'
-    assert err.value.result() == {'jobs': err.value.records}
+    assert err.value.records[0]['target_state'] == 'removed'
+    assert err.value.changed is True
 
 
 # -- waiting -------------------------------------------------------------------------------------------
@@ -577,8 +580,7 @@ def test_a_timeout_carries_the_last_records(client: JobClient, vm: FakeVM,
     assert [(r['name'], r['status']) for r in error.records] == [('m1', 'ready'),
                                                                  ('b1', 'running')]
     assert 5.0 <= error.elapsed < 6.0
-    assert error.result() == {'jobs': error.records, 'elapsed': round(error.elapsed, 3),
-                              'timed_out': True}
+    assert error.result() == {'elapsed': round(error.elapsed, 3), 'timed_out': True}
 
 
 def test_timeout_zero_queries_once(client: JobClient, vm: FakeVM) -> None:

@@ -393,6 +393,16 @@ WAIT_CASES = [
     ('ready', live('running', None, 'commit'), {'active': True}, 'waiting'),
     ('ready', live('running', None, 'commit'), {'active': False}, 'never'),
     ('ready', live('absent', None), None, 'never'),
+    # A job paused through the collection, or stopped on an I/O error, stays until resumed.
+    ('ready', live('paused', None), {'user_paused': True}, 'never'),
+    ('ready', live('paused', None), {'user_paused': False}, 'waiting'),
+    ('ready', live('paused', None), None, 'waiting'),
+    ('ready', live('standby', None), {'user_paused': True}, 'reached'),
+    ('concluded', live('standby', None), {'user_paused': True}, 'never'),
+    ('pending', live('paused', None, 'backup'), {'user_paused': True}, 'never'),
+    ('concluded', live('paused', None, 'backup', io_status='nospace'), None, 'never'),
+    ('concluded', live('paused', None, 'backup', io_status='ok'), None, 'waiting'),
+    ('absent', live('paused', None), {'user_paused': True}, 'waiting'),
 ]
 
 

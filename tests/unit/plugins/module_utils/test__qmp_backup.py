@@ -375,7 +375,8 @@ def test_cleanup_of_an_interrupted_group_start(rec: Record, tmp_path: pathlib.Pa
     mon.execute = missing_fmt1  # type: ignore[method-assign]
     attached = [*_nodes.target_node_names('b1.disk0'), *_nodes.target_node_names('b1.disk1')]
     kept = _qmp_backend.QmpSession(t.cast(t.Any, mon)).cleanup({
-        'state': 'starting', 'attached': attached, 'created_files': [str(p) for p in made]})
+        'state': 'starting', 'attached': attached, 'created_files': [str(p) for p in made]},
+        discard=True)
     assert kept == [], "a node QEMU never had is not kept ('Failed to find node ...')"
     assert not any(path.exists() for path in made)
 
