@@ -62,7 +62,7 @@ class JobDriver:
         :raise JobStateError: the state can never be reached from the current status.
         :raise JobTimeout: a wait ran out.
         """
-        self.client.closed = []
+        self.client.acted_on = []
         record, entry = self.client.get(name, settle=True)
         if record['status'] == _model.ABSENT and entry is None:
             if state == 'absent':

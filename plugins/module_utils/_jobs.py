@@ -129,13 +129,19 @@ class JobClient:
         self.waiter = waiter or Waiter()
         self.check_mode = check_mode
         self.now = now
-        #: Names of the jobs whose targets this client closed (or, in check mode, would).
-        self.closed: list[str] = []
+        #: Names of the jobs this client acted on besides what a caller asked for: targets
+        #: closed (or, in check mode, that would be), a migration's completion policy
+        #: applied, its guest resumed at the destination.
+        self.acted_on: list[str] = []
 
     @property
     def acted(self) -> bool:
         """Whether this client changed anything besides what a caller asked for."""
-        return bool(self.closed)
+        return bool(self.acted_on)
+
+    def _acted(self, name: str) -> None:
+        if name not in self.acted_on:
+            self.acted_on.append(name)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -251,7 +257,7 @@ class JobClient:
         """
         _model.validate_name(name)
         wanted = identity(params)
-        self.closed = []
+        self.acted_on = []
         if not self.check_mode:
             with self.ledger.lock():
                 self.ledger.prune()
@@ -454,7 +460,7 @@ class JobClient:
         ledger notes the new ``target_state``. Takes the ledger's lock.
 
         :return: whether any job's targets were closed, so the records are to be read
-            again (never in check mode; :attr:`closed` lists what would change).
+            again (never in check mode; :attr:`acted_on` lists what would change).
         """
         if not any(name in records and _closing.closing_due(records[name], entries.get(name))
                    for name in names):
@@ -475,8 +481,8 @@ class JobClient:
             discard = not _closing.finished(record, entry)
             kept = [] if self.check_mode else session.cleanup(entry, discard=discard)
             detached = set(kept) != set(entry.get('attached') or [])
-            if (discard or detached) and name not in self.closed:
-                self.closed.append(name)  # a node was detached or a file removed (or would be)
+            if discard or detached:
+                self._acted(name)  # a node was detached or a file removed (or would be)
             if not self.check_mode:
                 entries[name] = self.ledger.update(
                     name, targets=_closing.closed_state(kept, discard), kept_nodes=kept) or entry
@@ -523,10 +529,12 @@ class JobClient:
             with self.ledger.lock():
                 self.ledger.update(name, applied=[*applied, action])
             session.migration_verb(name, action)
+            self._acted(name)
         elif record['outcome'] == 'succeeded' and not entry.get('finished'):
             with self.ledger.lock():
                 self.ledger.update(name, finished=True)
-            self.backend.finish(entry)
+            if self.backend.finish(entry):
+                self._acted(name)
 
     def _note_event(self, event: Record, names: t.Sequence[str]) -> bool:
         """Keep the outcome an event carries, for jobs QEMU dismisses by itself."""

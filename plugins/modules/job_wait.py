@@ -71,7 +71,8 @@ job:
 changed:
   description:
     - True when the task closed the targets of a job that had concluded (detached, flushed,
-      and, for a job that did not finish, removed); false on a repeat.
+      and, for a job that did not finish, removed), applied a migration's completion policy, or
+      resumed a migrated guest at its destination; false on a repeat.
   returned: always
   type: bool
 elapsed:

@@ -88,8 +88,11 @@ def test_wait_until_concluded_then_finish_once(client: JobClient, vm: MigratingV
     assert (record['status'], record['raw_status'], record['outcome']) == (
         'concluded', 'completed', 'succeeded')
     assert record['downtime'] == 40 and record['progress']['percent'] == 100.0
+    assert client.acted_on == ['mig'], 'resuming the guest at the destination is a change'
+    client.acted_on = []
     client.wait(['mig'], 'concluded', 10)
     assert vm.finished == ['mig'], 'the destination is finished once'
+    assert client.acted is False, 'a repeat changes nothing'
     entry = ledger.get('mig')
     assert entry is not None and entry['last']['outcome'] == 'succeeded'
     assert entry['last']['downtime'] == 40
@@ -184,6 +187,19 @@ def test_completion_timeout_pauses_the_guest(client: JobClient, vm: MigratingVM)
     assert record['actions_taken'] == ['pause']
     verbs = [call[2] for call in vm.calls if call[0] == 'migration_verb']
     assert verbs == ['pause'], 'each action is taken once'
+
+
+def test_a_wait_that_applies_the_policy_reports_a_change(client: JobClient,
+                                                         vm: MigratingVM) -> None:
+    vm.script = [reply('active', TOTAL // 2)] * 5 + [reply('completed')]
+    migrate(client, completion_timeout=1.0, completion_action='pause')
+    client.acted_on = []
+    vm.clock.advance(2)
+    client.wait(['mig'], 'concluded', 30)
+    assert client.acted_on == ['mig'], 'pausing the guest is a change the waiting task made'
+    client.acted_on = []
+    client.wait(['mig'], 'concluded', 30)
+    assert client.acted is False
 
 
 def test_postcopy_after_passes(client: JobClient, vm: MigratingVM) -> None:
