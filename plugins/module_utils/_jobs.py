@@ -21,6 +21,7 @@ from ._errors import (
     JobNotFound,
     JobStateError,
     JobTimeout,
+    LedgerError,
     MonitorBusy,
     TransportError,
     VmjobsError,
@@ -165,6 +166,16 @@ class JobClient:
                 records[name] = _model.attach_detail(_model.record_from_ledger(entry), entry)
         return records, entries
 
+    def readable(self, names: t.Iterable[str]) -> None:
+        """Refuse names whose ledger record could not be read (see ``Ledger.damaged``).
+
+        :raise LedgerError: one-line message naming the record's file.
+        """
+        for name in names:
+            damaged = self.ledger.damaged.get(name)
+            if damaged is not None:
+                raise LedgerError(damaged, name)
+
     def offline(self, names: t.Sequence[str], err: TransportError) -> list[Record]:
         """Records of migrations whose VM has gone: the ledger is the only witness.
 
@@ -220,6 +231,7 @@ class JobClient:
         try:
             with self.backend.session() as session:
                 records, entries = self.snapshot(session)
+                self.readable([name])
                 if settle and self.close_targets(session, [name], records, entries):
                     records, entries = self.snapshot(session)
         except TransportError as err:
@@ -232,6 +244,7 @@ class JobClient:
         try:
             with self.backend.session() as session:
                 records, _entries = self.snapshot(session)
+            self.readable(names)
         except TransportError as err:
             records = {r['name']: r for r in self.offline(names, err)}
         return [r for name, r in sorted(records.items())
@@ -291,6 +304,7 @@ class JobClient:
                       wanted: dict[str, t.Any], prepare: Prepare | None) -> Record | None:
         """Find or start the job (ledger lock held); None in check mode for a new job."""
         records, entries = self.snapshot(session)
+        self.readable([name])
         record, entry = records.get(name), entries.get(name)
         interrupted = entry is not None and entry.get('state') == 'starting'
         if interrupted and record is not None and record['live'] and not self.check_mode:
@@ -382,6 +396,7 @@ class JobClient:
 
         def check(session: Session) -> Check[tuple[list[Record], dict[str, str]]]:
             records, entries = self.snapshot(session)
+            self.readable(names)
             # Events sent before the query's reply are queued by now: an outcome they
             # carry (auto-dismissed jobs vanish right after it) is kept, then re-read.
             if [e for e in session.events() if self._note_event(e, names)]:

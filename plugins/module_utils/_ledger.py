@@ -8,6 +8,12 @@ One JSON file per job name in a directory per VM (the *scope*, e.g. the QMP
 socket path).  Files are written atomically (temporary file, fsync, rename,
 fsync of the directory) with mode 0600 in directories of mode 0700; writers
 of one scope are serialised by ``flock`` on the scope's ``.lock`` file.
+
+Every record carries the ``schema`` it was written in (:data:`SCHEMA`).  Records
+of older schemas (0.1.0 wrote none: schema 1) are upgraded when read and written
+back in the current schema by the next write; a record of a newer schema, or one
+that cannot be read, fails the operations on that job name with a one-line
+message naming its file, and every other job stays usable.
 """
 
 from __future__ import annotations
@@ -21,10 +27,43 @@ import os
 import time
 import typing as t
 
-from ._errors import LedgerError
+from ._errors import InvalidArgument, LedgerError
 from ._model import validate_name
 
 DEFAULT_RETENTION_DAYS = 90.0
+
+#: The schema of the records this release writes.
+SCHEMA = 2
+
+
+def normalise(record: dict[str, t.Any]) -> dict[str, t.Any]:
+    """``record`` with the files a start created in ``created_files`` only.
+
+    Schema 1 (0.1.0) kept a single-disk start's file in ``created_file`` and a
+    multi-disk backup's in ``created_files``; a start may still note either.
+    """
+    if 'created_file' not in record:
+        return record
+    record = dict(record)
+    created = [record.pop('created_file'), *(record.get('created_files') or [])]
+    record['created_files'] = list(dict.fromkeys(p for p in created if p))
+    return record
+
+
+def upgrade(record: t.Any, where: str) -> dict[str, t.Any]:
+    """A record read from the ledger, in the current schema (see :func:`normalise`).
+
+    :param where: the file (or domain) the record came from, for messages.
+    :raise LedgerError: not a job record, or written by a newer release.
+    """
+    if not isinstance(record, dict) or not isinstance(record.get('name'), str):
+        raise LedgerError(f'ledger record {where} is damaged: it holds no job record')
+    schema = record.get('schema', 1)
+    if not isinstance(schema, int) or schema > SCHEMA:
+        raise LedgerError(f"job '{record['name']}': ledger record {where} has schema {schema!r}, "
+                          f'newer than this release reads ({SCHEMA}); upgrade vmjobs.qemu',
+                          record['name'])
+    return dict(normalise(record), schema=SCHEMA)
 
 
 def default_root() -> str:
@@ -61,6 +100,8 @@ class RecordKeeper:
 
     retention_days: float
     _clock: t.Callable[[], float]
+    #: Records :meth:`all` could not read, by job name: the one-line message for each.
+    damaged: dict[str, str]
 
     def get(self, name: str) -> dict[str, t.Any] | None:
         raise NotImplementedError
@@ -110,6 +151,7 @@ class Ledger(RecordKeeper):
         self.directory = os.path.join(root, scope_dirname(scope))
         self.retention_days = retention_days
         self._clock = clock
+        self.damaged = {}
 
     def _path(self, name: str) -> str:
         validate_name(name)
@@ -131,36 +173,59 @@ class Ledger(RecordKeeper):
             os.close(fd)
 
     def get(self, name: str) -> dict[str, t.Any] | None:
-        """The record of ``name``, or None."""
+        """The record of ``name`` in the current schema, or None.
+
+        :raise LedgerError: the record cannot be read, or is of a newer schema.
+        """
         path = self._path(name)
         try:
             with open(path, encoding='utf-8') as handle:
-                return t.cast('dict[str, t.Any]', json.load(handle))
+                record = json.load(handle)
         except OSError as err:
             if err.errno == errno.ENOENT:
                 return None
-            raise LedgerError(f'cannot read ledger record {path}: {err.strerror}',
+            raise LedgerError(f"job '{name}': cannot read ledger record {path}: {err.strerror}",
                               name) from err
         except ValueError as err:
-            raise LedgerError(f'ledger record {path} is damaged: {err}', name) from err
+            raise LedgerError(f"job '{name}': ledger record {path} is damaged ({err}); move it "
+                              'away to release the name', name) from err
+        if isinstance(record, dict) and record.get('name') != name:
+            raise LedgerError(f"job '{name}': ledger record {path} is damaged (it names "
+                              f"{record.get('name')!r}); move it away to release the name", name)
+        return upgrade(record, path)
 
     def all(self) -> list[dict[str, t.Any]]:
-        """Every record of the scope, sorted by name."""
+        """Every readable record of the scope, sorted by name.
+
+        A record that cannot be read is left out and its message kept in
+        :attr:`damaged`, so that the other jobs stay usable.
+        """
         try:
             names = sorted(f[:-5] for f in os.listdir(self.directory) if f.endswith('.json'))
         except OSError as err:
             if err.errno == errno.ENOENT:
                 return []
             raise LedgerError(f'cannot list ledger {self.directory}: {err.strerror}') from err
-        records = (self.get(name) for name in names)
-        return [record for record in records if record is not None]
+        records = []
+        self.damaged = {}
+        for name in names:
+            try:
+                record = self.get(name)
+            except LedgerError as err:
+                self.damaged[name] = str(err)
+                continue
+            except InvalidArgument:
+                continue  # not a job's file (its name is no job name)
+            if record is not None:
+                records.append(record)
+        return records
 
     def put(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
         """Write ``record`` (keyed by its ``name``) atomically and durably."""
         path = self._path(record['name'])
         _ensure_private_dir(self.root, tighten=False)
         _ensure_private_dir(self.directory)
-        record = dict(record, scope=self.scope, updated=self._clock())
+        record = dict(normalise(record), scope=self.scope, updated=self._clock(), schema=SCHEMA)
         record.setdefault('created', record['updated'])
         tmp = f'{path}.{os.getpid()}.tmp'
         try:
@@ -178,8 +243,8 @@ class Ledger(RecordKeeper):
         except OSError as err:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            raise LedgerError(f'cannot write ledger record {path}: {err.strerror}',
-                              record['name']) from err
+            raise LedgerError(f"job '{record['name']}': cannot write ledger record {path}: "
+                              f'{err.strerror}', record['name']) from err
         return record
 
     def delete(self, name: str) -> bool:

@@ -29,8 +29,15 @@ import time
 import typing as t
 
 from . import _libvirt_xml
-from ._errors import TransportError
-from ._ledger import DEFAULT_RETENTION_DAYS, Ledger, RecordKeeper
+from ._errors import LedgerError, TransportError
+from ._ledger import (
+    DEFAULT_RETENTION_DAYS,
+    SCHEMA,
+    Ledger,
+    RecordKeeper,
+    normalise,
+    upgrade,
+)
 from ._model import validate_name
 
 Record = dict[str, t.Any]
@@ -80,6 +87,7 @@ class MetadataLedger(RecordKeeper):
         self.directory = self.host.directory
         self._clock = clock
         self._depth = 0
+        self.damaged = {}
 
     @contextlib.contextmanager
     def lock(self) -> t.Iterator[None]:
@@ -105,7 +113,15 @@ class MetadataLedger(RecordKeeper):
             text = self.store.read_metadata()
         except TransportError:
             return None
-        records = {record['name']: record for record in _libvirt_xml.decode_jobs(text)}
+        records = {}
+        self.damaged = {}
+        for raw in _libvirt_xml.decode_jobs(text):
+            try:
+                record = upgrade(raw, f'{raw.get("name")!r} in the metadata of {self.scope}')
+            except LedgerError as err:
+                self.damaged[str(raw.get('name'))] = str(err)
+                continue
+            records[record['name']] = record
         for change in self.pending.all():
             name = change['name']
             if name in records and records[name].get('updated', 0) > change.get('updated', 0):
@@ -153,7 +169,7 @@ class MetadataLedger(RecordKeeper):
         :raise BackendError: libvirt refused the metadata.
         """
         validate_name(record['name'])
-        record = dict(record, scope=self.scope, updated=self._clock())
+        record = dict(normalise(record), scope=self.scope, updated=self._clock(), schema=SCHEMA)
         record.setdefault('created', record['updated'])
         kept = record.get('type') in HOST_KEPT
         records = self._records()

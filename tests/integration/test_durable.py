@@ -68,7 +68,7 @@ def test_a_backup_is_closed_and_durable_when_the_wait_returns(workdir, make_imag
 
 
 def test_job_info_tells_an_open_target_and_job_wait_closes_it(workdir, make_image, qsd,
-                                                             qmp_observer, run_module):
+                                                              qmp_observer, run_module):
     disk = make_image('disk0.qcow2', pattern=0x5A)
     daemon = qsd(disks={'disk0': disk})
     obs = qmp_observer(daemon.obs_sock)
@@ -233,3 +233,25 @@ def test_a_failed_start_returns_its_one_record(workdir, make_image, vm, run_modu
     assert migration['failed'], migration
     assert migration['job']['name'] == 'mig1' and 'jobs' not in migration
     assert migration['job']['outcome'] == 'failed' and migration['job']['error'], migration['job']
+
+
+def test_a_full_ledger_filesystem_fails_the_start_before_qemu_is_asked(
+        workdir, make_image, qsd, qmp_observer, run_module, small_fs):
+    daemon = qsd(disks={'disk0': make_image('disk0.qcow2', pattern=0x5A)})
+    ledger = small_fs('1M', name='ledger-fs')
+    args = {'socket': str(daemon.sock), 'ledger_dir': str(ledger)}
+    first = run_module('block_job', dict(args, name='b0', type='stream', device='disk0',
+                                         wait='concluded'))
+    assert not first['failed'], first.get('msg')
+    filled = subprocess.run(['dd', 'if=/dev/zero', f'of={ledger / "filler"}', 'bs=64k'],
+                            capture_output=True, text=True, check=False)
+    assert 'No space left on device' in filled.stderr, filled.stderr
+    target = workdir / 'b1.qcow2'
+    result = run_module('block_job', dict(args, name='b1', type='backup', device='disk0',
+                                          target=str(target)))
+    assert result['failed'], result
+    assert result['msg'].startswith("job 'b1': cannot write ledger record "), result['msg']
+    assert result['msg'].endswith('No space left on device') and '\n' not in result['msg']
+    assert result['job']['status'] == 'absent'
+    assert [j['id'] for j in qmp_observer(daemon.obs_sock).cmd('query-jobs')] == ['b0']
+    assert not target.exists()

@@ -202,7 +202,6 @@ def test_cancel_copy_and_speed(workdir, make_image, domain):
     assert set(metadata_jobs(dom)) == {'slow'} and not (workdir / 'later.qcow2').exists()
 
 
-
 def test_cancel_a_ready_copy_keeps_a_closed_copy(workdir, make_image, domain):
     disk = make_image('disk.qcow2', '16M', pattern=0x21)
     dom = domain({'vda': disk})
@@ -216,6 +215,9 @@ def test_cancel_a_ready_copy_keeps_a_closed_copy(workdir, make_image, domain):
     assert canceled['job']['target_state'] == 'closed', canceled
     assert dom.source('vda') == str(disk), 'no pivot after a cancel'
     compare_closed(target, disk)
+
+
+# -- commit and pull ---------------------------------------------------------------------------------
 
 def test_commit_intermediate_then_active(make_image, domain):
     base, mid, top = chain3(make_image)

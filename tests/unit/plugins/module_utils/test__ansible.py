@@ -31,7 +31,7 @@ def test_a_job_module_that_failed_before_its_job_existed_returns_an_absent_recor
     (['b1', 'b2'], [], {'jobs': []}),
 ])
 def test_job_wait_returns_jobs_and_job_for_one_name(names: list[str], records: list[Record],
-                                                     expected: Record) -> None:
+                                                    expected: Record) -> None:
     assert shaped(records, {'name': names}, 'wait') == expected
 
 

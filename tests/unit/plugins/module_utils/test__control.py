@@ -777,7 +777,7 @@ def test_results_have_the_records_of_the_run(driver: JobDriver, client: JobClien
 # -- paused jobs are reported, not waited for ---------------------------------------------------------
 
 def test_complete_a_paused_ready_mirror_refuses_at_once(driver: JobDriver, client: JobClient,
-                                                       vm: FakeVM, clock: FakeClock) -> None:
+                                                        vm: FakeVM, clock: FakeClock) -> None:
     start(client, 'm1', 'mirror')
     advance(vm, 'm1', 'ready')
     driver.run('m1', 'paused')
@@ -790,8 +790,8 @@ def test_complete_a_paused_ready_mirror_refuses_at_once(driver: JobDriver, clien
 
 
 def test_complete_a_mirror_paused_before_ready_refuses_at_once(driver: JobDriver,
-                                                              client: JobClient, vm: FakeVM,
-                                                              clock: FakeClock) -> None:
+                                                               client: JobClient, vm: FakeVM,
+                                                               clock: FakeClock) -> None:
     start(client, 'm1', 'mirror')
     driver.run('m1', 'paused')
     with pytest.raises(JobStateError) as err:

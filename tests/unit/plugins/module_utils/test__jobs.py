@@ -217,10 +217,10 @@ def test_start(client: JobClient, vm: FakeVM, ledger: CheckedLedger, kind: str) 
 
 @pytest.mark.parametrize('kind, facts', [
     ('mirror', {'attached': list(_nodes.target_node_names('j1')),
-                'created_file': '/srv/vm1/m.qcow2'}),
+                'created_files': ['/srv/vm1/m.qcow2']}),
     ('backup', {'attached': list(_nodes.target_node_names('j1')),
-                'created_file': '/srv/vm1/b.qcow2'}),
-    ('create', {'attached': [], 'created_file': '/srv/vm1/c.qcow2'}),
+                'created_files': ['/srv/vm1/b.qcow2']}),
+    ('create', {'attached': [], 'created_files': ['/srv/vm1/c.qcow2']}),
     ('commit', {'attached': [], 'active': True}),
     ('stream', {'attached': []}),
 ])
@@ -382,7 +382,7 @@ def crashed_start(ledger: CheckedLedger, name: str = 'm1', kind: str = 'mirror')
     fmt_node, file_node = _nodes.target_node_names(name)
     return ledger.put({'name': name, 'type': kind,
                        'params': _jobs.identity(params(name, kind)), 'state': 'starting',
-                       'attached': [fmt_node, file_node], 'created_file': '/srv/vm1/m.qcow2'})
+                       'attached': [fmt_node, file_node], 'created_files': ['/srv/vm1/m.qcow2']})
 
 
 def test_a_crashed_start_is_cleaned_up_and_the_job_started(client: JobClient, vm: FakeVM,
