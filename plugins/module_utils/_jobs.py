@@ -33,6 +33,8 @@ from ._waiter import Check, Waiter
 NOT_IDENTITY = frozenset({'speed', 'reuse_target', 'bandwidth', 'target_mode'})
 
 Verdict = t.Callable[[Record, 'Record | None'], str]
+#: Records in a list (spelled so inside ``JobClient``, whose ``list`` method hides the builtin).
+Records = list[Record]
 Prepare = t.Callable[[dict[str, Record], dict[str, Record]], dict[str, t.Any]]
 
 #: Record keys the ledger keeps of a live record.
@@ -95,7 +97,7 @@ def is_migration(entry: Record | None) -> bool:
 
 def describe(record: Record) -> str:
     """'running 42.0%' / 'concluded (failed: No space left on device)'."""
-    text = record['status']
+    text = str(record['status'])
     if record.get('outcome'):
         error = f": {record['error']}" if record.get('error') else ''
         text += f" ({record['outcome']}{error})"
@@ -284,12 +286,12 @@ class JobClient:
             # The monitor first, then the ledger's lock: whoever holds the lock never
             # waits for the monitor (a wait notes what it sees while it holds the monitor).
             with self.ledger.lock():
-                record = self._start_locked(session, name, params, wanted, prepare)
-            if record is None:
+                found = self._start_locked(session, name, params, wanted, prepare)
+            if found is None:
                 return Result(True, [dict(absent_record(name), type=params['type'])])
-            changed = record.pop('_started', False) or self.acted
+            changed = found.pop('_started', False) or self.acted
             if not wait or wait == 'none' or self.check_mode:
-                return Result(changed, [record])
+                return Result(changed, [found])
             # Wait on the session that started the job: it has every event since. The
             # wait closes it after its first stretch (QMP serves one client at a time).
             try:
@@ -456,7 +458,7 @@ class JobClient:
         return Result(False, records, result.elapsed)
 
     @staticmethod
-    def unreachable(record: Record, target: str, records: list[Record]) -> VmjobsError:
+    def unreachable(record: Record, target: str, records: Records) -> VmjobsError:
         """The error for a job that can no longer reach ``target``."""
         name = record['name']
         if record.get('outcome') == 'failed':

@@ -190,7 +190,7 @@ def changed_as_expected(entry: Record, disk: Record) -> bool:
         return bool(disk['source'] == source)
     chain = entry.get('expect_chain')
     if chain is not None:
-        return [image['path'] for image in disk['chain'] if image['path']] == chain
+        return bool([image['path'] for image in disk['chain'] if image['path']] == chain)
     return False
 
 

@@ -159,16 +159,17 @@ def _concluded(entry: Record, result: str, error: str | None, detail: Record | N
 
 def apply_verb(domain: Domain, name: str, verb: str, **arguments: t.Any) -> None:
     """Apply a verb (cancel, set-speed) or a completion action (postcopy, pause)."""
-    calls = {
-        'cancel': ('abortJob',),
-        'set-speed': ('migrateSetMaxSpeed', -(-int(arguments.get('speed') or 0) // MIB), 0),
-        'postcopy': ('migrateStartPostCopy', 0),
-        'pause': ('suspend',),
+    calls: dict[str, tuple[str, tuple[int, ...]]] = {
+        'cancel': ('abortJob', ()),
+        'set-speed': ('migrateSetMaxSpeed', (-(-int(arguments.get('speed') or 0) // MIB), 0)),
+        'postcopy': ('migrateStartPostCopy', (0,)),
+        'pause': ('suspend', ()),
     }
     if verb not in calls:
         return  # dismiss: libvirt keeps nothing to dismiss
+    command, args = calls[verb]
     try:
-        domain.call(*calls[verb])
+        domain.call(command, *args)
     except BackendError as err:
         raise err.for_job(name) from err
 

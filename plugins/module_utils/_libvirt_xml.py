@@ -44,7 +44,8 @@ def _source(elem: t.Any) -> str | None:
     """The path (or network name) of a ``<source>`` element."""
     if elem is None:
         return None
-    return elem.get('file') or elem.get('dev') or elem.get('name') or elem.get('volume')
+    found = elem.get('file') or elem.get('dev') or elem.get('name') or elem.get('volume')
+    return t.cast('str | None', found)
 
 
 def _chain(disk: t.Any) -> list[dict[str, t.Any]]:

@@ -125,4 +125,4 @@ def owner(entries: t.Iterable[Record]) -> str | None:
             newest = entry
     if newest is None or newest.get('state') == 'dismissed':
         return None
-    return newest['name']
+    return str(newest['name'])

@@ -59,7 +59,7 @@ class Tracker:
         """One line per job; status changes are spelled out."""
         out = []
         for record in records:
-            name, status = record.get('name'), record.get('status') or '?'
+            name, status = str(record.get('name')), record.get('status') or '?'
             progress = record.get('progress') or {}
             current, total = progress.get('current'), progress.get('total')
             before = self.seen.get(name)
