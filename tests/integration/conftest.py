@@ -19,6 +19,26 @@ from harness.qsd import start_qsd
 from harness.vm import start_vm
 
 
+#: Test files whose tests run for more than about half a minute.
+SLOW = ('test_faults_', 'test_tutorial', 'test_roles', 'test_backup_role', 'test_concurrency')
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test ``qemu``; those with their own libvirtd ``libvirt``; long ones ``slow``.
+
+    Select with ``-m``, e.g. ``pytest tests/integration -m 'not slow and not libvirt'``.
+    """
+    for item in items:
+        if not item.nodeid.startswith('tests/integration/'):
+            continue
+        filename = item.path.name
+        item.add_marker(pytest.mark.qemu)
+        if 'libvirt' in filename or 'host' in getattr(item, 'fixturenames', ()):
+            item.add_marker(pytest.mark.libvirt)
+        if filename.startswith(SLOW):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
