@@ -352,6 +352,7 @@ def test_start_probes_the_schema_only_for_perf(rec: Record, tmp_path: pathlib.Pa
     assert 'query-qmp-schema' in mon.commands()
     data = mon.calls[-1][1]['actions'][0]['data']
     assert (data['x-perf'], data['compress'], data['speed']) == ({'max-workers': 4}, True, 8)
+    (tmp_path / 'disk0.qcow2').unlink()  # the first start made it
     mon = FakeMonitor(rec)
     _qmp_backup.start_group(t.cast(t.Any, mon), 'b1', params(step(tmp_path, 'disk0')), Notes())
     assert 'query-qmp-schema' not in mon.commands()
