@@ -102,6 +102,9 @@ ACCEPTED = {
 }
 OPTIONAL_KEYS = ('device', 'base', 'top', 'target', 'target_format', 'sync', 'bitmap',
                  'bitmap_mode', 'speed', 'on_error', 'granularity', 'buf_size', 'size')
+#: Parameters that say how to make a job's files, not what the job is: a re-run with
+#: another mode finds the same job (see split_start_only).
+START_ONLY = ('target_mode',)
 #: Options checked against ACCEPTED that are not copied into the parameters by name.
 TARGET_KEYS = ('mode',)
 SIZE_UNITS = {'': 1, 'B': 1, 'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30, 'T': 1 << 40}
@@ -163,6 +166,16 @@ def block_job_params(options: dict[str, t.Any]) -> dict[str, t.Any]:
     if kind == 'create':
         params['size'] = parse_size(options['size'], name)
     return params
+
+
+def split_start_only(params: dict[str, t.Any]) -> tuple[dict[str, t.Any], dict[str, t.Any]]:
+    """``params`` without the START_ONLY keys, and those keys: (identity, start-only).
+
+    The start-only ones reach the start through the job client's ``prepare``, so
+    they are neither compared on a re-run nor recorded in the ledger.
+    """
+    kept = {key: value for key, value in params.items() if key not in START_ONLY}
+    return kept, {key: params[key] for key in START_ONLY if key in params}
 
 
 def check_names(names: t.Sequence[str]) -> list[str]:

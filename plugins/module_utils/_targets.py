@@ -129,6 +129,17 @@ def qemu_img_create(path: str, fmt: str, size: int,
     return argv + [path, str(size)]
 
 
+def link_message(job: str, path: str, what: str = 'target') -> str:
+    """The refusal of the symbolic link ``path``: where it points, and whether that exists."""
+    try:
+        points = os.readlink(path)
+    except OSError:
+        points = '?'
+    dangling = '' if os.path.exists(path) else ', which does not exist'
+    return (f"job '{job}': {what} {path} is a symbolic link (to {points}{dangling}); give the "
+            'path of the file itself, since a link could send the image anywhere')
+
+
 # -- the file system -------------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
@@ -163,7 +174,7 @@ class Targets:
             raise InvalidArgument(f"job '{job}': cannot inspect {what} {path}: "
                                   f'{err.strerror}', job) from err
         if found is not None and stat.S_ISLNK(found.st_mode):
-            raise InvalidArgument(self._link_message(job, path, what), job)
+            raise InvalidArgument(link_message(job, path, what), job)
         directory = os.path.realpath(os.path.dirname(path))
         for place in ancestors(directory):
             try:
@@ -178,16 +189,6 @@ class Targets:
             if problem:
                 raise InvalidArgument(f"job '{job}': {what} {path} is refused: {problem}", job)
         return Target(os.path.join(directory, os.path.basename(path)), found is not None)
-
-    @staticmethod
-    def _link_message(job: str, path: str, what: str) -> str:
-        try:
-            points = os.readlink(path)
-        except OSError:
-            points = '?'
-        dangling = '' if os.path.exists(path) else ', which does not exist'
-        return (f"job '{job}': {what} {path} is a symbolic link (to {points}{dangling}); give the "
-                'path of the file itself, since a link could send the image anywhere')
 
     def create(self, job: str, path: str, mode: int | None = None,
                qemu: tuple[int, int] | None = None) -> None:
