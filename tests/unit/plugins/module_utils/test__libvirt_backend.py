@@ -117,6 +117,7 @@ class FakeTargets:
 
     def __init__(self) -> None:
         self.made: list[tuple[str, int | None]] = []
+        self.race = False
         self.formatted: list[tuple[str, str, int, tuple[str, str] | None]] = []
 
     def check(self, job: str, path: str, what: str = 'target') -> _targets.Target:
@@ -128,6 +129,8 @@ class FakeTargets:
 
     def create(self, job: str, path: str, mode: int | None = None,
                qemu: tuple[int, int] | None = None) -> None:
+        if self.race:
+            raise _targets.TargetRace(f"job '{job}': target {path} appeared", job)
         self.made.append((path, mode))
 
     def format(self, job: str, path: str, fmt: str, size: int,
@@ -201,6 +204,20 @@ def test_copy_of_a_persistent_domain_is_a_transient_job(
     assert notes == [{'disk': 'vda', 'libvirt_type': 'copy', 'chain': [
         f'{DIR}/top.qcow2', f'{DIR}/mid.qcow2', f'{DIR}/base.qcow2'], 'expect_source': target,
         'target_format': 'qcow2', 'transient_job': True, 'created_file': target}]
+
+
+@pytest.mark.parametrize('params', [
+    block_params(type='mirror', device='vda', target=f'{DIR}/copy.qcow2'),
+    block_params(type='backup', device='vda', target=f'{DIR}/b.qcow2'),
+])
+def test_a_target_that_appeared_is_not_noted_as_ours(
+        session: LibvirtSession, domain: FakeDomain, targets: FakeTargets, params: Record) -> None:
+    targets.race = True
+    notes: list[Record] = []
+    with pytest.raises(_targets.TargetRace):
+        session.start('j1', params, lambda **facts: notes.append(facts))
+    assert notes[-1].get('created_file', 'none') is None or notes[-1].get('created_files') == []
+    assert not [c for c in domain.calls if c[0] in ('blockCopy', 'backupBegin')]
 
 
 def test_running_jobs_are_named_from_the_metadata(
