@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pwd
 import shutil
 import stat
 import subprocess
@@ -19,6 +20,8 @@ from typing import Any
 import pytest
 from harness import assert_ok, has_pattern
 from harness.libvirt import LibvirtHost, create_domain
+from harness.nodes import blockdev_args, image_nodes, monitor_args
+from harness.procs import start_daemon
 
 Play = Callable[..., list[dict[str, Any]]]
 
@@ -141,6 +144,36 @@ def test_targets_are_private_whatever_the_umask(workdir, disk0, private, qsd, pl
     for name in ('backup.qcow2', 'backup640.raw', 'grp/disk0.qcow2', 'grp640/disk0.qcow2'):
         compare(disk0, private / name)
     assert has_pattern(private / 'backup.qcow2', 0x5A, 0, '16M')
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='the modules must run as root')
+def test_root_gives_new_targets_to_qemus_user(workdir, make_image, play):
+    """QEMU runs as nobody; the target's directory is root's, where QEMU could not create a
+    file. The module makes the file, gives it to QEMU's user, and QEMU writes it."""
+    nobody = pwd.getpwnam('nobody')
+    owner = (nobody.pw_uid, nobody.pw_gid)
+    workdir.chmod(0o711)
+    home = workdir / 'q'
+    home.mkdir(mode=0o700)
+    disk = make_image('q/disk0.qcow2', '16M', pattern=0x21)
+    for path in (home, disk):
+        os.chown(path, *owner)
+    targets = workdir / 'targets'
+    targets.mkdir(mode=0o755)
+    argv = ['setpriv', f'--reuid={owner[0]}', f'--regid={owner[1]}', '--clear-groups',
+            'qemu-storage-daemon', *blockdev_args('--blockdev', image_nodes('disk0', disk)),
+            *monitor_args(home, 'qsd', '--monitor', None)]
+    daemon = start_daemon('qsd', argv, home)
+    try:
+        (done,) = play(connection(daemon, workdir),
+                       ('block_job', {'name': 'bk', 'type': 'backup', 'device': 'disk0',
+                                      'target': str(targets / 'bk.qcow2'), 'wait': 'concluded'}))
+        assert done['job']['outcome'] == 'succeeded', done
+    finally:
+        daemon.stop()
+    seen = os.stat(targets / 'bk.qcow2')
+    assert (seen.st_uid, seen.st_gid, stat.S_IMODE(seen.st_mode)) == (*owner, 0o600)
+    compare(disk, targets / 'bk.qcow2')
 
 
 # -- links and directories ------------------------------------------------------------------------
