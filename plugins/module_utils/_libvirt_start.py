@@ -32,7 +32,7 @@ class Starter:
 
     :param domain: the domain.
     :param entries: the domain's ledger entries (the chains of checkpoints).
-    :param exists: tests whether a path exists.
+    :param exists: tests whether a path exists (targets are checked by :attr:`targets`).
     """
 
     #: Checks target paths and makes target files (replaced in unit tests).
