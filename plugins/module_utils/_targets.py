@@ -238,4 +238,3 @@ class Targets:
             text = ' '.join((proc.stderr or proc.stdout).split()) or f'exit {proc.returncode}'
             raise InvalidArgument(f"job '{job}': qemu-img create of target {path} failed: "
                                   f'{text}', job)
-

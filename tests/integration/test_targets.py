@@ -309,8 +309,8 @@ def test_the_backup_roles_directories_are_private(workdir, disk0, qsd, run_playb
     role('2026-11-21')
     chain = backups / 'vm1' / 'chain-2026-11-21'
     run = chain / '2026-11-21-full'
-    assert {str(p.relative_to(workdir)): mode_of(p) for p in (backups, backups / 'vm1', chain,
-                                                             run, run / 'disk0.qcow2')} == {
+    made = (backups, backups / 'vm1', chain, run, run / 'disk0.qcow2')
+    assert {str(p.relative_to(workdir)): mode_of(p) for p in made} == {
         'backups': 0o700, 'backups/vm1': 0o700, 'backups/vm1/chain-2026-11-21': 0o700,
         'backups/vm1/chain-2026-11-21/2026-11-21-full': 0o700,
         'backups/vm1/chain-2026-11-21/2026-11-21-full/disk0.qcow2': 0o600}

@@ -75,8 +75,8 @@ def test_ancestors_up_to_the_root() -> None:
 @pytest.mark.parametrize('euid, qemu, owner', [
     (0, (107, 108), (107, 108)), (0, (0, 0), None), (0, None, None), (1000, (107, 108), None),
 ])
-def test_root_gives_new_files_to_qemus_user(euid: int, qemu: tuple[int, int] | None,
-                                             owner: tuple[int, int] | None) -> None:
+def test_root_gives_new_files_to_qemus_user(
+        euid: int, qemu: tuple[int, int] | None, owner: tuple[int, int] | None) -> None:
     assert _targets.owner_for(euid, qemu) == owner
 
 
