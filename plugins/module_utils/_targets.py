@@ -129,6 +129,8 @@ def qemu_img_create(path: str, fmt: str, size: int,
     return argv + [path, str(size)]
 
 
+# -- the file system -------------------------------------------------------------------------------
+
 def link_message(job: str, path: str, what: str = 'target') -> str:
     """The refusal of the symbolic link ``path``: where it points, and whether that exists."""
     try:
@@ -140,8 +142,6 @@ def link_message(job: str, path: str, what: str = 'target') -> str:
             'path of the file itself, since a link could send the image anywhere')
 
 
-# -- the file system -------------------------------------------------------------------------------
-
 @dataclasses.dataclass(frozen=True)
 class Target:
     """A checked target: ``path`` to hand to QEMU, and whether a file is there already."""
@@ -151,7 +151,7 @@ class Target:
 
 
 class Targets:
-    """Checks target paths and creates target files (the only file system I/O here).
+    """Checks target paths, creates target files and formats them (``qemu-img``).
 
     :param euid: the user the checks allow besides root (default: the module's).
     """
@@ -162,7 +162,7 @@ class Targets:
     def check(self, job: str, path: str, what: str = 'target') -> Target:
         """Refuse a link or an unsafe directory; return the path QEMU is to use.
 
-        :param what: how messages name the path (``target``, ``target X of disk 'D'``).
+        :param what: how messages name the path (default ``target``).
         :raise InvalidArgument: a symbolic link, a missing or unsafe directory.
         """
         path = os.path.abspath(path)
