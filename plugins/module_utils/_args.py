@@ -13,6 +13,7 @@ import typing as t
 
 from ._errors import InvalidArgument
 from ._model import WAIT_TARGETS, validate_name
+from ._targets import parse_mode
 
 CONNECTION: dict[str, dict[str, t.Any]] = {
     'socket': {'type': 'path'},
@@ -48,6 +49,8 @@ BLOCK_JOB: dict[str, dict[str, t.Any]] = {
     'target': {'type': 'path'},
     'target_format': {'type': 'str', 'choices': ['qcow2', 'raw']},
     'reuse_target': {'type': 'bool', 'default': False},
+    # No default: parameters recorded before this option existed compare equal.
+    'mode': {'type': 'raw'},
     'sync': {'type': 'str', 'choices': ['full', 'top', 'none', 'bitmap', 'incremental']},
     'bitmap': {'type': 'str'},
     'bitmap_mode': {'type': 'str', 'choices': ['on-success', 'never', 'always']},
@@ -92,13 +95,18 @@ ACCEPTED = {
     'stream': {'device', 'base', 'speed', 'on_error'},
     'commit': {'device', 'base', 'top', 'speed', 'on_error'},
     'mirror': {'device', 'target', 'target_format', 'sync', 'speed', 'on_error',
-               'granularity', 'buf_size'},
+               'granularity', 'buf_size', 'mode'},
     'backup': {'device', 'target', 'target_format', 'sync', 'bitmap', 'bitmap_mode', 'speed',
-               'on_error'},
-    'create': {'target', 'target_format', 'size'},
+               'on_error', 'mode'},
+    'create': {'target', 'target_format', 'size', 'mode'},
 }
 OPTIONAL_KEYS = ('device', 'base', 'top', 'target', 'target_format', 'sync', 'bitmap',
                  'bitmap_mode', 'speed', 'on_error', 'granularity', 'buf_size', 'size')
+#: Parameters that say how to make a job's files, not what the job is: a re-run with
+#: another mode finds the same job (see split_start_only).
+START_ONLY = ('target_mode',)
+#: Options checked against ACCEPTED that are not copied into the parameters by name.
+TARGET_KEYS = ('mode',)
 SIZE_UNITS = {'': 1, 'B': 1, 'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30, 'T': 1 << 40}
 
 
@@ -127,7 +135,7 @@ def block_job_params(options: dict[str, t.Any]) -> dict[str, t.Any]:
     """
     name = validate_name(options['name'])
     kind = options['type']
-    given = {key for key in OPTIONAL_KEYS if options.get(key) is not None}
+    given = {key for key in OPTIONAL_KEYS + TARGET_KEYS if options.get(key) is not None}
     missing = [key for key in REQUIRED[kind] if key not in given]
     if missing:
         raise InvalidArgument(f"job '{name}': type {kind} needs {', '.join(missing)}", name)
@@ -147,14 +155,27 @@ def block_job_params(options: dict[str, t.Any]) -> dict[str, t.Any]:
     if kind == 'create' and options['auto_dismiss']:
         raise InvalidArgument(f"job '{name}': create jobs always wait to be dismissed; "
                               "auto_dismiss must be false", name)
+    target_mode = parse_mode(options.get('mode'), name)
     params = {key: options.get(key) for key in OPTIONAL_KEYS}
     params.update(type=kind, reuse_target=options['reuse_target'],
                   auto_dismiss=options['auto_dismiss'], auto_finalize=options['auto_finalize'])
+    if target_mode is not None:
+        params['target_mode'] = target_mode
     if params['target']:
         params['target'] = os.path.abspath(params['target'])
     if kind == 'create':
         params['size'] = parse_size(options['size'], name)
     return params
+
+
+def split_start_only(params: dict[str, t.Any]) -> tuple[dict[str, t.Any], dict[str, t.Any]]:
+    """``params`` without the START_ONLY keys, and those keys: (identity, start-only).
+
+    The start-only ones reach the start through the job client's ``prepare``, so
+    they are neither compared on a re-run nor recorded in the ledger.
+    """
+    kept = {key: value for key, value in params.items() if key not in START_ONLY}
+    return kept, {key: params[key] for key in START_ONLY if key in params}
 
 
 def check_names(names: t.Sequence[str]) -> list[str]:

@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 import typing as t
 
-from . import _chains, _nodes, _qmp_backup
+from . import _chains, _nodes, _qmp_backup, _targets
+from ._args import split_start_only
 from ._backend import Record
 from ._backup_args import backup_params, resolve_disks
 from ._errors import InvalidArgument, VmjobsError
@@ -59,17 +60,19 @@ class Backup:
         :raise JobTimeout: the wait ran out.
         """
         name = options['name']
-        params = backup_params(options)
+        params, start_only = split_start_only(backup_params(options))
         if getattr(self.client.backend, 'plans_backups', False):
             # libvirt plans the disks and its checkpoints itself (backupBegin): no QMP graph
-            return self.client.start(name, params, wait, wait_timeout).start_output()
+            return self.client.start(name, params, wait, wait_timeout,
+                                     lambda _records, _entries: start_only).start_output()
         with self.client.backend.session() as session:
             graph = _qmp_backup.inspect(session, name)
         planned: list[Record] = []
 
         def prepare(records: dict[str, Record], entries: dict[str, Record]) -> dict[str, t.Any]:
             planned[:] = self.plan(name, params, graph, records, entries)
-            return {'plan': planned, 'before_reset': lambda: self.mark_reset(name, params)}
+            return dict(start_only, plan=planned,
+                        before_reset=lambda: self.mark_reset(name, params))
 
         try:
             result = self.client.start(name, params, wait, wait_timeout, prepare)
@@ -135,6 +138,8 @@ class Backup:
 
     def _check_target(self, name: str, disk: Record) -> None:
         target = disk['target']
+        if os.path.islink(target):
+            raise InvalidArgument(_targets.link_message(name, target), name)
         if self.exists(target):
             raise InvalidArgument(f"job '{name}': target {target} of disk '{disk['device']}' "
                                   'already exists; choose another path', name)

@@ -13,6 +13,7 @@ import typing as t
 from ._chains import COMPANION_SUFFIX, MODES, a_mode
 from ._errors import InvalidArgument
 from ._model import NAME_RE, validate_name
+from ._targets import parse_mode
 
 FORMATS = ['qcow2', 'raw']
 
@@ -24,6 +25,9 @@ BACKUP: dict[str, dict[str, t.Any]] = {
         'format': {'type': 'str', 'default': 'qcow2', 'choices': FORMATS},
     }},
     'target_dir': {'type': 'path'},
+    # The file mode of the targets (``mode`` is the kind of backup). No default:
+    # parameters recorded before this option existed compare equal.
+    'target_mode': {'type': 'raw'},
     'mode': {'type': 'str', 'default': 'full', 'choices': list(MODES)},
     'bitmap': {'type': 'str'},
     'compress': {'type': 'bool', 'default': False},
@@ -102,9 +106,14 @@ def backup_params(options: dict[str, t.Any]) -> dict[str, t.Any]:
         disks.append({'device': device, 'target': disk.get('target') and target, 'format': fmt})
     if not disks and target_dir is None:
         raise _refuse(name, 'give disks, or target_dir to back up every disk of the VM')
-    return {'type': 'backup', 'mode': mode, 'bitmap': bitmap, 'disks': disks,
-            'target_dir': os.path.abspath(target_dir) if target_dir else None,
-            'compress': options['compress'], 'speed': options.get('speed'), 'perf': perf or None}
+    params = {'type': 'backup', 'mode': mode, 'bitmap': bitmap, 'disks': disks,
+              'target_dir': os.path.abspath(target_dir) if target_dir else None,
+              'compress': options['compress'], 'speed': options.get('speed'),
+              'perf': perf or None}
+    target_mode = parse_mode(options.get('target_mode'), name, 'target_mode')
+    if target_mode is not None:
+        params['target_mode'] = target_mode
+    return params
 
 
 def resolve_disks(name: str, params: dict[str, t.Any],

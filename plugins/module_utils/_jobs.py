@@ -30,7 +30,7 @@ from ._ledger import Ledger
 from ._waiter import Check, Waiter
 
 #: Parameters that may differ between two starts of the same job.
-NOT_IDENTITY = frozenset({'speed', 'reuse_target', 'bandwidth', 'target_mode'})
+NOT_IDENTITY = frozenset({'speed', 'reuse_target', 'bandwidth'})
 
 Verdict = t.Callable[[Record, 'Record | None'], str]
 #: Records in a list (spelled so inside ``JobClient``, whose ``list`` method hides the builtin).

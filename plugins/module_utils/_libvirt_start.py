@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import typing as t
 
-from . import _libvirt, _libvirt_jobs, _libvirt_xml
+from . import _libvirt, _libvirt_jobs, _libvirt_xml, _targets
 from ._backend import Note, Record
 from ._errors import BackendError, InvalidArgument
 from ._libvirt import Domain
@@ -26,10 +26,17 @@ UNSUPPORTED = {'on_error': 'libvirt sets no error policy for block jobs',
 class Starter:
     """Starts one job on ``domain``.
 
+    Target files are checked and made by :attr:`targets` (see ``_targets``), formatted
+    with ``qemu-img``, and handed to libvirt as existing images (``REUSE_EXT``), so
+    that they have their mode before QEMU opens them.
+
     :param domain: the domain.
     :param entries: the domain's ledger entries (the chains of checkpoints).
-    :param exists: tests whether a path exists.
+    :param exists: tests whether a path exists (targets are checked by :attr:`targets`).
     """
+
+    #: Checks target paths and makes target files (replaced in unit tests).
+    targets = _targets.Targets()
 
     def __init__(self, domain: Domain, entries: list[Record],
                  exists: t.Callable[[str], bool] = os.path.exists) -> None:
@@ -113,14 +120,15 @@ class Starter:
 
     def _start_copy(self, name: str, params: dict[str, t.Any], disk: Record, speed: int,
                     note: Note) -> None:
-        path = params['target']
-        exists = self.exists(path)
+        checked = self.targets.check(name, params['target'])
+        exists = checked.exists
         if exists and not params['reuse_target']:
-            raise InvalidArgument(f"job '{name}': target {path} already exists; set "
+            raise InvalidArgument(f"job '{name}': target {params['target']} already exists; set "
                                   'reuse_target: true to write into it', name)
         if not exists and params['reuse_target']:
-            raise InvalidArgument(f"job '{name}': reuse_target is true but target {path} does "
-                                  'not exist', name)
+            raise InvalidArgument(f"job '{name}': reuse_target is true but target "
+                                  f"{params['target']} does not exist", name)
+        path = checked.path
         sync = params.get('sync') or 'full'
         if sync not in ('full', 'top'):
             raise InvalidArgument(f"job '{name}': a libvirt copy takes sync full or top "
@@ -128,11 +136,13 @@ class Starter:
         if params.get('bitmap'):
             raise InvalidArgument(f"job '{name}': a libvirt copy takes no bitmap", name)
         fmt = params.get('target_format') or 'qcow2'
-        flags = 0
+        # The collection makes the file, so libvirt always reuses it.
+        flags = _libvirt.BLOCK_COPY_REUSE_EXT
+        backing = None
         if sync == 'top':
             flags |= _libvirt.BLOCK_COPY_SHALLOW
-        if params['reuse_target']:
-            flags |= _libvirt.BLOCK_COPY_REUSE_EXT
+            if len(disk['chain']) > 1 and disk['chain'][1]['path']:
+                backing = (disk['chain'][1]['path'], disk['chain'][1]['format'] or 'raw')
         transient = self.domain.persistent()
         if transient:
             flags |= _libvirt.BLOCK_COPY_TRANSIENT_JOB
@@ -149,8 +159,30 @@ class Starter:
         if not exists:
             facts['created_file'] = path
         note(**facts)
+        if not exists:
+            self._make(name, path, fmt, self._capacity(name, disk['target']),
+                       params.get('target_mode'), note, backing)
         self._run(name, 'blockCopy', disk['target'], _libvirt_xml.copy_destination(path, fmt),
                   typed, flags)
+
+    def _capacity(self, name: str, target: str) -> int:
+        """The virtual size of disk ``target`` in bytes (``virDomainGetBlockInfo``)."""
+        info = self._run(name, 'blockInfo', target, 0)
+        return int(info[0]) if info else 0
+
+    def _make(self, name: str, path: str, fmt: str, size: int, mode: int | None, note: Note,
+              backing: tuple[str, str] | None = None) -> None:
+        """Create the (noted) file ``path`` with its mode, then format it as an image.
+
+        :raise InvalidArgument: it cannot be made; if something else made it meanwhile,
+            the note is withdrawn.
+        """
+        try:
+            self.targets.create(name, path, mode)
+        except _targets.TargetRace:
+            note(created_file=None)
+            raise
+        self.targets.format(name, path, fmt, size, backing)
 
     def _start_backup(self, name: str, params: dict[str, t.Any], note: Note) -> None:
         disks = self.disks()
@@ -189,20 +221,28 @@ class Starter:
              incremental=incremental, created_files=[disk['path'] for disk in targets],
              disks=[{'device': disk['target'], 'target': disk['path'], 'format': disk['format'],
                      'backing': None} for disk in targets])
+        made: list[str] = []
+        try:
+            for disk in targets:
+                self.targets.create(name, disk['path'], params.get('target_mode'))
+                made.append(disk['path'])
+                self.targets.format(name, disk['path'], disk['format'],
+                                    self._capacity(name, disk['target']))
+        except _targets.TargetRace:
+            note(created_files=made)  # the one that appeared is not ours to remove
+            raise
         ckpt = _libvirt_xml.checkpoint_xml(checkpoint, chosen, writable) if checkpoint else None
-        self._run(name, 'backupBegin', _libvirt_xml.backup_xml(targets, incremental), ckpt, 0)
+        self._run(name, 'backupBegin', _libvirt_xml.backup_xml(targets, incremental), ckpt,
+                  _libvirt.BACKUP_BEGIN_REUSE_EXTERNAL)
 
     def _backup_target(self, name: str, disks: list[Record], device: str, path: str,
                        fmt: str) -> Record:
         disk = _libvirt_xml.find_disk(disks, device, name)
-        path = os.path.abspath(path)
-        if self.exists(path):
-            raise InvalidArgument(f"job '{name}': target {path} of disk '{disk['target']}' "
-                                  'already exists; choose another path', name)
-        if not os.path.isdir(os.path.dirname(path)):
-            raise InvalidArgument(f"job '{name}': the directory {os.path.dirname(path)} of "
-                                  f'target {path} does not exist', name)
-        return {'target': disk['target'], 'path': path, 'format': fmt}
+        checked = self.targets.check(name, path)
+        if checked.exists:
+            raise InvalidArgument(f"job '{name}': target {os.path.abspath(path)} of disk "
+                                  f"'{disk['target']}' already exists; choose another path", name)
+        return {'target': disk['target'], 'path': checked.path, 'format': fmt}
 
     def _chain_base(self, name: str, params: dict[str, t.Any]) -> str | None:
         """The checkpoint an incremental (last full or incremental) or differential (last

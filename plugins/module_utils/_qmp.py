@@ -166,6 +166,18 @@ class Monitor:
             events.append(dict(self._run(self._client.events.get())))
         return events
 
+    def peer(self) -> tuple[int, int] | None:
+        """The user and group ids of the process at the other end (QEMU), or None."""
+        if self._sock is None:
+            return None
+        size = struct.calcsize('3i')
+        try:
+            _pid, uid, gid = struct.unpack('3i', self._sock.getsockopt(
+                socket.SOL_SOCKET, socket.SO_PEERCRED, size))
+        except OSError:
+            return None
+        return uid, gid
+
     def close(self) -> None:
         """Disconnect; an EOF after ``quit`` or a dead peer is not an error here."""
         if self._client is not None and self._loop is not None:

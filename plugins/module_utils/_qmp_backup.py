@@ -194,9 +194,19 @@ class _Attached:
         self.note(attached=list(self.nodes), created_files=list(self.files))
 
     def member_note(self, fmt_node: str) -> Note:
-        """A note for ``_qmp_start.create_image``: format node first, for detaching."""
+        """A note for ``_qmp_start.create_image``: format node first, for detaching.
+
+        ``created_file=None`` withdraws the file this note added (it was not ours).
+        """
+        mine: list[str] = []
+
         def note(**facts: t.Any) -> None:
-            self.add([fmt_node, *facts.get('attached', [])], facts.get('created_file'))
+            path = facts.get('created_file')
+            if path:
+                mine.append(path)
+            elif 'created_file' in facts:
+                self.files = [known for known in self.files if known not in mine]
+            self.add([fmt_node, *facts.get('attached', [])], path)
         return note
 
     def undo(self, mon: Monitor) -> None:
@@ -244,7 +254,8 @@ def start_group(mon: Monitor, name: str, params: dict[str, t.Any], note: Note) -
                 for disk, node in zip(plan, sources)])
     attached = _Attached(note)
     try:
-        targets = [_prepare_target(mon, name, disk, _nodes.node(nodes, node), attached)
+        targets = [_prepare_target(mon, name, disk, _nodes.node(nodes, node), attached,
+                                   params.get('target_mode'))
                    for disk, node in zip(plan, sources)]
         if remove or resets:
             params.get('before_reset', _nothing)()  # from here on the chain may change
@@ -262,18 +273,22 @@ def start_group(mon: Monitor, name: str, params: dict[str, t.Any], note: Note) -
 
 
 def _prepare_target(mon: Monitor, name: str, disk: Record, source: Node,
-                    attached: _Attached) -> str:
-    """Create and attach the target of one member; return its format node."""
-    path, fmt = disk['target'], disk['format']
-    if os.path.exists(path):
-        raise InvalidArgument(f"job '{name}': target {path} of disk '{disk['device']}' already "
-                              'exists; choose another path', name)
+                    attached: _Attached, mode: int | None = None) -> str:
+    """Create and attach the target of one member; return its format node.
+
+    :raise InvalidArgument: the target exists, is a link, or its directory is unsafe.
+    """
+    checked = _qmp_start.TARGETS.check(name, disk['target'])
+    if checked.exists:
+        raise InvalidArgument(f"job '{name}': target {disk['target']} of disk '{disk['device']}' "
+                              'already exists; choose another path', name)
+    path, fmt = checked.path, disk['format']
     fmt_node, file_node = _nodes.target_node_names(disk['member'])
     backing = None
     if disk.get('backing'):
-        backing = (backing_name(path, disk['backing']), disk['backing_format'])
+        backing = (backing_name(disk['target'], disk['backing']), disk['backing_format'])
     _qmp_start.create_image(mon, disk['member'], path, fmt, int(source['image']['virtual-size']),
-                            attached.member_note(fmt_node), backing)
+                            attached.member_note(fmt_node), backing, mode)
     args: Record = {'driver': fmt, 'node-name': fmt_node, 'file': file_node}
     if fmt == 'qcow2':
         args['backing'] = None  # the job writes changed clusters only; never read the base

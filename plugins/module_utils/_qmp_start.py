@@ -7,17 +7,18 @@ This is a private module: its API may change between any two releases.
 
 from __future__ import annotations
 
-import os
 import time
 import typing as t
 
-from . import _nodes, _qmp_backup
+from . import _nodes, _qmp_backup, _targets
 from ._backend import Note
 from ._errors import BackendError, InvalidArgument, VmjobsError
 from ._qmp import Monitor
 
 #: How long an internal image-creation job may take before we give up.
 CREATE_TIMEOUT = 60.0
+#: Checks target paths and creates target files.
+TARGETS = _targets.Targets()
 
 
 def _common(name: str, params: dict[str, t.Any]) -> dict[str, t.Any]:
@@ -59,14 +60,35 @@ def run_internal_job(mon: Monitor, job_id: str, command: str, arguments: dict[st
             raise BackendError(command, 'GenericError', job['error'])
 
 
+def make_file(mon: Monitor, name: str, path: str, mode: int | None, note: Note) -> None:
+    """Create the empty target file ``path`` (noted as created just before) for QEMU.
+
+    It gets ``mode`` (default 0600) before QEMU ever opens it, and belongs to QEMU's
+    user if root makes it for another user.
+
+    :raise InvalidArgument: it cannot be created; if something else made it meanwhile,
+        the note is withdrawn, so that nothing removes a file that is not ours.
+    """
+    peer = getattr(mon, 'peer', None)
+    try:
+        TARGETS.create(name, path, mode, peer() if peer else None)
+    except _targets.TargetRace:
+        note(created_file=None)
+        raise
+
+
 def create_image(mon: Monitor, name: str, path: str, fmt: str, size: int, note: Note,
-                 backing: tuple[str, str] | None = None) -> None:
+                 backing: tuple[str, str] | None = None, mode: int | None = None) -> None:
     """Create an image through QEMU and leave its file node attached.
 
+    The file is made first (see :func:`make_file`); QEMU formats it.
+
     :param backing: (backing file name, backing format) to record in a qcow2 header.
+    :param mode: the file's mode; default 0600.
     """
     fmt_node, file_node = _nodes.target_node_names(name)
     note(created_file=path, attached=[file_node])
+    make_file(mon, name, path, mode, note)
     run_internal_job(mon, file_node + 'c', 'blockdev-create', {'options': {
         'driver': 'file', 'filename': path, 'size': size if fmt == 'raw' else 0}})
     mon.execute('blockdev-add', {'driver': 'file', 'node-name': file_node, 'filename': path})
@@ -80,9 +102,14 @@ def create_image(mon: Monitor, name: str, path: str, fmt: str, size: int, note: 
 
 def prepare_target(mon: Monitor, name: str, params: dict[str, t.Any], source: str,
                    nodes: list[dict[str, t.Any]], note: Note) -> str:
-    """Create (or reuse) and attach the target of a mirror or backup; return its node."""
+    """Create (or reuse) and attach the target of a mirror or backup; return its node.
+
+    :raise InvalidArgument: the target is a link, in an unsafe directory, exists
+        without ``reuse_target`` or is missing with it.
+    """
     path = params['target']
-    exists = os.path.exists(path)
+    checked = TARGETS.check(name, path)
+    exists = checked.exists
     if exists and not params['reuse_target']:
         raise InvalidArgument(f"job '{name}': target {path} already exists; set reuse_target: true "
                               "to write into it", name)
@@ -97,11 +124,13 @@ def prepare_target(mon: Monitor, name: str, params: dict[str, t.Any], source: st
             backing_node = chain[1]['node-name']
             backing = (chain[1]['file'], chain[1].get('drv', 'qcow2'))
     fmt_node, file_node = _nodes.target_node_names(name)
+    path = checked.path
     if exists:
         note(attached=[file_node])
         mon.execute('blockdev-add', {'driver': 'file', 'node-name': file_node, 'filename': path})
     else:
-        create_image(mon, name, path, fmt, int(entry['image']['virtual-size']), note, backing)
+        create_image(mon, name, path, fmt, int(entry['image']['virtual-size']), note, backing,
+                     params.get('target_mode'))
     note(attached=[fmt_node, file_node])
     args: dict[str, t.Any] = {'driver': fmt, 'node-name': fmt_node, 'file': file_node}
     if fmt == 'qcow2':
@@ -160,14 +189,16 @@ def start_job(mon: Monitor, name: str, params: dict[str, t.Any], note: Note) -> 
 
 
 def _start_create(mon: Monitor, name: str, params: dict[str, t.Any], note: Note) -> None:
-    path = params['target']
-    if os.path.exists(path) and not params['reuse_target']:
-        raise InvalidArgument(f"job '{name}': target {path} already exists; set reuse_target: true "
-                              "to overwrite it", name)
+    checked = TARGETS.check(name, params['target'])
+    if checked.exists and not params['reuse_target']:
+        raise InvalidArgument(f"job '{name}': target {params['target']} already exists; set "
+                              "reuse_target: true to overwrite it", name)
+    path = checked.path
     fmt = params.get('target_format') or 'qcow2'
     size = params['size']
-    if not os.path.exists(path):
+    if not checked.exists:
         note(created_file=path)
+        make_file(mon, name, path, params.get('target_mode'), note)
     if fmt == 'raw':
         mon.execute('blockdev-create', {'job-id': name, 'options': {
             'driver': 'file', 'filename': path, 'size': size}})

@@ -38,8 +38,10 @@ description:
     backup, an incremental whose outcome was never seen, a bitmap missing from a disk, and an image
     of the chain that is gone. The chain's history is kept on the hypervisor next to the ledger.
     Forgetting job records does not lose it.
-  - The module creates every target image through QEMU, and refuses existing files. Backing files
-    are recorded relative to the target's directory, so a chain can be moved as a whole.
+  - The module creates every target file itself, with mode O(target_mode) (default V(0600)) before
+    QEMU opens and formats it, and refuses existing files, symbolic links and directories other
+    users may write to (see O(vmjobs.qemu.block_job#module:target)). Backing files are recorded
+    relative to the target's directory, so a chain can be moved as a whole.
   - For a libvirt O(domain) the backup is a push backup through libvirt (C(backupBegin)); the
     chain is libvirt's checkpoints, one per backup, named after it (see C(docs/libvirt.md)).
 author:
@@ -82,6 +84,14 @@ options:
     description:
       - Directory for targets not given per disk. It must exist.
     type: path
+  target_mode:
+    description:
+      - Permissions of the target files, as O(vmjobs.qemu.block_job#module:mode) (that module's
+        O(mode) is taken here by the kind of backup), an octal number as a quoted string such as
+        V('0640'). The owner must keep read and write permission.
+      - Default V(0600), whatever the umask.
+      - Not part of the backup's identity.
+    type: raw
   mode:
     description:
       - C(full) copies every disk whole.

@@ -15,8 +15,12 @@ description:
     status (RV(ignore:changed=false)). This holds after it was dismissed too, because the ledger
     keeps a tombstone of every name used; the remembered outcome is returned.
   - If the name exists as a different job the task fails and changes nothing.
-  - For C(mirror) and C(backup) the module creates the O(target) image through QEMU (size from
-    the source, format from O(target_format) or the source) and attaches it.
+  - For C(mirror) and C(backup) the module creates the O(target) image (size from the source,
+    format from O(target_format) or the source) and attaches it.
+  - A new O(target) file is created by the module itself, with mode O(mode) (default V(0600))
+    whatever the umask, before QEMU opens and formats it, so it is never readable by others
+    unless asked. When the module runs as root for a QEMU of another user, the file is given
+    to QEMU's user.
   - When the job concludes, the first task that sees it (this module's own O(wait), a re-run of
     it, M(vmjobs.qemu.job_wait) or M(vmjobs.qemu.job)) detaches what the module attached, so
     QEMU flushes and closes the target before the task reports the outcome; a target of a job
@@ -70,7 +74,22 @@ options:
     description:
       - Path of the image the job writes (C(mirror), C(backup), C(create)).
       - The module refuses an existing file unless O(reuse_target=true).
+      - A symbolic link is refused, whether it points to a file or nowhere. Links in the
+        directory part are resolved, and QEMU gets the resolved path.
+      - The directory, and each directory above it, must be owned by root or the module's user
+        and not be writable by group or others unless it has the sticky bit (as C(/tmp)), so
+        that nobody else can swap the file before QEMU opens it.
     type: path
+  mode:
+    description:
+      - C(mirror), C(backup) and C(create). Permissions of a new O(target) file, as in
+        M(ansible.builtin.file), an octal number as a quoted string such as V('0640'). The
+        owner must keep read and write permission.
+      - Default V(0600). The file has this mode before QEMU writes a byte to it; the umask does
+        not matter.
+      - An existing file used with O(reuse_target=true) keeps its mode.
+      - Not part of the job's identity; a re-run with another mode finds the same job.
+    type: raw
   target_format:
     description:
       - Format of O(target). Default the source's format for C(mirror) and C(backup), C(qcow2)
@@ -153,6 +172,7 @@ EXAMPLES = r'''
     type: backup
     device: disk0
     target: /backup/vm1/disk0-20261121.qcow2
+    mode: '0640'
     speed: 104857600
     wait: concluded
 
@@ -264,14 +284,17 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._args import (
     WAIT,
     block_job_params,
     check_timeout,
+    split_start_only,
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._jobs import JobClient
 
 
 def start(client: JobClient, params: dict[str, t.Any]) -> dict[str, t.Any]:
     """Start (or find) the named block job and optionally wait for it."""
-    result = client.start(params['name'], block_job_params(params), params['wait'],
-                          check_timeout(params['wait_timeout'], 'wait_timeout'))
+    job, start_only = split_start_only(block_job_params(params))
+    result = client.start(params['name'], job, params['wait'],
+                          check_timeout(params['wait_timeout'], 'wait_timeout'),
+                          lambda _records, _entries: start_only)
     return result.start_output()
 
 

@@ -42,8 +42,8 @@ def test_job_types_have_rules() -> None:
 @pytest.mark.parametrize('kind', _args.JOB_TYPES)
 def test_required_options_are_accepted_and_known(kind: str) -> None:
     assert set(_args.REQUIRED[kind]) <= _args.ACCEPTED[kind]
-    assert _args.ACCEPTED[kind] <= set(_args.OPTIONAL_KEYS)
-    assert set(_args.OPTIONAL_KEYS) <= set(_args.BLOCK_JOB)
+    assert _args.ACCEPTED[kind] <= set(_args.OPTIONAL_KEYS + _args.TARGET_KEYS)
+    assert set(_args.OPTIONAL_KEYS + _args.TARGET_KEYS) <= set(_args.BLOCK_JOB)
 
 
 def test_state_and_wait_choices_match_the_logic() -> None:

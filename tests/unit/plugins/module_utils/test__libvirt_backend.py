@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import pathlib
 import typing as t
 
 import pytest
-from ansible_collections.vmjobs.qemu.plugins.module_utils import _libvirt, _libvirt_xml
+from ansible_collections.vmjobs.qemu.plugins.module_utils import (
+    _libvirt,
+    _libvirt_start,
+    _libvirt_xml,
+    _targets,
+)
 from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
     BackendError,
     InvalidArgument,
@@ -106,14 +112,47 @@ class Store:
         return False
 
 
+class FakeTargets:
+    """Target files on paper: the checks of ``_targets`` without the file system."""
+
+    def __init__(self) -> None:
+        self.made: list[tuple[str, int | None]] = []
+        self.race = False
+        self.formatted: list[tuple[str, str, int, tuple[str, str] | None]] = []
+
+    def check(self, job: str, path: str, what: str = 'target') -> _targets.Target:
+        directory = os.path.dirname(path)
+        if directory != DIR and not os.path.isdir(directory):
+            raise InvalidArgument(f"job '{job}': the directory {directory} of {what} {path} "
+                                  'does not exist', job)
+        return _targets.Target(path, False)
+
+    def create(self, job: str, path: str, mode: int | None = None,
+               qemu: tuple[int, int] | None = None) -> None:
+        if self.race:
+            raise _targets.TargetRace(f"job '{job}': target {path} appeared", job)
+        self.made.append((path, mode))
+
+    def format(self, job: str, path: str, fmt: str, size: int,
+               backing: tuple[str, str] | None = None) -> None:
+        self.formatted.append((path, fmt, size, backing))
+
+
+@pytest.fixture
+def targets(monkeypatch: pytest.MonkeyPatch) -> FakeTargets:
+    fake = FakeTargets()
+    monkeypatch.setattr(_libvirt_start.Starter, 'targets', fake)
+    return fake
+
+
 @pytest.fixture
 def domain() -> FakeDomain:
     return FakeDomain()
 
 
 @pytest.fixture
-def session(domain: FakeDomain, tmp_path: pathlib.Path,
-            monkeypatch: pytest.MonkeyPatch) -> LibvirtSession:
+def session(domain: FakeDomain, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch,
+            targets: FakeTargets) -> LibvirtSession:
     monkeypatch.setattr('ansible_collections.vmjobs.qemu.plugins.module_utils.'
                         '_libvirt_backend.SETTLE_SECONDS', 0.0)
     backend = LibvirtBackend('qemu:///system', 'vm1')
@@ -149,18 +188,36 @@ def started(session: LibvirtSession, name: str, params: Record) -> list[Record]:
 
 
 def test_copy_of_a_persistent_domain_is_a_transient_job(
-        session: LibvirtSession, domain: FakeDomain, tmp_path: pathlib.Path) -> None:
+        session: LibvirtSession, domain: FakeDomain, tmp_path: pathlib.Path,
+        targets: FakeTargets) -> None:
     domain.is_persistent = True
     target = str(tmp_path / 'copy.qcow2')
     notes = started(session, 'copy1', block_params(type='mirror', device='vda', target=target,
                                                    speed=1 << 20, sync='top'))
     command, disk, xml, typed, flags = domain.calls[-1]
     assert (command, disk, typed) == ('blockCopy', 'vda', {'bandwidth': 1 << 20})
-    assert flags == _libvirt.BLOCK_COPY_SHALLOW | _libvirt.BLOCK_COPY_TRANSIENT_JOB
+    assert flags == (_libvirt.BLOCK_COPY_SHALLOW | _libvirt.BLOCK_COPY_TRANSIENT_JOB
+                     | _libvirt.BLOCK_COPY_REUSE_EXT), 'the collection made the file'
     assert target in xml
+    assert targets.made == [(target, None)]
+    assert targets.formatted == [(target, 'qcow2', 0, (f'{DIR}/mid.qcow2', 'qcow2'))]
     assert notes == [{'disk': 'vda', 'libvirt_type': 'copy', 'chain': [
         f'{DIR}/top.qcow2', f'{DIR}/mid.qcow2', f'{DIR}/base.qcow2'], 'expect_source': target,
         'target_format': 'qcow2', 'transient_job': True, 'created_file': target}]
+
+
+@pytest.mark.parametrize('params', [
+    block_params(type='mirror', device='vda', target=f'{DIR}/copy.qcow2'),
+    block_params(type='backup', device='vda', target=f'{DIR}/b.qcow2'),
+])
+def test_a_target_that_appeared_is_not_noted_as_ours(
+        session: LibvirtSession, domain: FakeDomain, targets: FakeTargets, params: Record) -> None:
+    targets.race = True
+    notes: list[Record] = []
+    with pytest.raises(_targets.TargetRace):
+        session.start('j1', params, lambda **facts: notes.append(facts))
+    assert notes[-1].get('created_file', 'none') is None or notes[-1].get('created_files') == []
+    assert not [c for c in domain.calls if c[0] in ('blockCopy', 'backupBegin')]
 
 
 def test_running_jobs_are_named_from_the_metadata(
@@ -250,12 +307,14 @@ def test_libvirt_refusals_name_the_job(
 
 
 def test_backup_of_one_disk_with_a_checkpoint(
-        session: LibvirtSession, domain: FakeDomain, tmp_path: pathlib.Path) -> None:
+        session: LibvirtSession, domain: FakeDomain, tmp_path: pathlib.Path,
+        targets: FakeTargets) -> None:
     target = str(tmp_path / 'b.qcow2')
     started(session, 'bk', block_params(type='backup', device='vdb', target=target,
-                                        bitmap='ck1', sync='full'))
+                                        bitmap='ck1', sync='full', target_mode=0o640))
     command, backup, checkpoint, flags = domain.calls[-1]
-    assert command == 'backupBegin' and flags == 0
+    assert command == 'backupBegin' and flags == _libvirt.BACKUP_BEGIN_REUSE_EXTERNAL
+    assert targets.made == [(target, 0o640)]
     assert f"<disk name=\"vdb\" backup=\"yes\" type=\"file\"><target file=\"{target}\"" in backup
     assert '<name>ck1</name>' in checkpoint and '<disk name="vda" checkpoint="no"/>' in checkpoint
     domain.stats = dict(json.loads(fixture('jobstats-backup-completed.json')), type=1)

@@ -15,6 +15,7 @@ import json
 import os
 import pathlib
 import re
+import stat
 import typing as t
 
 import pytest
@@ -22,6 +23,8 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils import (
     _nodes,
     _qmp_backend,
     _qmp_backup,
+    _qmp_start,
+    _targets,
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
     BackendError,
@@ -328,6 +331,45 @@ def test_start_refuses_an_existing_target(rec: Record, tmp_path: pathlib.Path) -
     assert 'transaction' not in mon.commands()
 
 
+def test_a_file_that_appears_before_its_creation_is_not_removed(
+        rec: Record, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Something makes disk1's target between its check and its creation: the start fails,
+    disk0's target (made by the start) is removed, disk1's (not the start's) is left."""
+    real_check = _qmp_start.TARGETS.check
+
+    def check_then_race(job: str, path: str, what: str = 'target') -> _targets.Target:
+        checked = real_check(job, path, what)
+        if path.endswith('disk1.qcow2'):
+            pathlib.Path(path).write_text('theirs')
+        return checked
+
+    monkeypatch.setattr(_qmp_start.TARGETS, 'check', check_then_race)
+    mon, notes = FakeMonitor(rec), Notes()
+    with pytest.raises(_targets.TargetRace, match="target .*disk1.qcow2 appeared while it was "
+                                                  'being created'):
+        _qmp_backup.start_group(t.cast(t.Any, mon), 'b1',
+                                params(step(tmp_path, 'disk0'), step(tmp_path, 'disk1')), notes)
+    assert (tmp_path / 'disk1.qcow2').read_text() == 'theirs'
+    assert not (tmp_path / 'disk0.qcow2').exists()
+    assert notes.merged()['created_files'] == []
+
+
+def test_new_targets_are_private(rec: Record, tmp_path: pathlib.Path) -> None:
+    before = os.umask(0)
+    try:
+        _qmp_backup.start_group(t.cast(t.Any, FakeMonitor(rec)), 'b1',
+                                params(step(tmp_path, 'disk0'), step(tmp_path, 'disk1'),
+                                       target_mode=0o640), Notes())
+        _qmp_backup.start_group(t.cast(t.Any, FakeMonitor(rec)), 'b2',
+                                params(step(tmp_path, 'disk0', member='b2.disk0',
+                                            target=str(tmp_path / 'b2.qcow2'))),
+                                Notes())
+    finally:
+        os.umask(before)
+    assert [stat.S_IMODE((tmp_path / name).stat().st_mode)
+            for name in ('disk0.qcow2', 'disk1.qcow2', 'b2.qcow2')] == [0o640, 0o640, 0o600]
+
+
 def test_a_refused_transaction_undoes_everything(rec: Record, tmp_path: pathlib.Path) -> None:
     created = tmp_path / 'disk0.qcow2'
     mon, notes = FakeMonitor(rec, {'transaction': rec['errors']['bitmap action grouped']['desc']}), \
@@ -352,6 +394,7 @@ def test_start_probes_the_schema_only_for_perf(rec: Record, tmp_path: pathlib.Pa
     assert 'query-qmp-schema' in mon.commands()
     data = mon.calls[-1][1]['actions'][0]['data']
     assert (data['x-perf'], data['compress'], data['speed']) == ({'max-workers': 4}, True, 8)
+    (tmp_path / 'disk0.qcow2').unlink()  # the first start made it
     mon = FakeMonitor(rec)
     _qmp_backup.start_group(t.cast(t.Any, mon), 'b1', params(step(tmp_path, 'disk0')), Notes())
     assert 'query-qmp-schema' not in mon.commands()
