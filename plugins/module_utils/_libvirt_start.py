@@ -157,7 +157,7 @@ class Starter:
                                    'chain': _libvirt_xml.chain_paths(disk), 'expect_source': path,
                                    'target_format': fmt, 'transient_job': transient}
         if not exists:
-            facts['created_file'] = path
+            facts['created_files'] = [path]
         note(**facts)
         if not exists:
             self._make(name, path, fmt, self._capacity(name, disk['target']),
@@ -180,7 +180,7 @@ class Starter:
         try:
             self.targets.create(name, path, mode)
         except _targets.TargetRace:
-            note(created_file=None)
+            note(created_files=[])
             raise
         self.targets.format(name, path, fmt, size, backing)
 

@@ -78,8 +78,7 @@ class QmpSession:
         """Detach the nodes a start attached, unless a device now uses them.
 
         ``blockdev-del`` flushes and closes each image. With ``discard``, the files
-        the start created (``created_file``, and ``created_files`` of a multi-disk
-        backup) are removed too, unless a node was kept.
+        the start created (``created_files``) are removed too, unless a node was kept.
         """
         kept = []
         in_use = {b['inserted']['node-name'] for b in self.monitor.execute('query-block')

@@ -196,17 +196,18 @@ class _Attached:
     def member_note(self, fmt_node: str) -> Note:
         """A note for ``_qmp_start.create_image``: format node first, for detaching.
 
-        ``created_file=None`` withdraws the file this note added (it was not ours).
+        ``created_files=[path]`` adds the file the member creates; ``created_files=[]``
+        withdraws it (something else made it: it is not ours).
         """
         mine: list[str] = []
 
         def note(**facts: t.Any) -> None:
-            path = facts.get('created_file')
-            if path:
-                mine.append(path)
-            elif 'created_file' in facts:
+            paths = facts.get('created_files')
+            if paths:
+                mine.extend(paths)
+            elif paths is not None:
                 self.files = [known for known in self.files if known not in mine]
-            self.add([fmt_node, *facts.get('attached', [])], path)
+            self.add([fmt_node, *facts.get('attached', [])], paths[0] if paths else None)
         return note
 
     def undo(self, mon: Monitor) -> None:

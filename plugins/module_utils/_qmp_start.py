@@ -73,7 +73,7 @@ def make_file(mon: Monitor, name: str, path: str, mode: int | None, note: Note) 
     try:
         TARGETS.create(name, path, mode, peer() if peer else None)
     except _targets.TargetRace:
-        note(created_file=None)
+        note(created_files=[])
         raise
 
 
@@ -87,7 +87,7 @@ def create_image(mon: Monitor, name: str, path: str, fmt: str, size: int, note: 
     :param mode: the file's mode; default 0600.
     """
     fmt_node, file_node = _nodes.target_node_names(name)
-    note(created_file=path, attached=[file_node])
+    note(created_files=[path], attached=[file_node])
     make_file(mon, name, path, mode, note)
     run_internal_job(mon, file_node + 'c', 'blockdev-create', {'options': {
         'driver': 'file', 'filename': path, 'size': size if fmt == 'raw' else 0}})
@@ -197,7 +197,7 @@ def _start_create(mon: Monitor, name: str, params: dict[str, t.Any], note: Note)
     fmt = params.get('target_format') or 'qcow2'
     size = params['size']
     if not checked.exists:
-        note(created_file=path)
+        note(created_files=[path])
         make_file(mon, name, path, params.get('target_mode'), note)
     if fmt == 'raw':
         mon.execute('blockdev-create', {'job-id': name, 'options': {

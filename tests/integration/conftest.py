@@ -18,7 +18,6 @@ from harness.qmp import QMPConnection
 from harness.qsd import start_qsd
 from harness.vm import start_vm
 
-
 #: Test files whose tests run for more than about half a minute.
 SLOW = ('test_faults_', 'test_tutorial', 'test_roles', 'test_backup_role', 'test_concurrency')
 

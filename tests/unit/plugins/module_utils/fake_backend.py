@@ -317,10 +317,10 @@ class FakeVM:
         kind = params['type']
         if kind in ('mirror', 'backup'):
             fmt_node, file_node = _nodes.target_node_names(name)
-            note(created_file=params['target'], attached=[file_node])
+            note(created_files=[params['target']], attached=[file_node])
             note(attached=[fmt_node, file_node])
         elif kind == 'create':
-            note(created_file=params['target'])
+            note(created_files=[params['target']])
         elif kind == 'commit':
             note(active=not params.get('top'))
         if self.start_error is not None:

@@ -142,3 +142,14 @@ def test_a_ledger_that_cannot_be_written_fails_the_start_before_qemu(
     assert str(err.value).endswith('b2.json: No space left on device')
     vm = t.cast(FakeVM, client.backend)
     assert [c for c in vm.calls if c[0] == 'start'] == [], 'QEMU was not asked to start it'
+
+
+def test_a_withdrawn_file_is_no_longer_the_jobs(ledger: CheckedLedger) -> None:
+    """A start notes the file it is about to create, and withdraws it if something else
+    made it first (so that no clean-up removes a file that is not the job's)."""
+    with ledger.lock():
+        ledger.put({'name': 'b3', 'type': 'backup', 'state': 'starting', 'attached': []})
+        ledger.update('b3', created_files=['/srv/b3.qcow2'], attached=['vjxf'])
+        assert (ledger.get('b3') or {})['created_files'] == ['/srv/b3.qcow2']
+        ledger.update('b3', created_files=[])
+    assert (ledger.get('b3') or {})['created_files'] == []

@@ -203,7 +203,7 @@ def test_copy_of_a_persistent_domain_is_a_transient_job(
     assert targets.formatted == [(target, 'qcow2', 0, (f'{DIR}/mid.qcow2', 'qcow2'))]
     assert notes == [{'disk': 'vda', 'libvirt_type': 'copy', 'chain': [
         f'{DIR}/top.qcow2', f'{DIR}/mid.qcow2', f'{DIR}/base.qcow2'], 'expect_source': target,
-        'target_format': 'qcow2', 'transient_job': True, 'created_file': target}]
+        'target_format': 'qcow2', 'transient_job': True, 'created_files': [target]}]
 
 
 @pytest.mark.parametrize('params', [
