@@ -421,10 +421,20 @@ class JobClient:
             done = all(v == 'reached' for v in verdicts.values()) or 'never' in verdicts.values()
             return Check(done, (chosen, verdicts))
 
+        entries = [self.ledger.get(name) or {} for name in names]
+        watched = {*names, *(m for e in entries for m in e.get('members') or [])}
+        migration = any(is_migration(e) for e in entries)
+
         def block(session: Session, seconds: float) -> None:
-            event = session.wait_event(seconds)
-            if event is not None:
+            # Only an event about a watched job ends the block: others' do not wake the wait.
+            until = self.waiter.clock() + seconds
+            while True:
+                event = session.wait_event(max(0.0, until - self.waiter.clock()))
+                if event is None:
+                    return
                 self._note_event(event, names)
+                if _model.concerns(event, watched, migration) or self.waiter.clock() >= until:
+                    return
 
         try:
             result = self.waiter.wait(self.backend.session, check, block, timeout, first)

@@ -162,6 +162,26 @@ def outcome_from_event(event: Record) -> Record | None:
                          'percent': percent(data.get('offset'), data.get('len'))}}
 
 
+#: QEMU events about the VM's one migration (they name no job).
+MIGRATION_EVENTS = frozenset({'MIGRATION', 'MIGRATION_PASS', 'STOP', 'RESUME'})
+
+
+def concerns(event: Record, watched: t.Collection[str], migration: bool) -> bool:
+    """Whether ``event`` may change what a wait for the jobs ``watched`` sees.
+
+    Job events name their job (``id``, or ``device`` for block-job events); migration
+    events name none and count when a migration is watched. libvirt's domain events
+    (a backup or migration is the domain job) always count.
+    """
+    kind = str(event.get('event') or '')
+    data = event.get('data') or {}
+    if data.get('id') in watched or data.get('device') in watched:
+        return True
+    if kind in MIGRATION_EVENTS:
+        return migration
+    return kind.startswith('LIBVIRT_')
+
+
 def record_from_ledger(entry: Record) -> Record:
     """The record of a job QEMU no longer has, from its ledger entry.
 

@@ -792,3 +792,22 @@ def test_the_monitor_is_never_awaited_under_the_ledger_lock(client: JobClient, v
     vm.jobs.pop('b2', None)
     driver.run('b2', 'absent', forget=True)
     assert seen and not any(seen), seen
+
+
+def test_another_jobs_events_do_not_wake_a_wait(client: JobClient, vm: FakeVM,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    start(client, 'b1')
+    vm.frozen.add('b1')
+    start(client, 'b2')
+    queries = []
+    snapshot = client.snapshot
+
+    def counted(session: t.Any) -> t.Any:
+        queries.append(1)
+        return snapshot(session)
+
+    monkeypatch.setattr(client, 'snapshot', counted)
+    with pytest.raises(JobTimeout):
+        client.wait(['b1'], 'concluded', 0.4)
+    assert vm.status('b2') == 'concluded', 'b2 went through its statuses meanwhile'
+    assert len(queries) == 2, 'one query at the start, one when the time was up'

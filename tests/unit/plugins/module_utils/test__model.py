@@ -436,3 +436,21 @@ def test_wait_verdict_of_a_job_qemu_dismissed_by_itself(target: str, expected: s
 def test_wait_verdict_unknown_target() -> None:
     with pytest.raises(ValueError, match="unknown wait target 'gone'"):
         _model.wait_verdict(live('running', None), 'gone')
+
+
+@pytest.mark.parametrize('event, watched, migration, expected', [
+    ({'event': 'JOB_STATUS_CHANGE', 'data': {'id': 'b1', 'status': 'concluded'}}, {'b1'}, False,
+     True),
+    ({'event': 'JOB_STATUS_CHANGE', 'data': {'id': 'b2', 'status': 'concluded'}}, {'b1'}, False,
+     False),
+    ({'event': 'BLOCK_JOB_COMPLETED', 'data': {'device': 'g1.disk0'}}, {'g1', 'g1.disk0'}, False,
+     True),
+    ({'event': 'BLOCK_JOB_READY', 'data': {'device': 'm2'}}, {'m1'}, False, False),
+    ({'event': 'MIGRATION', 'data': {'status': 'completed'}}, {'mig'}, True, True),
+    ({'event': 'MIGRATION', 'data': {'status': 'completed'}}, {'b1'}, False, False),
+    ({'event': 'RESUME', 'data': {}}, {'b1'}, False, False),
+    ({'event': 'LIBVIRT_JOB_COMPLETED', 'data': {}}, {'b1'}, False, True),
+    ({'event': 'SHUTDOWN', 'data': {}}, {'b1'}, False, False),
+])
+def test_concerns(event: Record, watched: set[str], migration: bool, expected: bool) -> None:
+    assert _model.concerns(event, watched, migration) is expected
