@@ -21,6 +21,7 @@ This is a private module: its API may change between any two releases.
 
 from __future__ import annotations
 
+import contextlib
 import typing as t
 
 
@@ -112,6 +113,23 @@ class BackendError(VmjobsError):
     def for_job(self, job: str) -> BackendError:
         """The same error, with the message naming ``job``."""
         return BackendError(self.command, self.error_class, self.desc, job)
+
+
+@contextlib.contextmanager
+def naming(job: str) -> t.Iterator[None]:
+    """Make a :class:`BackendError` raised inside name ``job`` in its message.
+
+    The one place where QEMU's and libvirt's refusals learn which job they were about;
+    an error that names a job already is left as it is.
+
+    :raise BackendError: the error raised inside, naming ``job``.
+    """
+    try:
+        yield
+    except BackendError as err:
+        if err.job is not None:
+            raise
+        raise err.for_job(job) from err
 
 
 class TransportError(VmjobsError):

@@ -25,6 +25,7 @@ from ._errors import (
     MonitorBusy,
     TransportError,
     VmjobsError,
+    naming,
 )
 from ._ledger import Ledger
 from ._waiter import Check, Waiter
@@ -339,14 +340,13 @@ class JobClient:
             self.ledger.update(name, **facts)
 
         try:
-            session.start(name, params, note)
-        except VmjobsError as err:
+            with naming(name):
+                session.start(name, params, note)
+        except VmjobsError:
             entry = self.ledger.get(name)
             if entry is not None:
                 session.cleanup(entry, discard=True)
                 self.ledger.delete(name)
-            if err.job is None and hasattr(err, 'for_job'):
-                raise err.for_job(name) from err
             raise
         self.ledger.update(name, state='started')
 

@@ -21,7 +21,7 @@ import typing as t
 
 from . import _closing, _libvirt, _libvirt_jobs, _libvirt_migrate, _libvirt_xml
 from ._backend import Note, Record
-from ._errors import BackendError, JobStateError, TransportError
+from ._errors import BackendError, JobStateError, TransportError, naming
 from ._jobs import compact
 from ._libvirt import Connection, Domain
 from ._libvirt_ledger import MetadataLedger
@@ -177,10 +177,8 @@ class LibvirtSession:
         Starter(self.domain, self._entries(), self.exists).start(name, params, note)
 
     def _run(self, name: str, command: str, *args: t.Any) -> t.Any:
-        try:
+        with naming(name):
             return self.domain.call(command, *args)
-        except BackendError as err:
-            raise err.for_job(name) from err
 
     # -- steering ------------------------------------------------------------------------------
 
@@ -252,10 +250,8 @@ class LibvirtSession:
         changed = _libvirt_xml.set_disk_source(inactive, entry['disk'], entry['expect_source'],
                                                entry.get('target_format') or 'qcow2')
         if changed is not None:
-            try:
+            with naming(name):
                 self.conn.define(changed)
-            except BackendError as err:
-                raise err.for_job(name) from err
 
     def migration(self, entry: Record) -> Record | None:
         try:

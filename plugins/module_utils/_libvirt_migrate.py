@@ -23,7 +23,7 @@ import typing as t
 
 from . import _libvirt, _libvirt_jobs
 from ._backend import Note, Record
-from ._errors import BackendError, JobConflict, TransportError, VmjobsError
+from ._errors import BackendError, JobConflict, TransportError, VmjobsError, naming
 from ._libvirt import Connection, Domain
 
 #: Longest wait for libvirt to report a migration it accepted.
@@ -91,10 +91,8 @@ def start(conn: Connection, domain: Domain, name: str, params: dict[str, t.Any],
     outcome: list[BackendError | TransportError | None] = []
     typed, value = typed_params(params), flags(params, persistent)
     if params.get('downtime_limit') is not None:
-        try:
+        with naming(name):
             domain.call('migrateSetMaxDowntime', params['downtime_limit'], 0)
-        except BackendError as err:
-            raise err.for_job(name) from err
 
     def migrate() -> None:
         # A connection of its own: libvirt would queue this session's queries behind
@@ -116,7 +114,8 @@ def start(conn: Connection, domain: Domain, name: str, params: dict[str, t.Any],
         worker.join(0.05)
     failure = outcome[0] if outcome else None
     if isinstance(failure, BackendError):
-        raise failure.for_job(name) from failure
+        with naming(name):
+            raise failure
     if failure is not None:
         raise VmjobsError(f"job '{name}': {failure}", name) from failure
 
@@ -168,10 +167,8 @@ def apply_verb(domain: Domain, name: str, verb: str, **arguments: t.Any) -> None
     if verb not in calls:
         return  # dismiss: libvirt keeps nothing to dismiss
     command, args = calls[verb]
-    try:
+    with naming(name):
         domain.call(command, *args)
-    except BackendError as err:
-        raise err.for_job(name) from err
 
 
 def witness(entry: Record, domain_name: str) -> Record | None:

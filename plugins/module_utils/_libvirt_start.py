@@ -14,7 +14,7 @@ import typing as t
 
 from . import _libvirt, _libvirt_jobs, _libvirt_xml, _targets
 from ._backend import Note, Record
-from ._errors import BackendError, InvalidArgument
+from ._errors import InvalidArgument, naming
 from ._libvirt import Domain
 
 #: block_job options libvirt has no counterpart for, and why.
@@ -88,10 +88,8 @@ class Starter:
             self._start_copy(name, params, disk, speed, note)
 
     def _run(self, name: str, command: str, *args: t.Any) -> t.Any:
-        try:
+        with naming(name):
             return self.domain.call(command, *args)
-        except BackendError as err:
-            raise err.for_job(name) from err
 
     def _start_commit(self, name: str, params: dict[str, t.Any], disk: Record,
                       chain: list[str], speed: int, note: Note) -> None:

@@ -13,7 +13,7 @@ import typing as t
 
 from . import _closing, _migration, _model, _qmp_migrate
 from ._backend import Note, Record
-from ._errors import BackendError
+from ._errors import BackendError, naming
 from ._qmp import Monitor
 from ._qmp_start import start_job
 
@@ -63,7 +63,7 @@ class QmpSession:
         ``block-job-cancel`` (not ``job-cancel``, which always forces) lets a READY
         mirror or active commit finish as a consistent copy, without pivoting.
         """
-        try:
+        with naming(name):
             if verb == 'set-speed':
                 self.monitor.execute('block-job-set-speed',
                                      {'device': name, 'speed': arguments['speed']})
@@ -71,8 +71,6 @@ class QmpSession:
                 self.monitor.execute('block-job-cancel', {'device': name})
             else:
                 self.monitor.execute(VERB_COMMANDS[verb], {'id': name})
-        except BackendError as err:
-            raise err.for_job(name) from err
 
     def cleanup(self, entry: Record, discard: bool = False) -> list[str]:
         """Detach the nodes a start attached, unless a device now uses them.

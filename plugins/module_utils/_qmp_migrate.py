@@ -14,7 +14,7 @@ import typing as t
 
 from . import _migration
 from ._backend import Note, Record
-from ._errors import BackendError, JobConflict, JobStateError, VmjobsError
+from ._errors import JobConflict, JobStateError, VmjobsError, naming
 from ._qmp import Monitor
 
 #: MigrationStatus words of a migration that is still under way.
@@ -106,10 +106,8 @@ class Side:
 
         :raise BackendError: QEMU refused.
         """
-        try:
+        with naming(self.name):
             return self.monitor.execute(command, arguments)
-        except BackendError as err:
-            raise err.for_job(self.name) from err
 
 
 def prepare_destination(name: str, dest: Monitor, params: dict[str, t.Any]) -> str:
@@ -181,10 +179,8 @@ def apply_verb(mon: Monitor, name: str, verb: str, **arguments: t.Any) -> None:
     if verb not in commands:
         return  # dismiss: QEMU keeps nothing to dismiss
     command, args = commands[verb]
-    try:
+    with naming(name):
         mon.execute(command, args)
-    except BackendError as err:
-        raise err.for_job(name) from err
 
 
 def witness(entry: Record, connect_timeout: float) -> Record | None:

@@ -108,3 +108,20 @@ def test_backend_error_for_a_job(replies: dict[str, t.Any]) -> None:
     assert str(named) == ("job 'nojob': block-job-set-speed failed: DeviceNotActive: Block job "
                           "'nojob' not found")
     assert named.result() == {}
+
+
+def test_naming_makes_a_refusal_name_its_job() -> None:
+    with pytest.raises(BackendError) as err, _errors.naming('b1'):
+        raise BackendError('blockdev-backup', 'GenericError', "Node 'x' not found")
+    assert str(err.value) == "job 'b1': blockdev-backup failed: GenericError: Node 'x' not found"
+    assert (err.value.job, err.value.error_class) == ('b1', 'GenericError')
+    assert isinstance(err.value.__cause__, BackendError)
+
+
+def test_naming_leaves_an_error_that_names_its_job_and_other_errors_alone() -> None:
+    named = BackendError('job-cancel', 'GenericError', 'gone', 'b2')
+    with pytest.raises(BackendError) as err, _errors.naming('b1'):
+        raise named
+    assert err.value is named
+    with pytest.raises(TransportError), _errors.naming('b1'):
+        raise TransportError('lost the VM')
