@@ -119,13 +119,8 @@ class Starter:
     def _start_copy(self, name: str, params: dict[str, t.Any], disk: Record, speed: int,
                     note: Note) -> None:
         checked = self.targets.check(name, params['target'])
+        _targets.require_reuse(name, params['target'], checked, params['reuse_target'])
         exists = checked.exists
-        if exists and not params['reuse_target']:
-            raise InvalidArgument(f"job '{name}': target {params['target']} already exists; set "
-                                  'reuse_target: true to write into it', name)
-        if not exists and params['reuse_target']:
-            raise InvalidArgument(f"job '{name}': reuse_target is true but target "
-                                  f"{params['target']} does not exist", name)
         path = checked.path
         sync = params.get('sync') or 'full'
         if sync not in ('full', 'top'):

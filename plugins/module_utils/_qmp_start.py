@@ -107,14 +107,9 @@ def prepare_target(mon: Monitor, name: str, params: dict[str, t.Any], source: st
     :raise InvalidArgument: the target is a link, in an unsafe directory, exists
         without ``reuse_target`` or is missing with it.
     """
-    path = params['target']
-    checked = TARGETS.check(name, path)
+    checked = TARGETS.check(name, params['target'])
+    _targets.require_reuse(name, params['target'], checked, params['reuse_target'])
     exists = checked.exists
-    if exists and not params['reuse_target']:
-        raise InvalidArgument(f"job '{name}': target {path} already exists; set reuse_target: true "
-                              "to write into it", name)
-    if not exists and params['reuse_target']:
-        raise InvalidArgument(f"job '{name}': reuse_target is true but target {path} does not exist", name)
     entry = _nodes.node(nodes, source)
     fmt = params.get('target_format') or ('qcow2' if entry.get('drv') == 'qcow2' else 'raw')
     backing_node = backing = None

@@ -150,6 +150,20 @@ class Target:
     exists: bool
 
 
+def require_reuse(job: str, given: str, target: Target, reuse: bool) -> None:
+    """Refuse an existing target unless ``reuse``, and a missing one with it.
+
+    :param given: the target as the task gave it (for messages).
+    :raise InvalidArgument: the target's existence does not match ``reuse_target``.
+    """
+    if target.exists and not reuse:
+        raise InvalidArgument(f"job '{job}': target {given} already exists; set "
+                              'reuse_target: true to write into it', job)
+    if not target.exists and reuse:
+        raise InvalidArgument(f"job '{job}': reuse_target is true but target {given} "
+                              'does not exist', job)
+
+
 class Targets:
     """Checks target paths, creates target files and formats them (``qemu-img``).
 

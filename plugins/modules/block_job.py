@@ -287,14 +287,29 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._args import (
     split_start_only,
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._jobs import JobClient
+from ansible_collections.vmjobs.qemu.plugins.module_utils._targets import (
+    Targets,
+    require_reuse,
+)
+
+#: Job types whose target the module creates (or reuses).
+TARGET_TYPES = ('mirror', 'backup', 'create')
 
 
 def start(client: JobClient, params: dict[str, t.Any]) -> dict[str, t.Any]:
     """Start (or find) the named block job and optionally wait for it."""
     job, start_only = split_start_only(block_job_params(params))
+
+    def prepare(_records: object, _entries: object) -> dict[str, t.Any]:
+        if client.check_mode and job.get('target') and job['type'] in TARGET_TYPES:
+            # what the start would refuse, refused in check mode too
+            target = Targets().check(params['name'], job['target'])
+            if job['type'] != 'create':
+                require_reuse(params['name'], job['target'], target, job['reuse_target'])
+        return start_only
+
     result = client.start(params['name'], job, params['wait'],
-                          check_timeout(params['wait_timeout'], 'wait_timeout'),
-                          lambda _records, _entries: start_only)
+                          check_timeout(params['wait_timeout'], 'wait_timeout'), prepare)
     return result.start_output()
 
 

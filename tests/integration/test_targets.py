@@ -391,3 +391,15 @@ def test_libvirt_targets_are_private(libvirt_host, workdir, make_image, private,
     finally:
         libvirt_host.virsh('destroy', name, check=False)
         libvirt_host.virsh('undefine', name, '--checkpoints-metadata', check=False)
+
+
+@pytest.mark.parametrize('kind', ['backup', 'create'])
+def test_check_mode_refuses_a_link_target_as_the_run_would(kind, workdir, disk0, private, qsd,
+                                                           run_module):
+    daemon = qsd(disks={'disk0': disk0})
+    link = private / 'link.qcow2'
+    link.symlink_to(workdir / 'nowhere.qcow2')
+    module, args = start(kind, 'j1', link)
+    predicted = run_module(module, dict(connection(daemon, workdir), **args), check=True)
+    assert_one_line(predicted, "job 'j1'", f'target {link} is a symbolic link')
+    assert not predicted['changed']
