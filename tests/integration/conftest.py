@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from harness import ansible, images, mounts
+from harness.libvirt import LibvirtHost
 from harness.procs import Daemon
 from harness.qmp import QMPConnection
 from harness.qsd import start_qsd
@@ -106,6 +107,18 @@ def vm(workdir: Path) -> Iterator[Callable[..., Daemon]]:
     Device ``disk0`` on node ``disk0-fmt`` over ``disk0-file``; monitors like ``qsd``.
     """
     yield from _daemons(start_vm, workdir)
+
+
+@pytest.fixture(scope='module')
+def libvirt_host() -> Iterator[LibvirtHost]:
+    """One private libvirtd (its own mount namespace) for a test module's tests."""
+    daemon = LibvirtHost()
+    try:
+        daemon.start()
+        yield daemon
+        daemon.save_caps()
+    finally:
+        daemon.teardown()
 
 
 @pytest.fixture

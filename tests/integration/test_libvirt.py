@@ -21,15 +21,9 @@ NS = 'https://vmjobs.github.io/xmlns/jobs/1'
 
 
 @pytest.fixture(scope='module')
-def host() -> Iterator[LibvirtHost]:
-    """One private libvirtd for the module's tests."""
-    daemon = LibvirtHost()
-    try:
-        daemon.start()
-        yield daemon
-        daemon.save_caps()
-    finally:
-        daemon.teardown()
+def host(libvirt_host: LibvirtHost) -> LibvirtHost:
+    """The module's private libvirtd (conftest's ``libvirt_host``)."""
+    return libvirt_host
 
 
 class Domain:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from harness import assert_ok, has_pattern
-from harness.libvirt import LibvirtHost, create_domain
+from harness.libvirt import create_domain
 from harness.nodes import blockdev_args, image_nodes, monitor_args
 from harness.procs import start_daemon
 
@@ -335,19 +335,6 @@ def test_the_disk_move_role_passes_its_mode(workdir, disk0, qsd, run_playbook):
 
 
 # -- libvirt ----------------------------------------------------------------------------------------
-
-@pytest.fixture(scope='module')
-def libvirt_host() -> Iterator[LibvirtHost]:
-    if shutil.which('libvirtd') is None:
-        pytest.skip('libvirtd is not installed')
-    daemon = LibvirtHost()
-    try:
-        daemon.start()
-        yield daemon
-        daemon.save_caps()
-    finally:
-        daemon.teardown()
-
 
 def test_libvirt_targets_are_private(libvirt_host, workdir, make_image, private, play):
     disk = make_image('vda.qcow2', '16M', pattern=0x3C)
