@@ -5,7 +5,6 @@ Every test ends by asserting that the domain was never tainted by monitor comman
 
 from __future__ import annotations
 
-import json
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 from harness import has_pattern, image_info, write_pattern
+from harness.ansible import play_steps
 from harness.images import check_closed, compare_closed
 from harness.libvirt import LibvirtHost, create_domain, taint_messages
 from lxml import etree
@@ -30,12 +30,11 @@ class Domain:
     """A domain of the test and the modules run against it."""
 
     def __init__(self, host: LibvirtHost, workdir: Path, run_module: Callable[..., dict[str, Any]],
-                 run_playbook: Callable[..., Any], name: str) -> None:
+                 name: str) -> None:
         self.host = host
         self.workdir = workdir
         self.name = name
         self._run = run_module
-        self._playbook = run_playbook
         self._plays = 0
         self.stopped = False
 
@@ -52,21 +51,8 @@ class Domain:
         A failing step does not stop the play; its result says ``failed``.
         """
         self._plays += 1
-        out = self.workdir / f'{self.name}-play{self._plays}.json'
-        tasks: list[dict[str, Any]] = [
-            {'name': f'step {index}', f'vmjobs.qemu.{module}': dict(self.connection(), **args),
-             'register': f'r{index}', 'ignore_errors': True}
-            for index, (module, args) in enumerate(steps)]
-        names = ', '.join(f'r{index}' for index in range(len(steps)))
-        tasks.append({'ansible.builtin.copy': {'dest': str(out),
-                                               'content': f'{{{{ [{names}] | to_json }}}}'}})
-        result = self._playbook(json.dumps([{'hosts': 'localhost', 'gather_facts': False,
-                                             'tasks': tasks}]) + '\n')
-        assert out.exists(), result.stdout + result.stderr
-        results: list[dict[str, Any]] = json.loads(out.read_text())
-        for item in results:
-            item.setdefault('failed', False)
-        return results
+        return play_steps(self.workdir, self.connection(), steps,
+                          self.workdir / f'{self.name}-play{self._plays}.json')
 
     def ok(self, module: str, **args: Any) -> dict[str, Any]:
         result = self.run(module, **args)
@@ -98,8 +84,8 @@ class Domain:
 
 
 @pytest.fixture
-def domain(host: LibvirtHost, workdir: Path, run_module: Callable[..., dict[str, Any]],
-           run_playbook: Callable[..., Any]) -> Iterator[Callable[..., Domain]]:
+def domain(host: LibvirtHost, workdir: Path,
+           run_module: Callable[..., dict[str, Any]]) -> Iterator[Callable[..., Domain]]:
     """``domain(disks={'vda': image}, persistent=False)`` -> Domain; destroyed afterwards."""
     made: list[Domain] = []
 
@@ -107,7 +93,7 @@ def domain(host: LibvirtHost, workdir: Path, run_module: Callable[..., dict[str,
              name: str | None = None) -> Domain:
         name = name or f'{workdir.name}-{len(made)}'
         create_domain(host, workdir, name, disks, persistent, running)
-        made.append(Domain(host, workdir, run_module, run_playbook, name))
+        made.append(Domain(host, workdir, run_module, name))
         return made[-1]
     yield make
     for dom in made:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from harness import assert_ok, has_pattern
+from harness.ansible import play_steps
 from harness.libvirt import create_domain
 from harness.nodes import blockdev_args, image_nodes, monitor_args
 from harness.procs import start_daemon
@@ -49,21 +50,7 @@ def play(workdir: Path, run_playbook: Callable[..., Any]) -> Play:
     plays = iter(range(1, 1000))
 
     def run(connection: dict[str, Any], *steps: tuple[str, dict[str, Any]]) -> list[dict[str, Any]]:
-        out = workdir / f'targets-play{next(plays)}.json'
-        tasks: list[dict[str, Any]] = [
-            {'name': f'step {index}', f'vmjobs.qemu.{module}': dict(connection, **args),
-             'register': f'r{index}', 'ignore_errors': True}
-            for index, (module, args) in enumerate(steps)]
-        names = ', '.join(f'r{index}' for index in range(len(steps)))
-        tasks.append({'ansible.builtin.copy': {'dest': str(out), 'mode': '0600',
-                                               'content': f'{{{{ [{names}] | to_json }}}}'}})
-        result = run_playbook(json.dumps([{'hosts': 'localhost', 'gather_facts': False,
-                                           'tasks': tasks}]) + '\n')
-        assert out.exists(), result.stdout + result.stderr
-        results: list[dict[str, Any]] = json.loads(out.read_text())
-        for item in results:
-            item.setdefault('failed', False)
-        return results
+        return play_steps(workdir, connection, steps, workdir / f'targets-play{next(plays)}.json')
     return run
 
 

@@ -89,3 +89,26 @@ def run_module(workdir: Path, module: str, args: dict[str, Any], check: bool = F
     result['failed'] = match.group(1) in ('FAILED!', 'UNREACHABLE!')
     result.update(rc=proc.returncode, raw=proc.stderr)
     return result
+
+
+def play_steps(workdir: Path, connection: dict[str, Any], steps: tuple[tuple[str, dict[str, Any]], ...],
+               out: Path) -> list[dict[str, Any]]:
+    """Run module calls ``(module, args)`` in one playbook (one ansible start-up).
+
+    Every call gets ``connection``'s options; a failing step does not stop the play
+    (its result says ``failed``). The results are written to ``out`` and returned.
+    """
+    tasks: list[dict[str, Any]] = [
+        {'name': f'step {index}', f'vmjobs.qemu.{module}': dict(connection, **args),
+         'register': f'r{index}', 'ignore_errors': True}
+        for index, (module, args) in enumerate(steps)]
+    names = ', '.join(f'r{index}' for index in range(len(steps)))
+    tasks.append({'ansible.builtin.copy': {'dest': str(out), 'mode': '0600',
+                                           'content': f'{{{{ [{names}] | to_json }}}}'}})
+    result = run_playbook(workdir, json.dumps([{'hosts': 'localhost', 'gather_facts': False,
+                                                'tasks': tasks}]) + '\n')
+    assert out.exists(), result.stdout + result.stderr
+    results: list[dict[str, Any]] = json.loads(out.read_text())
+    for item in results:
+        item.setdefault('failed', False)
+    return results
