@@ -17,7 +17,8 @@ import typing as t
 from . import _closing, _model
 from ._backend import Record
 from ._errors import JobNotFound, JobStateError
-from ._jobs import JobClient, Result, compact, describe
+from ._jobs import JobClient, Result, describe
+from ._observer import compact
 
 STATES = ('completed', 'finalized', 'paused', 'running', 'canceled', 'absent')
 DONE = 'reached'

@@ -13,7 +13,7 @@ import dataclasses
 import time
 import typing as t
 
-from . import _closing, _migration, _model
+from . import _migration, _model
 from ._backend import Backend, Record, Session
 from ._errors import (
     JobConflict,
@@ -28,6 +28,7 @@ from ._errors import (
     naming,
 )
 from ._ledger import Ledger
+from ._observer import Observer, is_migration
 from ._waiter import Check, Waiter
 
 #: Parameters that may differ between two starts of the same job.
@@ -38,8 +39,6 @@ Verdict = t.Callable[[Record, 'Record | None'], str]
 Records = list[Record]
 Prepare = t.Callable[[dict[str, Record], dict[str, Record]], dict[str, t.Any]]
 
-#: Record keys the ledger keeps of a live record.
-KEPT = ('status', 'raw_status', 'outcome', 'error', 'progress', 'speed') + _model.DETAIL_KEPT
 
 
 @dataclasses.dataclass
@@ -79,21 +78,11 @@ def absent_record(name: str) -> Record:
         'lost': False}
 
 
-def compact(record: Record) -> Record:
-    """What the ledger keeps of a live record."""
-    return {key: record.get(key) for key in KEPT if key in record}
-
-
 @contextlib.contextmanager
 def handover(session: Session, owner: contextlib.ExitStack) -> t.Iterator[Session]:
     """An open session as a context manager whose exit closes it (through ``owner``)."""
     with owner:
         yield session
-
-
-def is_migration(entry: Record | None) -> bool:
-    """Whether a ledger entry is a migration's (whose outcome can outlive the VM)."""
-    return entry is not None and entry.get('type') == 'migration'
 
 
 def describe(record: Record) -> str:
@@ -133,19 +122,21 @@ class JobClient:
         self.waiter = waiter or Waiter()
         self.check_mode = check_mode
         self.now = now
-        #: Names of the jobs this client acted on besides what a caller asked for: targets
-        #: closed (or, in check mode, that would be), a migration's completion policy
-        #: applied, its guest resumed at the destination.
-        self.acted_on: list[str] = []
+        self.observer = Observer(backend, ledger, check_mode, now)
+
+    @property
+    def acted_on(self) -> list[str]:
+        """Names of the jobs acted on besides what a caller asked for (see ``Observer``)."""
+        return self.observer.acted_on
+
+    @acted_on.setter
+    def acted_on(self, names: list[str]) -> None:
+        self.observer.acted_on = names
 
     @property
     def acted(self) -> bool:
         """Whether this client changed anything besides what a caller asked for."""
-        return bool(self.acted_on)
-
-    def _acted(self, name: str) -> None:
-        if name not in self.acted_on:
-            self.acted_on.append(name)
+        return bool(self.observer.acted_on)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -235,7 +226,7 @@ class JobClient:
             with self.backend.session() as session:
                 records, entries = self.snapshot(session)
                 self.readable([name])
-                if settle and self.close_targets(session, [name], records, entries):
+                if settle and self.observer.close_targets(session, [name], records, entries):
                     records, entries = self.snapshot(session)
         except TransportError as err:
             return self.offline([name], err)[0], self.ledger.get(name)
@@ -320,7 +311,7 @@ class JobClient:
             record = entry = None
         if record is not None:
             self._same_job(name, record, entry, wanted)
-            if self._close_locked(session, [name], records, entries):
+            if self.observer.close_locked(session, [name], records, entries):
                 record = self.snapshot(session)[0].get(name) or record
             return record
         if prepare is not None:
@@ -401,15 +392,15 @@ class JobClient:
             self.readable(names)
             # Events sent before the query's reply are queued by now: an outcome they
             # carry (auto-dismissed jobs vanish right after it) is kept, then re-read.
-            if [e for e in session.events() if self._note_event(e, names)]:
+            if [e for e in session.events() if self.observer.note_event(e, names)]:
                 records, entries = self.snapshot(session)
-            self._observe(records, entries)
-            if self.close_targets(session, names, records, entries):
+            self.observer.observe(records, entries)
+            if self.observer.close_targets(session, names, records, entries):
                 records, entries = self.snapshot(session)
             latest.update((name, records[name]) for name in names if name in records)
             for name in names:
                 if name in records and is_migration(entries.get(name)):
-                    self._steer(session, records[name], entries[name])
+                    self.observer.steer(session, records[name], entries[name])
             chosen, verdicts = [], {}
             for name in names:
                 if name not in records and target != 'absent':
@@ -432,7 +423,7 @@ class JobClient:
                 event = session.wait_event(max(0.0, until - self.waiter.clock()))
                 if event is None:
                     return
-                self._note_event(event, names)
+                self.observer.note_event(event, names)
                 if _model.concerns(event, watched, migration) or self.waiter.clock() >= until:
                     return
 
@@ -440,7 +431,7 @@ class JobClient:
             result = self.waiter.wait(self.backend.session, check, block, timeout, first)
         except TransportError as err:  # the VM went away: a migration may have ended
             if not isinstance(err, MonitorBusy):
-                self._keep_last(latest)
+                self.observer.keep_last(latest)
             try:
                 records = self.offline(names, err)
             except TransportError:
@@ -477,103 +468,3 @@ class JobClient:
             f"job '{name}' ({record['type']}) is {describe(record)} and cannot reach {target}"
             f"{held_hint(record)}; verbs allowed now: "
             f"{_model.allowed_text(record['status'], record['type'])}", name, record)
-
-    def close_targets(self, session: Session, names: t.Sequence[str],
-                      records: dict[str, Record], entries: dict[str, Record]) -> bool:
-        """Close the targets of the jobs in ``names`` that have concluded.
-
-        Their nodes are detached (QEMU flushes and closes the images) unless a
-        device uses them; the files of a job that did not finish are removed. The
-        ledger notes the new ``target_state``. Takes the ledger's lock.
-
-        :return: whether any job's targets were closed, so the records are to be read
-            again (never in check mode; :attr:`acted_on` lists what would change).
-        """
-        if not any(name in records and _closing.closing_due(records[name], entries.get(name))
-                   for name in names):
-            return False
-        with self.ledger.lock():
-            return self._close_locked(session, names, records, entries)
-
-    def _close_locked(self, session: Session, names: t.Sequence[str],
-                      records: dict[str, Record], entries: dict[str, Record]) -> bool:
-        """:meth:`close_targets` with the ledger's lock held."""
-        due = False
-        for name in names:
-            record = records.get(name)
-            if record is None or not _closing.closing_due(record, entries.get(name)):
-                continue
-            due = True
-            entry = self.ledger.get(name) or entries[name]
-            discard = not _closing.finished(record, entry)
-            kept = [] if self.check_mode else session.cleanup(entry, discard=discard)
-            detached = set(kept) != set(entry.get('attached') or [])
-            if discard or detached:
-                self._acted(name)  # a node was detached or a file removed (or would be)
-            if not self.check_mode:
-                entries[name] = self.ledger.update(
-                    name, targets=_closing.closed_state(kept, discard), kept_nodes=kept) or entry
-        return due and not self.check_mode
-
-    def _observe(self, records: dict[str, Record], entries: dict[str, Record]) -> None:
-        """Remember in the ledger the latest status and outcome of named jobs.
-
-        A migration's progress is kept too: once its VM has gone, it is all there is.
-        """
-        for name, entry in entries.items():
-            record = records.get(name)
-            if record is None or not record['live'] or self.check_mode:
-                continue
-            last = entry.get('last') or {}
-            keys = ('status', 'outcome', 'progress') if is_migration(entry) else (
-                'status', 'outcome')
-            if any(last.get(key) != record[key] for key in keys):
-                with self.ledger.lock():
-                    entries[name] = self.ledger.update(name, last=compact(record)) or entry
-
-    def _keep_last(self, records: dict[str, Record]) -> None:
-        """Write the last live records seen into the ledger: the VM went away mid-wait.
-
-        Their jobs read as lost, with the progress they had made when last seen.
-        """
-        if self.check_mode:
-            return
-        with self.ledger.lock():
-            for name, record in records.items():
-                entry = self.ledger.get(name)
-                if record['live'] and entry is not None and not is_migration(entry):
-                    self.ledger.update(name, last=compact(record))
-
-    def _steer(self, session: Session, record: Record, entry: Record) -> None:
-        """Apply a migration's completion policy when due; finish it once it succeeded."""
-        if self.check_mode or not record['live']:
-            return
-        name = record['name']
-        applied = entry.get('applied') or []
-        action = _migration.due_action(record, entry.get('params') or {}, applied,
-                                       self.now() - entry.get('started_at', self.now()))
-        if action is not None:
-            with self.ledger.lock():
-                self.ledger.update(name, applied=[*applied, action])
-            session.migration_verb(name, action)
-            self._acted(name)
-        elif record['outcome'] == 'succeeded' and not entry.get('finished'):
-            with self.ledger.lock():
-                self.ledger.update(name, finished=True)
-            if self.backend.finish(entry):
-                self._acted(name)
-
-    def _note_event(self, event: Record, names: t.Sequence[str]) -> bool:
-        """Keep the outcome an event carries, for jobs QEMU dismisses by itself."""
-        seen = _model.outcome_from_event(event)
-        if seen is None or seen['name'] not in names or self.check_mode:
-            return False
-        with self.ledger.lock():
-            self._keep_outcome(seen)
-        return True
-
-    def _keep_outcome(self, seen: Record) -> None:
-        """Write an event's outcome into the ledger entry unless one is known (lock held)."""
-        entry = self.ledger.get(seen['name'])
-        if entry is not None and not (entry.get('last') or {}).get('outcome'):
-            self.ledger.update(seen['name'], last=compact(seen))

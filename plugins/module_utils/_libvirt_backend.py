@@ -22,10 +22,10 @@ import typing as t
 from . import _closing, _libvirt, _libvirt_jobs, _libvirt_migrate, _libvirt_xml
 from ._backend import Note, Record
 from ._errors import BackendError, JobStateError, TransportError, naming
-from ._jobs import compact
 from ._libvirt import Connection, Domain
 from ._libvirt_ledger import MetadataLedger
 from ._libvirt_start import Starter
+from ._observer import compact
 
 #: Longest wait for libvirt to report a block job that has left ``blockJobInfo``.
 SETTLE_SECONDS = 2.0

@@ -8,7 +8,12 @@ import os
 import typing as t
 
 import pytest
-from ansible_collections.vmjobs.qemu.plugins.module_utils import _jobs, _model, _nodes
+from ansible_collections.vmjobs.qemu.plugins.module_utils import (
+    _jobs,
+    _model,
+    _nodes,
+    _observer,
+)
 from ansible_collections.vmjobs.qemu.plugins.module_utils._control import JobDriver
 from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
     BackendError,
@@ -105,7 +110,7 @@ def test_absent_record() -> None:
 def test_compact() -> None:
     record = {'name': 'b1', 'status': 'running', 'outcome': None, 'error': None,
               'progress': {'percent': 1.0}, 'speed': 5, 'busy': True}
-    assert _jobs.compact(record) == {'status': 'running', 'outcome': None, 'error': None,
+    assert _observer.compact(record) == {'status': 'running', 'outcome': None, 'error': None,
                                      'progress': {'percent': 1.0}, 'speed': 5}
 
 
@@ -670,7 +675,7 @@ def test_an_auto_dismissed_job_that_vanished_unwatched_is_lost(
 def test_note_event(client: JobClient, ledger: CheckedLedger, event: str, data: Record,
                     outcome: str) -> None:
     ledger.put({'name': 'b1', 'type': 'backup', 'state': 'started', 'last': {'status': 'running'}})
-    client._note_event({'event': event, 'data': data}, ['b1'])
+    client.observer.note_event({'event': event, 'data': data}, ['b1'])
     entry = ledger.get('b1')
     assert entry is not None
     assert entry['last']['outcome'] == outcome
@@ -687,18 +692,18 @@ def test_note_event(client: JobClient, ledger: CheckedLedger, event: str, data: 
 def test_note_event_ignores_other_events(client: JobClient, ledger: CheckedLedger,
                                          event: Record) -> None:
     entry = ledger.put({'name': 'b1', 'type': 'backup', 'state': 'started'})
-    client._note_event(event, ['b1'])
+    client.observer.note_event(event, ['b1'])
     assert ledger.get('b1') == entry
 
 
 def test_note_event_keeps_a_known_outcome(client: JobClient, ledger: CheckedLedger) -> None:
     entry = ledger.put({'name': 'b1', 'type': 'backup', 'last': {'outcome': 'failed'}})
-    client._note_event({'event': 'BLOCK_JOB_CANCELLED', 'data': {'device': 'b1'}}, ['b1'])
+    client.observer.note_event({'event': 'BLOCK_JOB_CANCELLED', 'data': {'device': 'b1'}}, ['b1'])
     assert ledger.get('b1') == entry
 
 
 def test_note_event_without_an_entry(client: JobClient, ledger: CheckedLedger) -> None:
-    client._note_event({'event': 'BLOCK_JOB_COMPLETED', 'data': {'device': 'b1'}}, ['b1'])
+    client.observer.note_event({'event': 'BLOCK_JOB_COMPLETED', 'data': {'device': 'b1'}}, ['b1'])
     assert ledger.all() == []
 
 
@@ -707,7 +712,7 @@ def test_recorded_events_are_understood(client: JobClient, ledger: CheckedLedger
     for name in ('m1', 'b1'):
         ledger.put({'name': name, 'type': 'x', 'state': 'started'})
     for event in nodes_replies['events']:
-        client._note_event(event, ['m1', 'b1'])
+        client.observer.note_event(event, ['m1', 'b1'])
     # The first m1 completed, the second was canceled: the first outcome seen stays.
     assert [ledger.get(n)['last']['outcome'] for n in ('m1', 'b1')] == ['succeeded', 'succeeded']
 
@@ -748,7 +753,7 @@ def test_a_vm_lost_mid_wait_keeps_the_last_progress(client: JobClient, vm: FakeV
     assert err.value.job == 'b1'
     entry = ledger.get('b1')
     assert entry is not None
-    assert entry['last'] == _jobs.compact(seen)
+    assert entry['last'] == _observer.compact(seen)
     assert _model.record_from_ledger(entry)['lost'] is True
 
 
