@@ -40,7 +40,6 @@ Records = list[Record]
 Prepare = t.Callable[[dict[str, Record], dict[str, Record]], dict[str, t.Any]]
 
 
-
 @dataclasses.dataclass
 class Result:
     """What an operation did and the records it reports."""

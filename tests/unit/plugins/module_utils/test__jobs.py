@@ -111,7 +111,7 @@ def test_compact() -> None:
     record = {'name': 'b1', 'status': 'running', 'outcome': None, 'error': None,
               'progress': {'percent': 1.0}, 'speed': 5, 'busy': True}
     assert _observer.compact(record) == {'status': 'running', 'outcome': None, 'error': None,
-                                     'progress': {'percent': 1.0}, 'speed': 5}
+                                         'progress': {'percent': 1.0}, 'speed': 5}
 
 
 @pytest.mark.parametrize('record, text', [
