@@ -18,30 +18,31 @@ from . import _closing, _model
 from ._backend import Record
 from ._errors import JobNotFound, JobStateError
 from ._jobs import JobClient, Result, describe
+from ._model import Verdict
 from ._observer import compact
 
 STATES = ('completed', 'finalized', 'paused', 'running', 'canceled', 'absent')
-DONE = 'reached'
+DONE: Verdict = 'reached'
 
 
-def _left_ready(record: Record, _entry: Record | None) -> str:
+def _left_ready(record: Record, _entry: Record | None) -> Verdict:
     status = record['status']
     if status in ('waiting', 'pending', 'concluded') or status == _model.ABSENT:
         return DONE
     return 'waiting' if status in ('ready', 'standby', 'aborting') else 'never'
 
 
-def _is_paused(record: Record, _entry: Record | None) -> str:
+def _is_paused(record: Record, _entry: Record | None) -> Verdict:
     if record['status'] in ('paused', 'standby'):
         return DONE
     return 'waiting' if record['status'] in _model.VERBS['pause'] else 'never'
 
 
-def _concluded(record: Record, _entry: Record | None) -> str:
+def _concluded(record: Record, _entry: Record | None) -> Verdict:
     return DONE if record['status'] in ('concluded', _model.ABSENT) else 'waiting'
 
 
-def _pending(record: Record, _entry: Record | None) -> str:
+def _pending(record: Record, _entry: Record | None) -> Verdict:
     if record['status'] == 'pending':
         return DONE
     return 'never' if record['status'] in ('concluded', _model.ABSENT) else 'waiting'
@@ -89,7 +90,7 @@ class JobDriver:
                 self.client.apply(session, name, verb, **arguments)
         return True
 
-    def _await(self, name: str, verdict: t.Callable[[Record, Record | None], str],
+    def _await(self, name: str, verdict: t.Callable[[Record, Record | None], Verdict],
                target: str) -> Record:
         return self.client.await_jobs([name], verdict, self.wait_timeout, target).record
 
@@ -107,7 +108,7 @@ class JobDriver:
             f"verbs allowed now: {_model.allowed_text(record['status'], record['type'])}",
             record['name'], record)
 
-    def _then_wait(self, record: Record, verdict: t.Callable[[Record, Record | None], str],
+    def _then_wait(self, record: Record, verdict: t.Callable[[Record, Record | None], Verdict],
                    target: str) -> Result:
         if self.wait and not self.client.check_mode:
             return Result(True, [self._await(record['name'], verdict, target)])

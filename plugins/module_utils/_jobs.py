@@ -34,7 +34,7 @@ from ._waiter import Check, Waiter
 #: Parameters that may differ between two starts of the same job.
 NOT_IDENTITY = frozenset({'speed', 'reuse_target', 'bandwidth'})
 
-Verdict = t.Callable[[Record, 'Record | None'], str]
+Judge = t.Callable[[Record, 'Record | None'], _model.Verdict]
 #: Records in a list (spelled so inside ``JobClient``, whose ``list`` method hides the builtin).
 Records = list[Record]
 Prepare = t.Callable[[dict[str, Record], dict[str, Record]], dict[str, t.Any]]
@@ -365,7 +365,7 @@ class JobClient:
         :raise JobStateError: a job can no longer reach ``target``.
         :raise JobTimeout: ``timeout`` ran out; carries the last records.
         """
-        def verdict(record: Record, entry: Record | None) -> str:
+        def verdict(record: Record, entry: Record | None) -> _model.Verdict:
             return _model.wait_verdict(record, target, entry)
 
         records = self.await_jobs(names, verdict, timeout, target, first)
@@ -375,7 +375,7 @@ class JobClient:
                 raise self.unreachable(failed[0], target, records.records)
         return records
 
-    def await_jobs(self, names: t.Sequence[str], verdict: Verdict, timeout: float,
+    def await_jobs(self, names: t.Sequence[str], verdict: Judge, timeout: float,
                    target: str, first: t.ContextManager[Session] | None = None) -> Result:
         """Wait until ``verdict`` says ``reached`` for every name (see :meth:`wait`).
 
@@ -386,7 +386,7 @@ class JobClient:
             _model.validate_name(name)
         latest: dict[str, Record] = {}
 
-        def check(session: Session) -> Check[tuple[list[Record], dict[str, str]]]:
+        def check(session: Session) -> Check[tuple[Records, dict[str, _model.Verdict]]]:
             records, entries = self.snapshot(session)
             self.readable(names)
             # Events sent before the query's reply are queued by now: an outcome they
@@ -400,7 +400,8 @@ class JobClient:
             for name in names:
                 if name in records and is_migration(entries.get(name)):
                     self.observer.steer(session, records[name], entries[name])
-            chosen, verdicts = [], {}
+            chosen: Records = []
+            verdicts: dict[str, _model.Verdict] = {}
             for name in names:
                 if name not in records and target != 'absent':
                     raise JobNotFound(f"job '{name}' not found on {self.backend.scope}",

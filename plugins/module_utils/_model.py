@@ -20,6 +20,14 @@ NAME_RE = re.compile(r'[A-Za-z][A-Za-z0-9._-]{0,127}')
 STATUSES = ('created', 'running', 'paused', 'ready', 'standby', 'waiting',
             'pending', 'aborting', 'concluded')
 ABSENT = 'absent'
+
+#: A job's status: QEMU's JobStatus words, or ``absent``.
+Status = t.Literal['created', 'running', 'paused', 'ready', 'standby', 'waiting', 'pending',
+                   'aborting', 'concluded', 'absent']
+#: How a concluded job ended.
+Outcome = t.Literal['succeeded', 'failed', 'canceled']
+#: A wait's verdict on one record: the target is reached, may still be, or never will be.
+Verdict = t.Literal['reached', 'waiting', 'never']
 ACTIVE = frozenset(STATUSES) - {'concluded'}
 
 #: QEMU's job verb table (job.c, ``JobVerbTable``): verb -> statuses accepting it.
@@ -94,7 +102,7 @@ def percent(current: int | None, total: int | None) -> float | None:
     return round(min(100.0, 100.0 * current / total), 1)
 
 
-def outcome(status: str, error: str | None, cancel_requested: bool = False) -> str | None:
+def outcome(status: str, error: str | None, cancel_requested: bool = False) -> Outcome | None:
     """The outcome of a job: None while it runs, else succeeded/failed/canceled."""
     if status != 'concluded':
         return None
@@ -251,7 +259,7 @@ def can_become_ready(record: Record, entry: Record | None = None) -> bool:
     return not (record['type'] == 'commit' and entry is not None and entry.get('active') is False)
 
 
-def wait_verdict(record: Record, target: str, entry: Record | None = None) -> str:
+def wait_verdict(record: Record, target: str, entry: Record | None = None) -> Verdict:
     """Compare a record with a wait target.
 
     :return: ``reached``, ``waiting`` or ``never`` (the target cannot be reached
