@@ -228,6 +228,9 @@ def test_libvirt_vm(workdir: Path, run_playbook: Callable[..., Any], host: Libvi
     assert host.virsh('domstate', domain).stdout.strip() == 'paused', 'the other domain stays'
     host.virsh('destroy', domain)
 
+    assert role.ok('--check') > 0
+    assert domain not in host.virsh('list', '--all', '--name').stdout and not role.dir.exists()
+
     assert role.ok(play=PLAY + ADDED_HOSTS_PLAY) > 0
     lv1 = role.result['vms']['lv1']
     assert (lv1['kind'], lv1['domain'], lv1['uri'], lv1['socket']) == ('libvirt', domain, host.uri, '')
