@@ -7,7 +7,10 @@
     scripts/lab stop DIR           stop every QEMU of the lab and remove DIR
 
 Each VM has disk0 (one qcow2 image, 256 MiB, 192 MiB of data) and disk1 (a base
-image and two overlays). Everything lives in DIR; the lab writes nowhere else.
+image and two overlays). Everything lives in DIR; the lab writes nowhere else. The
+VMs are booted and stopped by the collection's role vmjobs.qemu.test_vm (lab.yml), one
+directory of it per VM: DIR/vm1 holds vm1's images, its QMP socket vm1.sock and, once
+started, its destination's vm1-dest.sock.
 """
 
 from __future__ import annotations
@@ -15,29 +18,31 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 import typing as t
 from pathlib import Path
 
 from qemu.qmp import QMPClient, QMPError
 
 VMS = ('vm1', 'vm2')
-STATE = 'lab.json'
+REPO = Path(__file__).resolve().parents[2]
+PLAYBOOK = Path(__file__).with_name('lab.yml')
+RECORD = 'test_vm.json'
 
 
-def run(*argv: str) -> None:
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
-
-
-def image(path: Path, size: str, writes: list[tuple[int, int, int]], backing: Path | None = None) -> None:
-    """A qcow2 image, with ``(pattern, offset MiB, length MiB)`` written into it."""
-    options = ['-b', str(backing), '-F', 'qcow2'] if backing else []
-    run('qemu-img', 'create', '-q', '-f', 'qcow2', *options, str(path), *([size] if size else []))
-    for pattern, offset, length in writes:
-        run('qemu-io', '-f', 'qcow2', '-c', f'write -q -P {pattern:#x} {offset}M {length}M', str(path))
+def disks(name: str, seed: int) -> list[dict[str, t.Any]]:
+    """disk0 (256 MiB, 192 MiB of data) and disk1 (base <- snap1 <- snap2), as test_vm_vms disks."""
+    def writes(*spans: tuple[int, int, int]) -> list[str]:
+        return [f'{pattern:#x} {offset}M {length}M' for pattern, offset, length in spans]
+    return [
+        {'id': 'disk0', 'size': '256M', 'images': [
+            {'file': f'{name}-disk0.qcow2', 'writes': writes((seed, 0, 128), (seed + 1, 128, 64))}]},
+        {'id': 'disk1', 'size': '64M', 'images': [
+            {'file': f'{name}-disk1-base.qcow2', 'writes': writes((seed + 2, 0, 64))},
+            {'file': f'{name}-disk1-snap1.qcow2', 'writes': writes((seed + 3, 8, 8))},
+            {'file': f'{name}-disk1-snap2.qcow2', 'writes': writes((seed + 4, 16, 8))}]},
+    ]
 
 
 def images(vm: Path) -> dict[str, Path]:
@@ -46,32 +51,19 @@ def images(vm: Path) -> dict[str, Path]:
     return {name: vm / f'{vm.name}-{name}.qcow2' for name in names}
 
 
-def make_disks(vm: Path, seed: int) -> dict[str, Path]:
-    """disk0 and disk1 (base <- snap1 <- snap2) of one VM; returns the active images."""
-    files = images(vm)
-    image(files['disk0'], '256M', [(seed, 0, 128), (seed + 1, 128, 64)])
-    image(files['disk1-base'], '64M', [(seed + 2, 0, 64)])
-    image(files['disk1-snap1'], '', [(seed + 3, 8, 8)], backing=files['disk1-base'])
-    image(files['disk1-snap2'], '', [(seed + 4, 16, 8)], backing=files['disk1-snap1'])
-    return {'disk0': files['disk0'], 'disk1': files['disk1-snap2']}
-
-
-def start_qemu(vm: Path, role: str, disks: dict[str, str], incoming: bool = False) -> int:
-    """A paused, guest-less QEMU with ``disks`` (qdev id -> active image); returns its pid."""
-    argv = ['qemu-system-x86_64', '-M', 'q35', '-S', '-nodefaults', '-display', 'none',
-            '-m', '64', '-accel', 'tcg']
-    for device, path in disks.items():
-        argv += ['-blockdev', f'driver=file,node-name={device}-file,filename={path}',
-                 '-blockdev', f'driver=qcow2,node-name={device}-fmt,file={device}-file',
-                 '-device', f'virtio-blk-pci,drive={device}-fmt,id={device}']
-    sock = vm / f'{role}.sock'
-    argv += ['-chardev', f'socket,id=qmp0,path={sock},server=on,wait=off',
-             '-mon', 'chardev=qmp0,mode=control', '-daemonize',
-             '-pidfile', str(vm / f'{role}.pid')]
-    if incoming:
-        argv += ['-incoming', 'defer']
-    run(*argv)
-    return int((vm / f'{role}.pid').read_text())
+def role(top: Path, state: str, dirs: list[dict[str, t.Any]]) -> None:
+    """Run vmjobs.qemu.test_vm over ``dirs`` ({dir, vms}); its output only if it fails."""
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / 'build' / 'collections'),
+               ANSIBLE_NOCOLOR='1')
+    env.pop('ANSIBLE_CONFIG', None)
+    env.pop('ANSIBLE_INVENTORY', None)
+    extra = json.dumps({'lab_state': state, 'lab_dirs': dirs,
+                        'ansible_python_interpreter': sys.executable})
+    done = subprocess.run([str(Path(sys.executable).with_name('ansible-playbook')), '-i', 'localhost,',
+                           '-c', 'local', '-e', extra, str(PLAYBOOK)], env=env, cwd=top,
+                          capture_output=True, text=True, check=False)
+    if done.returncode:
+        sys.exit(f'{done.stdout}{done.stderr}lab: vmjobs.qemu.test_vm state={state} failed')
 
 
 def inventory(top: Path, python: str) -> dict:
@@ -80,10 +72,10 @@ def inventory(top: Path, python: str) -> dict:
         vm = top / name
         files = images(vm)
         hosts[name] = {
-            'vm_socket': str(vm / 'qmp.sock'),
-            'backup_socket': str(vm / 'qmp.sock'),
+            'vm_socket': str(vm / f'{name}.sock'),
+            'backup_socket': str(vm / f'{name}.sock'),
             'vm_hypervisor': 'hv1',
-            'vm_dest_socket': str(vm / 'dest.sock'),
+            'vm_dest_socket': str(vm / f'{name}-dest.sock'),
             'vm_disks': [{'device': 'disk0', 'path': str(files['disk0'])}],
             'vm_snapshots': [{'device': 'disk1', 'base': str(files['disk1-base']),
                               'overlays': [str(files['disk1-snap1']), str(files['disk1-snap2'])]}],
@@ -110,13 +102,10 @@ def inventory(top: Path, python: str) -> dict:
 def start(top: Path) -> None:
     if top.exists() and any(top.iterdir()):
         sys.exit(f'lab: {top} is not empty; stop that lab first (scripts/lab stop {top})')
-    for sub in ('backups', 'fast', *VMS):
+    for sub in ('backups', 'fast'):
         (top / sub).mkdir(parents=True, exist_ok=True)
-    state: dict[str, list[int]] = {'pids': []}
-    for seed, name in enumerate(VMS):
-        disks = make_disks(top / name, 0x10 * (seed + 1))
-        state['pids'].append(start_qemu(top / name, 'qmp', {d: str(p) for d, p in disks.items()}))
-        (top / STATE).write_text(json.dumps(state))  # what stop must stop, even after a failure
+    role(top, 'present', [{'dir': str(top / name), 'vms': [{'name': name, 'disks': disks(name, 0x10 * (seed + 1))}]}
+                          for seed, name in enumerate(VMS)])
     # JSON is YAML: ansible reads inventory.yml as it is.
     (top / 'inventory.yml').write_text(json.dumps(inventory(top, sys.executable), indent=2) + '\n')
     print(f'lab: started {", ".join(VMS)} (paused, no guest) with disk0 and disk1 in {top}')
@@ -144,44 +133,32 @@ def active_images(sock: Path) -> dict[str, str]:
     return disks
 
 
-def load(top: Path) -> dict[str, list[int]]:
-    if not (top / STATE).exists():
-        sys.exit(f'lab: no lab in {top} (scripts/lab start {top} makes one)')
-    return t.cast('dict[str, list[int]]', json.loads((top / STATE).read_text()))
-
-
 def destinations(top: Path) -> None:
-    state = load(top)
+    if not (top / VMS[0] / RECORD).exists():
+        sys.exit(f'lab: no lab in {top} (scripts/lab start {top} makes one)')
+    dirs = []
     for name in VMS:
         vm = top / name
-        if (vm / 'dest.sock').exists():
+        if (vm / f'{name}-dest.sock').exists():
             print(f'lab: {name} has a destination already')
             continue
-        disks = active_images(vm / 'qmp.sock')
-        state['pids'].append(start_qemu(vm, 'dest', disks, incoming=True))
-        (top / STATE).write_text(json.dumps(state))
-        print(f'lab: destination of {name} waits on {vm / "dest.sock"} with '
-              + ', '.join(f'{d}={p}' for d, p in sorted(disks.items())))
+        active = active_images(vm / f'{name}.sock')
+        dirs.append({'dir': str(vm), 'vms': [{'name': f'{name}-dest', 'incoming': True, 'disks': [
+            {'id': device, 'images': [{'path': path}]} for device, path in sorted(active.items())]}]})
+        print(f'lab: destination of {name} waits on {vm / f"{name}-dest.sock"} with '
+              + ', '.join(f'{d}={p}' for d, p in sorted(active.items())))
+    if dirs:
+        role(top, 'present', dirs)
 
 
 def stop(top: Path) -> None:
-    if not (top / STATE).exists():
+    dirs = [{'dir': str(top / name), 'vms': []} for name in VMS if (top / name / RECORD).exists()]
+    if not dirs:
         print(f'lab: no lab in {top}, nothing to stop')
         return
-    pids = load(top)['pids']
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            continue
-    deadline = time.monotonic() + 5
-    for pid in pids:
-        while time.monotonic() < deadline and os.path.exists(f'/proc/{pid}'):
-            time.sleep(0.05)
-        if os.path.exists(f'/proc/{pid}'):
-            os.kill(pid, signal.SIGKILL)
+    role(top, 'absent', dirs)
     subprocess.run(['rm', '-rf', '--one-file-system', str(top)], check=True)
-    print(f'lab: stopped {len(pids)} QEMU processes and removed {top}')
+    print(f'lab: stopped the VMs of {len(dirs)} lab directories and removed {top}')
 
 
 def main() -> None:

@@ -20,7 +20,8 @@ from harness.qsd import start_qsd
 from harness.vm import start_vm
 
 #: Test files whose tests run for more than about half a minute.
-SLOW = ('test_faults_', 'test_tutorial', 'test_roles', 'test_backup_role', 'test_concurrency')
+SLOW = ('test_faults_', 'test_tutorial', 'test_roles', 'test_backup_role', 'test_concurrency',
+        'test_howto_molecule', 'test_ansible_runner', 'test_test_vm_role')
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

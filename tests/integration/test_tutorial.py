@@ -63,7 +63,7 @@ def test_the_tutorial_as_written(workdir: Path):
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=900,
                               stdin=subprocess.DEVNULL, check=False)
     finally:
-        if (lab / 'lab.json').exists():
+        if lab.exists():
             subprocess.run([str(REPO / 'scripts' / 'lab'), 'stop', str(lab)], check=False)
     assert done.returncode == 0, done.stdout[-6000:]
     out = steps(done.stdout)
