@@ -15,8 +15,8 @@ progress is not shown, the module runs once, exactly as without this plugin.
 
 from __future__ import annotations
 
+import os
 import re
-import sys
 import time
 import typing as t
 
@@ -34,6 +34,21 @@ MODES = ('auto', 'always', 'never')
 _TIMED_OUT = re.compile(r'^timed out after [0-9.]+s')
 
 
+def on_terminal() -> bool:
+    """Whether the controller's output goes to a terminal.
+
+    ansible-core runs an action in a worker process whose standard streams are
+    ``/dev/null`` (2.19: ``sys.stdout`` is a buffer of its own), so the worker looks
+    at its parent's, the controller's: on Linux through ``/proc``. Where that cannot
+    be read the answer is no (``vmjobs_progress: always`` or ``-v`` show the lines).
+    """
+    try:
+        where = os.readlink(f'/proc/{os.getppid()}/fd/1')
+    except OSError:
+        return False
+    return where.startswith(('/dev/pts/', '/dev/tty')) or where == '/dev/console'
+
+
 class ProgressAction(ActionBase):
     """Runs the module, printing a progress line per job at each interval while it waits."""
 
@@ -49,7 +64,7 @@ class ProgressAction(ActionBase):
         if mode not in MODES:
             raise ValueError(f"vmjobs_progress must be one of {', '.join(MODES)}, not {mode!r}")
         if mode == 'auto':
-            return sys.stdout.isatty() or display.verbosity > 0
+            return on_terminal() or display.verbosity > 0
         return mode == 'always'
 
     def run(self, tmp: t.Any = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
