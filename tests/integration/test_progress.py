@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+import subprocess
 
 from harness import assert_ok
+from harness.ansible import ansible_env
+from harness.paths import VENV_BIN
 
 PLAY = """
 - hosts: localhost
@@ -98,3 +102,21 @@ def test_a_timeout_reports_the_whole_wait(workdir, make_image, qsd, run_playbook
     assert abs(failure['elapsed'] - waited) < 0.1
     assert failure['job']['status'] == 'running'
     assert run.stdout.count('[localhost] crawl: running') >= 2
+
+
+def test_lines_on_a_terminal_at_normal_verbosity(workdir, make_image, qsd):
+    """``auto`` on a real terminal: ansible-playbook runs under script(1), which gives it a pty."""
+    daemon = qsd(disks={'disk0': make_image('disk0.qcow2', pattern=0x5A)})
+    play_vars = {'socket': str(daemon.sock), 'ledger_dir': str(workdir / 'ledger'),
+                 'target': str(workdir / 'slow.qcow2')}
+    (workdir / 'play.yml').write_text(PLAY)
+    (workdir / 'vars.json').write_text(json.dumps(play_vars))
+    command = shlex.join([str(VENV_BIN / 'ansible-playbook'), '-i', 'localhost,', '-c', 'local',
+                          '-e', f'@{workdir / "vars.json"}', str(workdir / 'play.yml')])
+    run = subprocess.run(['script', '-qec', command, '/dev/null'], env=ansible_env(workdir),
+                         cwd=workdir, capture_output=True, text=True, timeout=300,
+                         stdin=subprocess.DEVNULL, check=False)
+    output = run.stdout.replace('\r', '')
+    assert run.returncode == 0, output + run.stderr
+    assert len(LINE.findall(output)) >= 2, output
+    assert _result(output) == {'started': True, 'outcome': 'succeeded', 'waited': False}
