@@ -113,9 +113,8 @@ def start(conn: Connection, domain: Domain, name: str, params: dict[str, t.Any],
             return
         worker.join(0.05)
     failure = outcome[0] if outcome else None
-    if isinstance(failure, BackendError):
-        with naming(name):
-            raise failure
+    if isinstance(failure, BackendError):  # raised in the worker thread: name it here
+        raise failure.for_job(name) from failure
     if failure is not None:
         raise VmjobsError(f"job '{name}': {failure}", name) from failure
 
