@@ -56,10 +56,21 @@ def make_disks(vm: Path, seed: int) -> dict[str, Path]:
     return {'disk0': files['disk0'], 'disk1': files['disk1-snap2']}
 
 
+#: QEMU refuses deprecated QMP commands and arguments (where it has -compat).
+COMPAT = 'deprecated-input=reject,deprecated-output=hide'
+
+
+def compat_args() -> list[str]:
+    """``-compat COMPAT`` if this qemu-system-x86_64 accepts it (probed, not by version)."""
+    probe = subprocess.run(['qemu-system-x86_64', '-compat', COMPAT, '-version'],
+                           capture_output=True, check=False)
+    return ['-compat', COMPAT] if probe.returncode == 0 else []
+
+
 def start_qemu(vm: Path, role: str, disks: dict[str, str], incoming: bool = False) -> int:
     """A paused, guest-less QEMU with ``disks`` (qdev id -> active image); returns its pid."""
     argv = ['qemu-system-x86_64', '-M', 'q35', '-S', '-nodefaults', '-display', 'none',
-            '-m', '64', '-accel', 'tcg']
+            '-m', '64', '-accel', 'tcg', *compat_args()]
     for device, path in disks.items():
         argv += ['-blockdev', f'driver=file,node-name={device}-file,filename={path}',
                  '-blockdev', f'driver=qcow2,node-name={device}-fmt,file={device}-file',
