@@ -17,6 +17,7 @@ from harness import (
     has_pattern,
     image_info,
 )
+from harness.compat import compat_args
 
 
 def test_qsd_nodes_and_observer(make_image: Callable[..., Path], qsd: Callable[..., Daemon],
@@ -49,6 +50,19 @@ def test_vm_devices(make_image: Callable[..., Path], vm: Callable[..., Daemon],
                      '/machine/peripheral/disk1/virtio-backend': 'disk1-fmt'}
     names = {node['node-name'] for node in obs.cmd('query-named-block-nodes')}
     assert {'disk0-fmt', 'disk0-file', 'disk1-fmt', 'disk1-file'} <= names
+
+
+def test_vm_rejects_deprecated_qmp(make_image: Callable[..., Path], vm: Callable[..., Daemon],
+                                   qmp_observer: Callable[[Path], QMPConnection]) -> None:
+    """The VMs run with -compat deprecated-input=reject: a deprecated command fails."""
+    if not compat_args('qemu-system-x86_64', '-compat'):
+        pytest.skip('this qemu-system-x86_64 has no -compat option')
+    daemon = vm(disks={'disk0': make_image('d0.qcow2')})
+    obs = qmp_observer(daemon.obs_sock)
+    # drive-backup is deprecated (blockdev-backup replaces it) on every QEMU tested
+    with pytest.raises(QMPCommandError, match='(?i)CommandNotFound.*deprecated'):
+        obs.cmd('drive-backup', {'device': 'disk0-fmt', 'target': str(daemon.sock.parent / 'b.qcow2'),
+                                 'sync': 'full'})
 
 
 def test_busy_socket_blocks_other_clients(qsd: Callable[..., Daemon],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from .compat import compat_args
 from .nodes import BlockdevSpec, blockdev_args, image_nodes, monitor_args
 from .procs import Daemon, start_daemon
 
@@ -20,6 +21,7 @@ def start_qsd(workdir: Path, disks: Mapping[str, str | Path] | None = None,
     specs = [spec for node, path in (disks or {}).items() for spec in image_nodes(node, path)]
     specs += list(blockdevs)
     argv = ['qemu-storage-daemon', '--pidfile', str(workdir / f'{name}.pid'),
+            *compat_args('qemu-storage-daemon', '--compat'),
             *blockdev_args('--blockdev', specs),
             *monitor_args(workdir, name, '--monitor', None),
             *extra_args]
