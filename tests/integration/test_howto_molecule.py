@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 from harness.paths import REPO
+from harness.procs import qemu_processes
 
 PAGE = REPO / 'docs' / 'howto-molecule.md'
 BLOCK = re.compile(r'^```(sh|yaml)\n(.*?)^```$', re.MULTILINE | re.DOTALL)
@@ -33,18 +34,6 @@ def script() -> str:
             lines += [f"mkdir -p \"$(dirname '{path}')\"", f"cat > '{path}' <<'VJ_EOF'",
                       body[match.end():].rstrip('\n'), 'VJ_EOF']
     return '\n'.join(lines) + '\n'
-
-
-def qemu_processes(under: Path) -> list[str]:
-    found = []
-    for cmdline in Path('/proc').glob('[0-9]*/cmdline'):
-        try:
-            text = cmdline.read_bytes().replace(b'\0', b' ').decode(errors='replace')
-        except OSError:
-            continue
-        if str(under) in text and 'qemu-system' in text:
-            found.append(text)
-    return found
 
 
 def test_the_molecule_howto_as_written(workdir: Path) -> None:

@@ -11,7 +11,7 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -199,15 +199,9 @@ def test_refuses_what_is_not_its_own(workdir: Path, run_playbook: Callable[..., 
 
 
 @pytest.fixture(scope='module')
-def host() -> Iterator[LibvirtHost]:
-    """One private libvirtd for this module."""
-    daemon = LibvirtHost()
-    try:
-        daemon.start()
-        yield daemon
-        daemon.save_caps()
-    finally:
-        daemon.teardown()
+def host(libvirt_host: LibvirtHost) -> LibvirtHost:
+    """The module's private libvirtd (conftest's ``libvirt_host``)."""
+    return libvirt_host
 
 
 def test_libvirt_vm(workdir: Path, run_playbook: Callable[..., Any], host: LibvirtHost) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from harness import recap_changed
 from harness.paths import REPO
+from harness.procs import qemu_processes
 
 PAGE = REPO / 'docs' / 'tutorial.md'
 BLOCK = re.compile(r'^```sh\n(.*?)^```$', re.MULTILINE | re.DOTALL)
@@ -39,18 +40,6 @@ def script(lab: Path) -> str:
 def steps(output: str) -> dict[str, str]:
     parts = output.split(MARK)[1:]
     return {part.split('\n', 1)[0]: part.split('\n', 1)[1] for part in parts}
-
-
-def lab_processes(lab: Path) -> list[str]:
-    found = []
-    for cmdline in Path('/proc').glob('[0-9]*/cmdline'):
-        try:
-            text = cmdline.read_bytes().replace(b'\0', b' ').decode(errors='replace')
-        except OSError:
-            continue
-        if str(lab) in text and 'qemu-system' in text:
-            found.append(text)
-    return found
 
 
 def test_the_tutorial_as_written(workdir: Path):
@@ -86,4 +75,4 @@ def test_the_tutorial_as_written(workdir: Path):
     assert '"outcome": "failed"' not in text and '"outcome": null' not in text
 
     assert not lab.exists(), 'scripts/lab stop removes the lab'
-    assert not lab_processes(lab), 'and stops its QEMUs'
+    assert not qemu_processes(lab), 'and stops its QEMUs'

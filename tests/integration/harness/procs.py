@@ -93,3 +93,16 @@ def _wait_ready(daemon: Daemon, timeout: float) -> None:
             time.sleep(0.01)
         except (OSError, QMPError) as exc:
             raise RuntimeError(f'{daemon.name} did not answer on {daemon.obs_sock}: {exc}\n{daemon.log_text()}') from exc
+
+
+def qemu_processes(under: Path) -> list[str]:
+    """Command lines of the running QEMU processes that name a path under ``under``."""
+    found = []
+    for cmdline in Path('/proc').glob('[0-9]*/cmdline'):
+        try:
+            text = cmdline.read_bytes().replace(b'\0', b' ').decode(errors='replace')
+        except OSError:
+            continue
+        if str(under) in text and 'qemu-system' in text:
+            found.append(text)
+    return found
