@@ -28,7 +28,8 @@ Body = t.Callable[[JobClient, dict[str, t.Any]], dict[str, t.Any]]
 Shape = t.Literal['job', 'jobs', 'wait']
 
 
-def make_client(params: dict[str, t.Any], check_mode: bool) -> JobClient:
+def make_client(params: dict[str, t.Any], check_mode: bool,
+                run: t.Callable[[list[str]], tuple[int, str, str]] | None = None) -> JobClient:
     """A job client for the VM the connection options name (no I/O yet).
 
     ``socket`` gives a QMP backend with a ledger of files; ``domain`` a libvirt
@@ -39,7 +40,8 @@ def make_client(params: dict[str, t.Any], check_mode: bool) -> JobClient:
     if params.get('domain'):
         from ._libvirt_backend import LibvirtBackend
         from ._libvirt_ledger import MetadataLedger
-        backend = LibvirtBackend(params.get('uri') or DEFAULT_URI, params['domain'], check_mode)
+        backend = LibvirtBackend(params.get('uri') or DEFAULT_URI, params['domain'], check_mode,
+                                 run)
         ledger = MetadataLedger(backend, root, backend.scope, retention)
         backend.ledger = ledger
         return JobClient(backend, t.cast(Ledger, ledger), check_mode=check_mode)
@@ -93,7 +95,8 @@ def run_module(argument_spec: dict[str, dict[str, t.Any]], body: Body,
     if missing is not None:
         module.fail_json(msg=missing_required_lib(missing[0]), exception=str(missing[1]))
     try:
-        client = make_client(module.params, module.check_mode)
+        client = make_client(module.params, module.check_mode,
+                             lambda argv: t.cast('tuple[int, str, str]', module.run_command(argv)))
         result = body(client, module.params)
     except VmjobsError as err:
         gc.freeze()  # the objects live until exit: spare the interpreter's shutdown collection

@@ -19,7 +19,14 @@ import os
 import time
 import typing as t
 
-from . import _closing, _libvirt, _libvirt_jobs, _libvirt_migrate, _libvirt_xml
+from . import (
+    _closing,
+    _libvirt,
+    _libvirt_jobs,
+    _libvirt_migrate,
+    _libvirt_xml,
+    _targets,
+)
 from ._backend import Note, Record
 from ._errors import BackendError, JobStateError, TransportError, naming
 from ._libvirt import Connection, Domain
@@ -174,7 +181,8 @@ class LibvirtSession:
         if params['type'] == 'migration':
             _libvirt_migrate.start(self.conn, self.domain, name, params, note)
             return
-        Starter(self.domain, self._entries(), self.exists).start(name, params, note)
+        Starter(self.domain, self._entries(), self.exists, self.backend.targets).start(
+            name, params, note)
 
     def _run(self, name: str, command: str, *args: t.Any) -> t.Any:
         with naming(name):
@@ -310,10 +318,13 @@ class LibvirtBackend:
     #: module's parameters; no QMP block graph is needed.
     plans_backups = True
 
-    def __init__(self, uri: str, domain: str, check_mode: bool = False) -> None:
+    def __init__(self, uri: str, domain: str, check_mode: bool = False,
+                 run: _targets.Runner | None = None) -> None:
         self.uri = uri
         self.domain = domain
         self.check_mode = check_mode
+        #: Checks, makes and formats target files (``run`` runs qemu-img).
+        self.targets = _targets.Targets(run=run)
         self.scope = f'libvirt:{uri}#{domain}'
         self.ledger: MetadataLedger | None = None
         self._open: Connection | None = None

@@ -35,14 +35,14 @@ class Starter:
     :param exists: tests whether a path exists (targets are checked by :attr:`targets`).
     """
 
-    #: Checks target paths and makes target files (replaced in unit tests).
-    targets = _targets.Targets()
-
     def __init__(self, domain: Domain, entries: list[Record],
-                 exists: t.Callable[[str], bool] = os.path.exists) -> None:
+                 exists: t.Callable[[str], bool] = os.path.exists,
+                 targets: _targets.Targets | None = None) -> None:
         self.domain = domain
         self.entries = entries
         self.exists = exists
+        #: Checks target paths, makes and formats target files.
+        self.targets = targets or _targets.Targets()
 
     def disks(self) -> list[Record]:
         return _libvirt_xml.disks(self.domain.xml())

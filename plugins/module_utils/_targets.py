@@ -25,7 +25,6 @@ import dataclasses
 import os
 import re
 import stat
-import subprocess
 import typing as t
 
 from ._errors import InvalidArgument
@@ -36,8 +35,9 @@ DEFAULT_MODE = 0o600
 PERMISSION_BITS = 0o777
 OWNER_RW = 0o600
 _OCTAL = re.compile(r'(?:0o?)?([0-7]{3})')
-#: How long ``qemu-img create`` may take to format a pre-made file.
-QEMU_IMG_TIMEOUT = 60.0
+#: Runs a command: argv -> (exit status, stdout, stderr). The module edge passes
+#: ``AnsibleModule.run_command``: module_utils start no processes of their own.
+Runner = t.Callable[[list[str]], 'tuple[int, str, str]']
 
 
 class TargetRace(InvalidArgument):
@@ -168,10 +168,12 @@ class Targets:
     """Checks target paths, creates target files and formats them (``qemu-img``).
 
     :param euid: the user the checks allow besides root (default: the module's).
+    :param run: runs ``qemu-img`` for :meth:`format` (see :data:`Runner`).
     """
 
-    def __init__(self, euid: int | None = None) -> None:
+    def __init__(self, euid: int | None = None, run: Runner | None = None) -> None:
         self.euid = os.geteuid() if euid is None else euid
+        self.run = run
 
     def check(self, job: str, path: str, what: str = 'target') -> Target:
         """Refuse a link or an unsafe directory; return the path QEMU is to use.
@@ -241,14 +243,15 @@ class Targets:
 
         :raise InvalidArgument: qemu-img is missing or failed (its text kept).
         """
-        argv = qemu_img_create(path, fmt, size, backing)
+        if self.run is None:
+            raise InvalidArgument(f"job '{job}': cannot format target {path}: no way to run "
+                                  'qemu-img here', job)
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True, check=False,
-                                  timeout=QEMU_IMG_TIMEOUT, stdin=subprocess.DEVNULL)
-        except (OSError, subprocess.TimeoutExpired) as err:
+            status, out, err = self.run(qemu_img_create(path, fmt, size, backing))
+        except OSError as failure:
             raise InvalidArgument(f"job '{job}': cannot format target {path}: "
-                                  f'{getattr(err, "strerror", None) or err}', job) from err
-        if proc.returncode:
-            text = ' '.join((proc.stderr or proc.stdout).split()) or f'exit {proc.returncode}'
+                                  f'{failure.strerror or failure}', job) from failure
+        if status:
+            text = ' '.join((err or out).split()) or f'exit {status}'
             raise InvalidArgument(f"job '{job}': qemu-img create of target {path} failed: "
                                   f'{text}', job)

@@ -18,7 +18,6 @@ import typing as t
 import pytest
 from ansible_collections.vmjobs.qemu.plugins.module_utils import (
     _libvirt,
-    _libvirt_start,
     _libvirt_xml,
     _targets,
 )
@@ -139,10 +138,8 @@ class FakeTargets:
 
 
 @pytest.fixture
-def targets(monkeypatch: pytest.MonkeyPatch) -> FakeTargets:
-    fake = FakeTargets()
-    monkeypatch.setattr(_libvirt_start.Starter, 'targets', fake)
-    return fake
+def targets() -> FakeTargets:
+    return FakeTargets()
 
 
 @pytest.fixture
@@ -156,6 +153,7 @@ def session(domain: FakeDomain, tmp_path: pathlib.Path, monkeypatch: pytest.Monk
     monkeypatch.setattr('ansible_collections.vmjobs.qemu.plugins.module_utils.'
                         '_libvirt_backend.SETTLE_SECONDS', 0.0)
     backend = LibvirtBackend('qemu:///system', 'vm1')
+    backend.targets = t.cast(t.Any, targets)
     backend.ledger = MetadataLedger(Store(domain), str(tmp_path), backend.scope)
     session = LibvirtSession(t.cast(t.Any, FakeConnection(domain)), backend)
     session.exists = lambda path: False  # type: ignore[method-assign]

@@ -212,3 +212,27 @@ def test_root_gives_the_file_to_qemus_user(private: pathlib.Path) -> None:
     Targets().create('j1', str(path), None, (4242, 4343))
     seen = path.stat()
     assert (seen.st_uid, seen.st_gid, stat.S_IMODE(seen.st_mode)) == (4242, 4343, 0o600)
+
+
+def test_format_runs_qemu_img_through_the_runner_it_was_given() -> None:
+    ran: list[list[str]] = []
+
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        ran.append(argv)
+        return 0, '', ''
+
+    _targets.Targets(run=run).format('j1', '/t/a.qcow2', 'qcow2', 1024)
+    assert ran == [_targets.qemu_img_create('/t/a.qcow2', 'qcow2', 1024)]
+
+
+@pytest.mark.parametrize('runner, message', [
+    (lambda argv: (1, '', "qemu-img: /t/a.qcow2: Permission denied\n"),
+     ("job 'j1': qemu-img create of target /t/a.qcow2 failed: qemu-img: /t/a.qcow2: "
+      'Permission denied')),
+    (lambda argv: (2, '', ''), "job 'j1': qemu-img create of target /t/a.qcow2 failed: exit 2"),
+    (None, "job 'j1': cannot format target /t/a.qcow2: no way to run qemu-img here"),
+])
+def test_format_failures_are_one_line(runner: t.Any, message: str) -> None:
+    with pytest.raises(InvalidArgument) as err:
+        _targets.Targets(run=runner).format('j1', '/t/a.qcow2', 'qcow2', 1024)
+    assert str(err.value) == message
