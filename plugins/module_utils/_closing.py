@@ -19,6 +19,8 @@ no file can pass for a finished one.  ``target_state`` tells where that stands:
 
 from __future__ import annotations
 
+import contextlib
+import os
 import typing as t
 
 Record = dict[str, t.Any]
@@ -72,6 +74,13 @@ def created_files(entry: Record) -> list[str]:
     """The files a start created, once each, in the order noted."""
     paths = [entry.get('created_file'), *(entry.get('created_files') or [])]
     return list(dict.fromkeys(p for p in paths if p))
+
+
+def remove_created(entry: Record) -> None:
+    """Delete the files a start created (see :func:`created_files`); gone ones are fine."""
+    for path in created_files(entry):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
 
 def closed_state(kept: list[str], discard: bool) -> str:

@@ -15,7 +15,6 @@ disk chain stale.  Names and outcomes live in the domain's metadata (see
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 import typing as t
 
@@ -40,9 +39,6 @@ SETTLE_SECONDS = 2.0
 
 class LibvirtSession:
     """One libvirt connection used by the job client for one operation."""
-
-    #: Tests whether a path exists (replaced in unit tests).
-    exists = staticmethod(os.path.exists)
 
     def __init__(self, conn: Connection, backend: LibvirtBackend) -> None:
         self.conn = conn
@@ -181,8 +177,7 @@ class LibvirtSession:
         if params['type'] == 'migration':
             _libvirt_migrate.start(self.conn, self.domain, name, params, note)
             return
-        Starter(self.domain, self._entries(), self.exists, self.backend.targets).start(
-            name, params, note)
+        Starter(self.domain, self._entries(), self.backend.targets).start(name, params, note)
 
     def _run(self, name: str, command: str, *args: t.Any) -> t.Any:
         with naming(name):
@@ -278,9 +273,7 @@ class LibvirtSession:
     def cleanup(self, entry: Record, discard: bool = False) -> list[str]:
         """Remove the files a start noted if ``discard``; libvirt detaches what it attached."""
         if discard:
-            for path in _closing.created_files(entry):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
+            _closing.remove_created(entry)
         return []
 
     # -- events ----------------------------------------------------------------------------------

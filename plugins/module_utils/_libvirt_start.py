@@ -32,15 +32,12 @@ class Starter:
 
     :param domain: the domain.
     :param entries: the domain's ledger entries (the chains of checkpoints).
-    :param exists: tests whether a path exists (targets are checked by :attr:`targets`).
     """
 
     def __init__(self, domain: Domain, entries: list[Record],
-                 exists: t.Callable[[str], bool] = os.path.exists,
                  targets: _targets.Targets | None = None) -> None:
         self.domain = domain
         self.entries = entries
-        self.exists = exists
         #: Checks target paths, makes and formats target files.
         self.targets = targets or _targets.Targets()
 

@@ -92,9 +92,7 @@ class QmpSession:
                     kept.append(node)
                     in_use.add(node)
         if discard and not kept:
-            for path in _closing.created_files(entry):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
+            _closing.remove_created(entry)
         return kept
 
     def wait_event(self, timeout: float) -> Record | None:

@@ -156,7 +156,6 @@ def session(domain: FakeDomain, tmp_path: pathlib.Path, monkeypatch: pytest.Monk
     backend.targets = t.cast(t.Any, targets)
     backend.ledger = MetadataLedger(Store(domain), str(tmp_path), backend.scope)
     session = LibvirtSession(t.cast(t.Any, FakeConnection(domain)), backend)
-    session.exists = lambda path: False  # type: ignore[method-assign]
     return session
 
 
