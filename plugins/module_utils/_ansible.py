@@ -12,12 +12,12 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from . import _qmp
-from ._args import CONNECTION, CONNECTION_RULES, DEFAULT_URI, check_timeout
+from ._args.common import CONNECTION, CONNECTION_RULES, DEFAULT_URI, check_timeout
+from ._client.jobs import JobClient, absent_record
 from ._errors import VmjobsError
-from ._jobs import JobClient, absent_record
-from ._ledger import Ledger, default_root
-from ._qmp_backend import QmpBackend
+from ._ledger.files import Ledger, default_root
+from ._qmp import monitor as _qmp
+from ._qmp.backend import QmpBackend
 
 # libvirt-python and lxml are imported only for a domain: importing them costs a QMP
 # task more than its own work (see docs/performance.md).
@@ -38,8 +38,8 @@ def make_client(params: dict[str, t.Any], check_mode: bool,
     root = params['ledger_dir'] or default_root()
     retention = check_timeout(params['ledger_retention'], 'ledger_retention')
     if params.get('domain'):
-        from ._libvirt_backend import LibvirtBackend
-        from ._libvirt_ledger import MetadataLedger
+        from ._ledger.metadata import MetadataLedger
+        from ._libvirt.backend import LibvirtBackend
         backend = LibvirtBackend(params.get('uri') or DEFAULT_URI, params['domain'], check_mode,
                                  run)
         ledger = MetadataLedger(backend, root, backend.scope, retention)
@@ -53,7 +53,8 @@ def make_client(params: dict[str, t.Any], check_mode: bool,
 def missing_library(params: dict[str, t.Any]) -> tuple[str, ImportError | None] | None:
     """The Python package the chosen backend needs and cannot import, if any."""
     if params.get('domain'):
-        from . import _libvirt, _libvirt_xml
+        from ._libvirt import connection as _libvirt
+        from ._libvirt import domxml as _libvirt_xml
         if not _libvirt.HAS_LIBVIRT:
             return 'libvirt-python', _libvirt.LIBVIRT_IMPORT_ERROR
         if not _libvirt_xml.HAS_LXML:

@@ -257,10 +257,12 @@ elapsed:
 import typing as t
 
 from ansible_collections.vmjobs.qemu.plugins.module_utils._ansible import run_module
-from ansible_collections.vmjobs.qemu.plugins.module_utils._args import check_timeout
-from ansible_collections.vmjobs.qemu.plugins.module_utils._backup import Backup
-from ansible_collections.vmjobs.qemu.plugins.module_utils._backup_args import BACKUP
-from ansible_collections.vmjobs.qemu.plugins.module_utils._jobs import JobClient
+from ansible_collections.vmjobs.qemu.plugins.module_utils._args.backup import BACKUP
+from ansible_collections.vmjobs.qemu.plugins.module_utils._args.common import (
+    check_timeout,
+)
+from ansible_collections.vmjobs.qemu.plugins.module_utils._client.backup import Backup
+from ansible_collections.vmjobs.qemu.plugins.module_utils._client.jobs import JobClient
 
 
 def start(client: JobClient, params: dict[str, t.Any]) -> dict[str, t.Any]:

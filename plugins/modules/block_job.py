@@ -279,14 +279,14 @@ elapsed:
 import typing as t
 
 from ansible_collections.vmjobs.qemu.plugins.module_utils._ansible import run_module
-from ansible_collections.vmjobs.qemu.plugins.module_utils._args import (
+from ansible_collections.vmjobs.qemu.plugins.module_utils._args.common import (
     BLOCK_JOB,
     WAIT,
     block_job_params,
     check_timeout,
     split_start_only,
 )
-from ansible_collections.vmjobs.qemu.plugins.module_utils._jobs import JobClient
+from ansible_collections.vmjobs.qemu.plugins.module_utils._client.jobs import JobClient
 from ansible_collections.vmjobs.qemu.plugins.module_utils._targets import (
     Targets,
     require_reuse,

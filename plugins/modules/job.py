@@ -116,13 +116,15 @@ changed:
 import typing as t
 
 from ansible_collections.vmjobs.qemu.plugins.module_utils._ansible import run_module
-from ansible_collections.vmjobs.qemu.plugins.module_utils._args import (
+from ansible_collections.vmjobs.qemu.plugins.module_utils._args.common import (
     JOB,
     check_timeout,
 )
-from ansible_collections.vmjobs.qemu.plugins.module_utils._control import JobDriver
+from ansible_collections.vmjobs.qemu.plugins.module_utils._client.control import (
+    JobDriver,
+)
+from ansible_collections.vmjobs.qemu.plugins.module_utils._client.jobs import JobClient
 from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import InvalidArgument
-from ansible_collections.vmjobs.qemu.plugins.module_utils._jobs import JobClient
 
 
 def drive(client: JobClient, params: dict[str, t.Any]) -> dict[str, t.Any]:

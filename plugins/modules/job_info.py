@@ -66,11 +66,11 @@ jobs:
 import typing as t
 
 from ansible_collections.vmjobs.qemu.plugins.module_utils._ansible import run_module
-from ansible_collections.vmjobs.qemu.plugins.module_utils._args import (
+from ansible_collections.vmjobs.qemu.plugins.module_utils._args.common import (
     JOB_INFO,
     check_names,
 )
-from ansible_collections.vmjobs.qemu.plugins.module_utils._jobs import JobClient
+from ansible_collections.vmjobs.qemu.plugins.module_utils._client.jobs import JobClient
 
 
 def list_jobs(client: JobClient, params: dict[str, t.Any]) -> dict[str, t.Any]:

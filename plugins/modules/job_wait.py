@@ -87,12 +87,12 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._ansible import (
     run_module,
     shaped,
 )
-from ansible_collections.vmjobs.qemu.plugins.module_utils._args import (
+from ansible_collections.vmjobs.qemu.plugins.module_utils._args.common import (
     JOB_WAIT,
     check_names,
     check_timeout,
 )
-from ansible_collections.vmjobs.qemu.plugins.module_utils._jobs import JobClient
+from ansible_collections.vmjobs.qemu.plugins.module_utils._client.jobs import JobClient
 
 
 def wait(client: JobClient, params: dict[str, t.Any]) -> dict[str, t.Any]:

@@ -233,16 +233,18 @@ elapsed:
 import typing as t
 
 from ansible_collections.vmjobs.qemu.plugins.module_utils._ansible import run_module
-from ansible_collections.vmjobs.qemu.plugins.module_utils._args import check_timeout
-from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import JobFailed
-from ansible_collections.vmjobs.qemu.plugins.module_utils._jobs import (
-    JobClient,
-    describe,
+from ansible_collections.vmjobs.qemu.plugins.module_utils._args.common import (
+    check_timeout,
 )
-from ansible_collections.vmjobs.qemu.plugins.module_utils._migration_args import (
+from ansible_collections.vmjobs.qemu.plugins.module_utils._args.migration import (
     MIGRATION,
     migration_params,
 )
+from ansible_collections.vmjobs.qemu.plugins.module_utils._client.jobs import (
+    JobClient,
+    describe,
+)
+from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import JobFailed
 
 
 def start(client: JobClient, params: dict[str, t.Any]) -> dict[str, t.Any]:

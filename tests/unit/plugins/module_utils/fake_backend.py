@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """In-memory stand-ins for unit tests: a VM's job table, a clock, a ledger that flags nested locks.
 
-:class:`FakeVM` implements the ``Backend`` protocol of ``_backend.py`` and hands
+:class:`FakeVM` implements the ``Backend`` protocol of ``_model/session.py`` and hands
 out :class:`FakeSession` objects implementing ``Session``.  It keeps its jobs in
 QEMU's own reply shapes (``query-jobs`` and ``query-block-jobs`` entries, as in
 the recorded fixtures) and turns them into records with ``_model.records_from_qmp``
@@ -23,12 +23,16 @@ import contextlib
 import copy
 import typing as t
 
-from ansible_collections.vmjobs.qemu.plugins.module_utils import _args, _model, _nodes
+from ansible_collections.vmjobs.qemu.plugins.module_utils._args import common as _args
 from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
     BackendError,
     MonitorBusy,
 )
-from ansible_collections.vmjobs.qemu.plugins.module_utils._ledger import Ledger
+from ansible_collections.vmjobs.qemu.plugins.module_utils._ledger.files import Ledger
+from ansible_collections.vmjobs.qemu.plugins.module_utils._model import (
+    records as _model,
+)
+from ansible_collections.vmjobs.qemu.plugins.module_utils._qmp import nodes as _nodes
 
 Record = dict[str, t.Any]
 Note = t.Callable[..., None]

@@ -13,13 +13,15 @@ from __future__ import annotations
 import contextlib
 import typing as t
 
-from ansible_collections.vmjobs.qemu.plugins.module_utils import (
-    _migration,
-    _qmp_migrate,
-)
 from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
     BackendError,
     TransportError,
+)
+from ansible_collections.vmjobs.qemu.plugins.module_utils._model import (
+    migration as _migration,
+)
+from ansible_collections.vmjobs.qemu.plugins.module_utils._qmp import (
+    migrate as _qmp_migrate,
 )
 from ansible_collections.vmjobs.qemu.tests.unit.plugins.module_utils.fake_backend import (
     FakeSession,

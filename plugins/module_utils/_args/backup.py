@@ -1,0 +1,138 @@
+# Copyright (c) vmjobs.qemu contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The ``backup`` module's argument spec and its checks.
+
+This is a private module: its API may change between any two releases.
+"""
+
+from __future__ import annotations
+
+import os
+import typing as t
+
+from .._errors import InvalidArgument
+from .._model.chains import COMPANION_SUFFIX, MODES, a_mode
+from .._model.records import NAME_RE, validate_name
+from .._targets import parse_mode
+
+FORMATS = ['qcow2', 'raw']
+
+BACKUP: dict[str, dict[str, t.Any]] = {
+    'name': {'type': 'str', 'required': True},
+    'disks': {'type': 'list', 'elements': 'dict', 'default': [], 'options': {
+        'device': {'type': 'str', 'required': True},
+        'target': {'type': 'path'},
+        'format': {'type': 'str', 'default': 'qcow2', 'choices': FORMATS},
+    }},
+    'target_dir': {'type': 'path'},
+    # The file mode of the targets (``mode`` is the kind of backup). No default:
+    # parameters recorded before this option existed compare equal.
+    'target_mode': {'type': 'raw'},
+    'mode': {'type': 'str', 'default': 'full', 'choices': list(MODES)},
+    'bitmap': {'type': 'str'},
+    'compress': {'type': 'bool', 'default': False},
+    'speed': {'type': 'int'},
+    'perf': {'type': 'dict', 'options': {
+        'max_workers': {'type': 'int'},
+        'max_chunk': {'type': 'int'},
+        'use_copy_range': {'type': 'bool'},
+    }},
+    # A backup never becomes ready and finalizes itself: only these two make sense.
+    'wait': {'type': 'str', 'default': 'none', 'choices': ['none', 'concluded']},
+    'wait_timeout': {'type': 'float', 'default': 300.0},
+}
+
+
+def _refuse(name: str, why: str) -> InvalidArgument:
+    return InvalidArgument(f"job '{name}': {why}", name)
+
+
+def default_target(target_dir: str, device: str, fmt: str) -> str:
+    """``<target_dir>/<device>.<format>``: where a disk without ``target`` is backed up."""
+    return os.path.join(target_dir, f"{device.replace('/', '_')}.{fmt}")
+
+
+def check_disk(name: str, mode: str, compress: bool, device: str, fmt: str) -> None:
+    """A disk's format must suit the backup.
+
+    :raise InvalidArgument: an incremental, differential or compressed backup to raw.
+    """
+    if fmt == 'raw' and mode != 'full':
+        raise _refuse(name, f"disk '{device}': {a_mode(mode)} backup needs a qcow2 target, which "
+                            'records its backing file')
+    if fmt == 'raw' and compress:
+        raise _refuse(name, f"disk '{device}': compress needs a qcow2 target")
+
+
+def backup_params(options: dict[str, t.Any]) -> dict[str, t.Any]:
+    """Check ``backup`` options and return the job's parameters.
+
+    :raise InvalidArgument: a missing, contradictory or impossible option.
+    """
+    name = validate_name(options['name'])
+    mode, bitmap = options['mode'], options.get('bitmap')
+    if bitmap is not None:
+        if not NAME_RE.fullmatch(bitmap):
+            raise _refuse(name, f"invalid bitmap name {bitmap!r}: use 1-128 characters, a "
+                                "letter first, then letters, digits, '.', '_' or '-'")
+        if bitmap.endswith(COMPANION_SUFFIX):
+            raise _refuse(name, f"bitmap names ending in '{COMPANION_SUFFIX}' are kept for the "
+                                f"companion bitmap of each chain (here {bitmap})")
+    elif mode != 'full':
+        raise _refuse(name, f'{a_mode(mode)} backup needs a bitmap')
+    for key in ('speed',):
+        if options.get(key) is not None and options[key] < 0:
+            raise _refuse(name, f'{key} must not be negative (got {options[key]})')
+    perf = {key: value for key, value in (options.get('perf') or {}).items()
+            if value is not None}
+    for key in ('max_workers', 'max_chunk'):
+        if key in perf and perf[key] < (1 if key == 'max_workers' else 0):
+            raise _refuse(name, f'perf.{key} must be positive (got {perf[key]})')
+    target_dir = options.get('target_dir')
+    disks, devices, targets = [], set(), set()
+    for disk in options.get('disks') or []:
+        device, fmt = disk['device'], disk.get('format') or 'qcow2'
+        if device in devices:
+            raise _refuse(name, f"disk '{device}' is listed twice")
+        devices.add(device)
+        target = disk.get('target')
+        if target is None and target_dir is None:
+            raise _refuse(name, f"disk '{device}' needs a target, or give target_dir")
+        target = os.path.abspath(target or default_target(target_dir or '', device, fmt))
+        if target in targets:
+            raise _refuse(name, f'target {target} is given for two disks')
+        targets.add(target)
+        check_disk(name, mode, options['compress'], device, fmt)
+        disks.append({'device': device, 'target': disk.get('target') and target, 'format': fmt})
+    if not disks and target_dir is None:
+        raise _refuse(name, 'give disks, or target_dir to back up every disk of the VM')
+    params = {'type': 'backup', 'mode': mode, 'bitmap': bitmap, 'disks': disks,
+              'target_dir': os.path.abspath(target_dir) if target_dir else None,
+              'compress': options['compress'], 'speed': options.get('speed'),
+              'perf': perf or None}
+    target_mode = parse_mode(options.get('target_mode'), name, 'target_mode')
+    if target_mode is not None:
+        params['target_mode'] = target_mode
+    return params
+
+
+def resolve_disks(name: str, params: dict[str, t.Any],
+                  all_disks: t.Sequence[str]) -> list[dict[str, str]]:
+    """The disks to back up, each with its target: those listed, or all of the VM's.
+
+    :raise InvalidArgument: no disks, or two disks that end up with one target.
+    """
+    listed = params['disks'] or [{'device': device, 'target': None, 'format': 'qcow2'}
+                                 for device in all_disks]
+    if not listed:
+        raise _refuse(name, 'the VM has no writable disks; list them in disks')
+    resolved, targets = [], set()
+    for disk in listed:
+        target = disk['target'] or default_target(params['target_dir'], disk['device'],
+                                                  disk['format'])
+        if target in targets:
+            raise _refuse(name, f'target {target} is given for two disks')
+        targets.add(target)
+        check_disk(name, params['mode'], params['compress'], disk['device'], disk['format'])
+        resolved.append({'device': disk['device'], 'target': target, 'format': disk['format']})
+    return resolved

@@ -1,0 +1,195 @@
+# Copyright (c) vmjobs.qemu contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The ``backup`` module's logic: plan a multi-disk backup in its chain, start it, learn how it went.
+
+This is a private module: its API may change between any two releases.
+
+The history of each chain (see ``_chains``) is kept next to the job records, in
+a ledger scope of its own (the VM's scope plus ``#backup-chains``), one record
+per bitmap name.  Job records can be forgotten (``job state=absent forget=true``)
+and tombstones are pruned; the chain history stays, so an incremental never
+builds on the wrong image because a record it depended on was removed.
+"""
+
+from __future__ import annotations
+
+import os
+import typing as t
+
+from .. import _targets
+from .._args.backup import backup_params, resolve_disks
+from .._args.common import split_start_only
+from .._errors import InvalidArgument, VmjobsError
+from .._ledger.files import Ledger
+from .._model import chains as _chains
+from .._model.session import Record
+from .._qmp import backup as _qmp_backup
+from .._qmp import nodes as _nodes
+from .jobs import JobClient, identity
+
+#: Added to the VM's ledger scope for the scope that keeps the chains.
+CHAIN_SCOPE_SUFFIX = '#backup-chains'
+
+
+def chain_ledger(ledger: Ledger) -> Ledger:
+    """Where the chains of the VM of ``ledger`` are kept (no I/O)."""
+    return Ledger(ledger.root, ledger.scope + CHAIN_SCOPE_SUFFIX, ledger.retention_days)
+
+
+class Backup:
+    """Starts (or finds) one named multi-disk backup through a :class:`JobClient`.
+
+    :param client: the VM's job client.
+    :param exists: tests whether a path exists (injected for tests).
+    """
+
+    def __init__(self, client: JobClient, exists: t.Callable[[str], bool] = os.path.exists) -> None:
+        self.client = client
+        self.exists = exists
+
+    @property
+    def chains(self) -> Ledger:
+        """Where the VM's chains are kept (a QMP VM's ledger has a root and a scope)."""
+        return chain_ledger(self.client.ledger)
+
+    def run(self, options: dict[str, t.Any], wait: str | None = None,
+            wait_timeout: float = 300.0) -> dict[str, t.Any]:
+        """Start backup ``options['name']`` unless it exists; optionally wait for it.
+
+        :raise InvalidArgument: bad options, or the chain cannot take this backup.
+        :raise JobConflict: the name is taken by a different job.
+        :raise BackendError: QEMU refused (nothing is left behind).
+        :raise JobFailed: the backup failed while waited for.
+        :raise JobTimeout: the wait ran out.
+        """
+        name = options['name']
+        params, start_only = split_start_only(backup_params(options))
+        if getattr(self.client.backend, 'plans_backups', False):
+            # libvirt plans the disks and its checkpoints itself (backupBegin): no QMP graph
+            return self.client.start(name, params, wait, wait_timeout,
+                                     lambda _records, _entries: start_only).start_output()
+        with self.client.backend.session() as session:
+            graph = _qmp_backup.inspect(session, name)
+        planned: list[Record] = []
+
+        def prepare(records: dict[str, Record], entries: dict[str, Record]) -> dict[str, t.Any]:
+            planned[:] = self.plan(name, params, graph, records, entries)
+            return dict(start_only, plan=planned,
+                        before_reset=lambda: self.mark_reset(name, params))
+
+        try:
+            result = self.client.start(name, params, wait, wait_timeout, prepare)
+        except VmjobsError as err:
+            seen = getattr(err, 'records', None) or [r for r in [getattr(err, 'record', None)] if r]
+            self.learn(name, params, seen)
+            raise
+        self.learn(name, params, result.records)
+        return dict(result.start_output(), backup=self.summary(name, params, planned))
+
+    # -- planning ---------------------------------------------------------------------------------
+
+    def plan(self, name: str, params: dict[str, t.Any], graph: dict[str, list[Record]],
+             records: dict[str, Record], entries: dict[str, Record]) -> list[Record]:
+        """One plan entry per disk (ledger lock held); record the attempt in its chain.
+
+        :raise InvalidArgument: the backup cannot start (nothing is recorded then).
+        """
+        blocks, nodes = graph['blocks'], graph['nodes']
+        disks = resolve_disks(name, params, _qmp_backup.vm_disks(blocks))
+        sources: dict[str, str] = {}
+        for disk in disks:
+            node = _nodes.resolve_device(disk['device'], blocks, nodes, name)
+            if node in sources:
+                raise InvalidArgument(f"job '{name}': disks '{sources[node]}' and "
+                                      f"'{disk['device']}' are the same node {node}", name)
+            sources[node] = disk['device']
+            disk['node'] = node
+            self._check_target(name, disk)
+        bitmap, mode = params['bitmap'], params['mode']
+        attempts: list[Record] = []
+        if bitmap is not None:
+            chain = self.chains.get(bitmap) or {'name': bitmap, 'attempts': []}
+            attempts = _chains.learn(chain['attempts'], records, entries)
+            self._save(bitmap, attempts, chain['attempts'])
+        plan = []
+        for disk in disks:
+            if bitmap is None:
+                step: Record = {'backing': None, 'backing_format': None, 'base': None,
+                                'bitmap': None, 'bitmap_mode': None, 'sync': 'full', 'reset': []}
+            else:
+                step = _chains.plan_disk(name, disk['device'], mode, bitmap, attempts, records,
+                                         self.exists)
+            require = step['bitmap'] if mode != 'full' else None
+            if require:
+                _qmp_backup.check_bitmap(name, disk['device'], disk['node'], require,
+                                         _qmp_backup.bitmaps(nodes, disk['node']))
+            plan.append(dict(step, device=disk['device'], target=disk['target'],
+                             format=disk['format'], require=require,
+                             member=_chains.member_id(name, disk['device'])))
+        if len({step['member'] for step in plan}) != len(plan):
+            raise InvalidArgument(f"job '{name}': two disks would get the same job id; "
+                                  'rename the backup', name)
+        if bitmap is not None:
+            attempt = {'job': name, 'mode': mode, 'state': 'starting', 'outcome': None,
+                       'identity': _chains.normalise(identity(params)),
+                       'disks': {step['device']: {'target': step['target'],
+                                                  'format': step['format'],
+                                                  'backing': step['backing']}
+                                 for step in plan}}
+            self._save(bitmap, _chains.prune([*attempts, attempt]), attempts)
+        return plan
+
+    def _check_target(self, name: str, disk: Record) -> None:
+        target = disk['target']
+        if os.path.islink(target):
+            raise InvalidArgument(_targets.link_message(name, target), name)
+        if self.exists(target):
+            raise InvalidArgument(f"job '{name}': target {target} of disk '{disk['device']}' "
+                                  'already exists; choose another path', name)
+        directory = os.path.dirname(target)
+        if not self.client.check_mode and not os.path.isdir(directory):
+            raise InvalidArgument(f"job '{name}': the directory {directory} of target {target} "
+                                  'does not exist', name)
+
+    def _save(self, bitmap: str, attempts: list[Record], before: list[Record]) -> None:
+        if not self.client.check_mode and attempts != before:
+            self.chains.put({'name': bitmap, 'attempts': attempts})
+
+    def mark_reset(self, name: str, params: dict[str, t.Any]) -> None:
+        """Note that full backup ``name`` now clears its bitmaps (the start holds the lock).
+
+        Written ahead: should the start fail from here on, the chain is broken.
+        """
+        bitmap = params['bitmap']
+        chain = self.chains.get(bitmap) if bitmap else None
+        if chain is None:
+            return
+        attempts = [dict(a) for a in chain['attempts']]
+        mine = [a for a in attempts if a['job'] == name]
+        if mine:
+            mine[-1]['reset'] = True
+            self.chains.put(dict(chain, attempts=attempts))
+
+    # -- after the start --------------------------------------------------------------------------
+
+    def learn(self, name: str, params: dict[str, t.Any], records: t.Sequence[Record]) -> None:
+        """Keep in the chain what became of backup ``name`` (started? outcome?)."""
+        bitmap = params['bitmap']
+        if bitmap is None or self.client.check_mode:
+            return
+        with self.client.ledger.lock():
+            chain = self.chains.get(bitmap)
+            if chain is None:
+                return
+            entries = {entry['name']: entry for entry in self.client.ledger.all()}
+            attempts = _chains.learn(chain['attempts'], {r['name']: r for r in records},
+                                     entries, only=name)
+            self._save(bitmap, attempts, chain['attempts'])
+
+    def summary(self, name: str, params: dict[str, t.Any], planned: list[Record]) -> Record:
+        """What the backup copies where: mode, bitmap and each disk's target and backing file."""
+        entry = self.client.ledger.get(name) or {}
+        disks = entry.get('disks') or planned
+        return {'mode': params['mode'], 'bitmap': params['bitmap'],
+                'disks': [{key: disk.get(key) for key in ('device', 'target', 'format', 'backing')}
+                          for disk in disks]}

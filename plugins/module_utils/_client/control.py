@@ -1,0 +1,259 @@
+# Copyright (c) vmjobs.qemu contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Driving a named job to a state (the ``job`` module's logic).
+
+This is a private module: its API may change between any two releases.
+
+A verb that becomes legal later on the job's normal path (complete on a mirror
+still copying, finalize before pending) is waited for; one that can never
+apply fails at once, naming the status and the verbs QEMU allows in it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import typing as t
+
+from .._errors import JobNotFound, JobStateError
+from .._model import closing as _closing
+from .._model import records as _model
+from .._model.records import Verdict
+from .._model.session import Record
+from .jobs import JobClient, Result, describe
+from .observer import compact
+
+STATES = ('completed', 'finalized', 'paused', 'running', 'canceled', 'absent')
+DONE: Verdict = 'reached'
+
+
+def _left_ready(record: Record, _entry: Record | None) -> Verdict:
+    status = record['status']
+    if status in ('waiting', 'pending', 'concluded') or status == _model.ABSENT:
+        return DONE
+    return 'waiting' if status in ('ready', 'standby', 'aborting') else 'never'
+
+
+def _is_paused(record: Record, _entry: Record | None) -> Verdict:
+    if record['status'] in ('paused', 'standby'):
+        return DONE
+    return 'waiting' if record['status'] in _model.VERBS['pause'] else 'never'
+
+
+def _concluded(record: Record, _entry: Record | None) -> Verdict:
+    return DONE if record['status'] in ('concluded', _model.ABSENT) else 'waiting'
+
+
+def _pending(record: Record, _entry: Record | None) -> Verdict:
+    if record['status'] == 'pending':
+        return DONE
+    return 'never' if record['status'] in ('concluded', _model.ABSENT) else 'waiting'
+
+
+class JobDriver:
+    """Applies the ``job`` module's desired state through a :class:`JobClient`."""
+
+    def __init__(self, client: JobClient, wait: bool = True, wait_timeout: float = 300.0) -> None:
+        self.client = client
+        self.wait = wait
+        self.wait_timeout = wait_timeout
+
+    def run(self, name: str, state: str | None = None, speed: int | None = None,
+            cancel: bool = False, forget: bool = False) -> Result:
+        """Drive ``name`` to ``state`` (and/or ``speed``).
+
+        :raise JobNotFound: no such job (except for ``state=absent``).
+        :raise JobStateError: the state can never be reached from the current status.
+        :raise JobTimeout: a wait ran out.
+        """
+        self.client.acted_on = []
+        record, entry = self.client.get(name, settle=True)
+        if record['status'] == _model.ABSENT and entry is None:
+            if state == 'absent':
+                return Result(False, [record])
+            raise JobNotFound(f"job '{name}' not found on {self.client.backend.scope}",
+                              name)
+        changed = False
+        if speed is not None and record['speed'] != speed:
+            self._require(record, 'set-speed', 'change the speed of')
+            changed = self._verb(name, 'set-speed', speed=speed)
+            record = self.client.get(name)[0]
+        if state is None:
+            return Result(changed, [record])
+        result = getattr(self, '_to_' + state)(record, entry, cancel, forget)
+        return Result(changed or result.changed or self.client.acted, result.records,
+                      result.elapsed)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _verb(self, name: str, verb: str, **arguments: t.Any) -> bool:
+        if not self.client.check_mode:
+            with self.client.backend.session() as session:
+                self.client.apply(session, name, verb, **arguments)
+        return True
+
+    def _await(self, name: str, verdict: t.Callable[[Record, Record | None], Verdict],
+               target: str) -> Record:
+        return self.client.await_jobs([name], verdict, self.wait_timeout, target).record
+
+    @staticmethod
+    def _require(record: Record, verb: str, doing: str) -> None:
+        if not _model.verb_allowed(verb, record['status'], record['type']):
+            raise JobStateError(
+                f"cannot {doing} job '{record['name']}' ({record['type']}): it is "
+                f"{describe(record)}; verbs allowed now: {_model.allowed_text(record['status'], record['type'])}",
+                record['name'], record)
+
+    def _refuse(self, record: Record, why: str) -> JobStateError:
+        return JobStateError(
+            f"job '{record['name']}' ({record['type']}) is {describe(record)}: {why}; "
+            f"verbs allowed now: {_model.allowed_text(record['status'], record['type'])}",
+            record['name'], record)
+
+    def _then_wait(self, record: Record, verdict: t.Callable[[Record, Record | None], Verdict],
+                   target: str) -> Result:
+        if self.wait and not self.client.check_mode:
+            return Result(True, [self._await(record['name'], verdict, target)])
+        return Result(True, [record])
+
+    # -- states ---------------------------------------------------------------------------------
+
+    def _to_completed(self, record: Record, entry: Record | None, *_: bool) -> Result:
+        status, name = record['status'], record['name']
+        if record['type'] not in _model.READY_TYPES or (entry or {}).get('active') is False:
+            raise self._refuse(record, 'only mirror and active commit jobs can be completed')
+        finished = status in ('concluded', _model.ABSENT) and record['outcome'] == 'succeeded'
+        if status in ('waiting', 'pending') or finished:
+            return Result(False, [record])
+        if status == 'standby':
+            raise self._refuse(record, 'it is paused, and QEMU completes a paused job only once '
+                                       'it runs again; resume it first (state: running)')
+        if status in ('created', 'running', 'paused'):
+            if self.client.check_mode:
+                return Result(True, [record])
+            record = self.client.await_jobs(
+                [name], lambda r, e: _model.wait_verdict(r, 'ready', e), self.wait_timeout,
+                'ready').record
+        if record['status'] not in ('ready', 'standby'):
+            raise self._refuse(record, 'it cannot be completed')
+        self._verb(name, 'complete')
+        return self._then_wait(record, _left_ready, 'completion')
+
+    def _to_finalized(self, record: Record, entry: Record | None, *_: bool) -> Result:
+        status, name = record['status'], record['name']
+        if status in ('concluded', _model.ABSENT):
+            return Result(False, [record])
+        if status in ('ready', 'standby'):
+            raise self._refuse(record, 'complete it first (state: completed)')
+        if status != 'pending':
+            auto = record.get('auto_finalize')
+            if auto is None:  # not a block job (create): QEMU finalizes it itself
+                auto = ((entry or {}).get('params') or {}).get('auto_finalize', True)
+            if auto:
+                if self.client.check_mode:
+                    return Result(False, [record])
+                return Result(False, [self._await(name, _concluded, 'concluded')])
+            if self.client.check_mode:
+                return Result(True, [record])
+            record = self._await(name, _pending, 'pending')
+        self._verb(name, 'finalize')
+        return self._then_wait(record, _concluded, 'concluded')
+
+    def _to_paused(self, record: Record, *_: t.Any) -> Result:
+        if record['status'] in ('paused', 'standby'):
+            return Result(False, [record])
+        self._require(record, 'pause', 'pause')
+        self._verb(record['name'], 'pause')
+        self._note(record['name'], user_paused=True)
+        return self._then_wait(record, _is_paused, 'paused')
+
+    def _to_running(self, record: Record, *_: t.Any) -> Result:
+        if record['status'] in ('created', 'running', 'ready', 'waiting', 'pending'):
+            return Result(False, [record])
+        self._require(record, 'resume', 'resume')
+        self._verb(record['name'], 'resume')
+        self._note(record['name'], user_paused=False)
+        return Result(True, [self.client.get(record['name'])[0]]
+                      if not self.client.check_mode else [record])
+
+    def _to_canceled(self, record: Record, *_: t.Any) -> Result:
+        status = record['status']
+        if status in ('concluded', _model.ABSENT):
+            return Result(False, [record])
+        changed = status != 'aborting'
+        if changed:
+            self._cancel(record)
+        result = self._then_wait(record, _concluded, 'concluded')
+        return Result(changed, result.records, result.elapsed)
+
+    def _cancel(self, record: Record) -> None:
+        """Cancel a job; one that is READY (not paused) ends keeping its copy."""
+        self._require(record, 'cancel', 'cancel')
+        keep_copy = record['status'] == 'ready' and record['type'] in _closing.COPY_TYPES
+        self._note(record['name'], cancel_requested=True, keep_copy=keep_copy)
+        if keep_copy:
+            self._verb(record['name'], 'cancel', keep_copy=True)
+        else:
+            self._verb(record['name'], 'cancel')
+
+    def _note(self, name: str, **facts: t.Any) -> None:
+        """Remember facts about a job in its ledger entry (none in check mode)."""
+        if not self.client.check_mode:
+            with self.client.ledger.lock():
+                self.client.ledger.update(name, **facts)
+
+    def _to_absent(self, record: Record, entry: Record | None, cancel: bool,
+                   forget: bool) -> Result:
+        name = record['name']
+        if not record['live']:
+            return self._forget(record, entry, forget)
+        if record['status'] != 'concluded':
+            if not cancel:
+                raise self._refuse(record, 'set cancel: true to cancel it before dismissing, '
+                                           'or wait for it to conclude')
+            if self.client.check_mode:
+                return Result(True, [record])
+            if record['status'] != 'aborting':
+                self._cancel(record)
+            record = self._await(name, _concluded, 'concluded')
+        if self.client.check_mode:
+            return Result(True, [record])
+        self._dismiss(record, entry, forget)
+        return Result(True, [dict(record, dismissed=True)])
+
+    def _forget(self, record: Record, entry: Record | None, forget: bool) -> Result:
+        """``absent`` for a job QEMU no longer has: keep or drop its ledger entry."""
+        if entry is None or (record['dismissed'] and not forget):
+            return Result(False, [record])
+        if not self.client.check_mode:
+            with contextlib.ExitStack() as stack:
+                # The monitor before the ledger's lock (see JobClient.start).
+                session = None
+                if entry.get('state') != 'dismissed':
+                    session = stack.enter_context(self.client.backend.session())
+                stack.enter_context(self.client.ledger.lock())
+                kept = entry.get('kept_nodes', [])
+                if session is not None:
+                    # QEMU lost or dismissed the job without us: detach its target now.
+                    kept = session.cleanup(entry)
+                if forget:
+                    self.client.ledger.delete(record['name'])
+                else:
+                    self.client.ledger.update(record['name'], state='dismissed', kept_nodes=kept)
+        return Result(True, [dict(record, dismissed=True)])
+
+    def _dismiss(self, record: Record, entry: Record | None, forget: bool) -> None:
+        name = record['name']
+        ledger = self.client.ledger
+        # The monitor before the ledger's lock (see JobClient.start).
+        with self.client.backend.session() as session, ledger.lock():
+            entry = ledger.get(name) or entry
+            if record['live']:  # an auto-dismissed job is gone after its cancel
+                self.client.apply(session, name, 'dismiss')
+            kept = session.cleanup(entry or {})
+            if forget:
+                ledger.delete(name)
+                return
+            tomb = dict(entry or {'name': name, 'type': record['type'],
+                                  'params': {'type': record['type']}},
+                        state='dismissed', last=compact(record), kept_nodes=kept)
+            ledger.put(tomb)

@@ -1,0 +1,277 @@
+# Copyright (c) vmjobs.qemu contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""libvirt XML, read and written with lxml: disks, copy/backup/checkpoint documents, metadata.
+
+This is a private module: its API may change between any two releases.
+Nothing here does I/O; every function takes or returns XML text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import typing as t
+
+from .._errors import InvalidArgument, LedgerError
+
+try:
+    from lxml import etree
+    HAS_LXML = True
+    LXML_IMPORT_ERROR: ImportError | None = None
+except ImportError as err:  # pragma: no cover - reported by the modules
+    etree = None
+    HAS_LXML = False
+    LXML_IMPORT_ERROR = err
+
+#: The collection's XML namespace in a domain's ``<metadata>``.
+NAMESPACE = 'https://vmjobs.github.io/xmlns/jobs/1'
+#: The prefix libvirt shows it with.
+PREFIX = 'vmjobs'
+
+Disk = dict[str, t.Any]
+Record = dict[str, t.Any]
+
+
+def _parse(text: str, what: str) -> t.Any:
+    try:
+        return etree.fromstring(text.encode())
+    except etree.XMLSyntaxError as err:
+        raise LedgerError(f'cannot parse {what}: {err}') from err
+
+
+def _source(elem: t.Any) -> str | None:
+    """The path (or network name) of a ``<source>`` element."""
+    if elem is None:
+        return None
+    found = elem.get('file') or elem.get('dev') or elem.get('name') or elem.get('volume')
+    return t.cast('str | None', found)
+
+
+def _chain(disk: t.Any) -> list[dict[str, t.Any]]:
+    """The disk's images, top first: path, format and libvirt's index of each."""
+    top = disk.find('source')
+    driver = disk.find('driver')
+    images = [{'path': _source(top), 'format': driver.get('type') if driver is not None else None,
+               'index': top.get('index') if top is not None else None}]
+    store = disk.find('backingStore')
+    while store is not None and store.find('source') is not None:
+        fmt = store.find('format')
+        source = store.find('source')
+        images.append({'path': _source(source),
+                       'format': fmt.get('type') if fmt is not None else None,
+                       'index': store.get('index') or source.get('index')})
+        store = store.find('backingStore')
+    return images
+
+
+def disks(domain_xml: str) -> list[Disk]:
+    """Every ``<disk>`` of a domain: target, device kind, chain, and the ``<mirror>`` if any."""
+    root = _parse(domain_xml, 'domain XML')
+    found = []
+    for disk in root.iterfind('devices/disk'):
+        target = disk.find('target')
+        mirror = disk.find('mirror')
+        mirrored = None
+        if mirror is not None:
+            mirror_fmt = mirror.find('format')
+            mirrored = {'job': mirror.get('job'), 'ready': mirror.get('ready'),
+                        'path': _source(mirror.find('source')) or mirror.get('file'),
+                        'format': mirror_fmt.get('type') if mirror_fmt is not None
+                        else mirror.get('format')}
+        chain = _chain(disk)
+        found.append({
+            'target': target.get('dev') if target is not None else None,
+            'device': disk.get('device', 'disk'),
+            'type': disk.get('type'),
+            'readonly': disk.find('readonly') is not None,
+            'source': chain[0]['path'],
+            'format': chain[0]['format'],
+            'chain': chain,
+            'mirror': mirrored,
+        })
+    return found
+
+
+def chain_paths(disk: Disk) -> list[str]:
+    """The paths of a disk's images, top first."""
+    return [image['path'] for image in disk['chain'] if image['path']]
+
+
+def find_disk(found: t.Sequence[Disk], device: str, job: str) -> Disk:
+    """The disk whose target (``vda``) or top image path is ``device``.
+
+    :raise InvalidArgument: no such disk; the message lists the domain's disks.
+    """
+    path = os.path.abspath(device) if '/' in device else None
+    for disk in found:
+        if disk['target'] == device or (path and disk['source'] == path):
+            return disk
+    listed = ', '.join(f"{d['target']} ({d['source']})" for d in found) or 'none'
+    raise InvalidArgument(f"job '{job}': the domain has no disk '{device}' (disks: {listed})", job)
+
+
+def in_chain(disk: Disk, wanted: str, job: str, what: str) -> str:
+    """The path of an image of ``disk``'s chain, given as a path or as ``vda[N]``.
+
+    :raise InvalidArgument: it is not in the chain.
+    """
+    for image in disk['chain']:
+        if wanted in (image['path'], f"{disk['target']}[{image['index']}]") or (
+                '/' in wanted and image['path'] == os.path.abspath(wanted)):
+            return t.cast(str, image['path'])
+    shown = ' -> '.join(chain_paths(disk)) or 'empty'
+    raise InvalidArgument(f"job '{job}': {what} '{wanted}' is not in the backing chain of disk "
+                          f"'{disk['target']}' (chain: {shown})", job)
+
+
+def _tostring(elem: t.Any) -> str:
+    return t.cast(str, etree.tostring(elem, encoding='unicode'))
+
+
+def copy_destination(path: str, fmt: str) -> str:
+    """The ``<disk>`` a ``blockCopy`` copies to."""
+    disk = etree.Element('disk', type='file')
+    etree.SubElement(disk, 'source', file=path)
+    etree.SubElement(disk, 'driver', type=fmt)
+    return _tostring(disk)
+
+
+def backup_xml(targets: t.Sequence[Disk], incremental: str | None = None) -> str:
+    """A push-mode ``<domainbackup>`` of the disks in ``targets`` (target, path, format)."""
+    root = etree.Element('domainbackup', mode='push')
+    if incremental:
+        etree.SubElement(root, 'incremental').text = incremental
+    listed = etree.SubElement(root, 'disks')
+    for disk in targets:
+        elem = etree.SubElement(listed, 'disk', name=disk['target'], backup='yes', type='file')
+        etree.SubElement(elem, 'target', file=disk['path'])
+        etree.SubElement(elem, 'driver', type=disk['format'])
+    return _tostring(root)
+
+
+def checkpoint_xml(name: str, targets: t.Sequence[str], all_targets: t.Sequence[str]) -> str:
+    """A ``<domaincheckpoint>`` tracking ``targets`` (other disks of the domain excluded)."""
+    root = etree.Element('domaincheckpoint')
+    etree.SubElement(root, 'name').text = name
+    listed = etree.SubElement(root, 'disks')
+    for target in all_targets:
+        etree.SubElement(listed, 'disk', name=target,
+                         checkpoint='bitmap' if target in targets else 'no')
+    return _tostring(root)
+
+
+def set_disk_source(domain_xml: str, target: str, path: str, fmt: str) -> str | None:
+    """The domain XML with disk ``target`` pointing at ``path`` (a flat image), or None."""
+    root = _parse(domain_xml, 'domain XML')
+    for disk in root.iterfind('devices/disk'):
+        elem = disk.find('target')
+        if elem is None or elem.get('dev') != target:
+            continue
+        disk.set('type', 'file')
+        source = disk.find('source')
+        if source is None:
+            source = etree.SubElement(disk, 'source')
+        for key in list(source.attrib):
+            del source.attrib[key]
+        source.set('file', path)
+        driver = disk.find('driver')
+        if driver is not None:
+            driver.set('type', fmt)
+        for store in disk.findall('backingStore'):
+            disk.remove(store)
+        return _tostring(root)
+    return None
+
+
+# -- the collection's metadata: job records as XML ------------------------------------------------
+
+def _value(parent: t.Any, tag: str, value: t.Any, key: str | None = None) -> None:
+    """Append ``value`` under ``parent`` as element ``tag`` typed by its ``t`` attribute."""
+    elem = etree.SubElement(parent, tag)
+    if key is not None:
+        elem.set('key', key)
+    if value is None:
+        elem.set('t', 'null')
+    elif isinstance(value, bool):
+        elem.set('t', 'bool')
+        elem.text = 'true' if value else 'false'
+    elif isinstance(value, int):
+        elem.set('t', 'int')
+        elem.text = str(value)
+    elif isinstance(value, float):
+        elem.set('t', 'float')
+        elem.text = repr(value) if math.isfinite(value) else json.dumps(value)
+    elif isinstance(value, str):
+        elem.set('t', 'str')
+        elem.text = value
+    elif isinstance(value, (list, tuple)):
+        elem.set('t', 'list')
+        for item in value:
+            _value(elem, 'item', item)
+    elif isinstance(value, dict):
+        elem.set('t', 'dict')
+        for name, item in value.items():
+            _value(elem, 'field', item, str(name))
+    else:
+        raise LedgerError(f'cannot keep a {type(value).__name__} in domain metadata')
+
+
+def _read(elem: t.Any) -> t.Any:
+    kind = elem.get('t')
+    text = elem.text or ''
+    if kind == 'null':
+        return None
+    if kind == 'bool':
+        return text == 'true'
+    if kind == 'int':
+        return int(text)
+    if kind == 'float':
+        return float(json.loads(text)) if text in ('NaN', 'Infinity', '-Infinity') else float(text)
+    if kind == 'str':
+        return text
+    if kind == 'list':
+        return [_read(child) for child in elem if isinstance(child.tag, str)]
+    if kind == 'dict':
+        return {child.get('key'): _read(child) for child in elem if isinstance(child.tag, str)}
+    raise LedgerError(f'unknown value type {kind!r} in domain metadata')
+
+
+#: Record keys shown as attributes of ``<job>`` too, so that ``virsh dumpxml`` reads well.
+SHOWN = ('name', 'type', 'state')
+
+
+def encode_jobs(records: t.Iterable[Record]) -> str:
+    """The ``<jobs>`` element that holds every record.
+
+    It is built without a namespace: ``setMetadata`` puts it into the
+    collection's namespace (:data:`NAMESPACE`, prefix :data:`PREFIX`), and
+    ``metadata()`` hands it back without one.
+    """
+    root = etree.Element('jobs')
+    for record in sorted(records, key=lambda r: r['name']):
+        job = etree.SubElement(root, 'job')
+        for key in SHOWN:
+            if record.get(key) is not None:
+                job.set(key, str(record[key]))
+        for key, value in record.items():
+            _value(job, 'field', value, key)
+    return _tostring(root)
+
+
+def decode_jobs(text: str | None) -> list[Record]:
+    """The records of a ``<jobs>`` element (none for None).
+
+    :raise LedgerError: the element cannot be parsed.
+    """
+    if not text:
+        return []
+    root = _parse(text, 'the vmjobs domain metadata')
+    records = []
+    for job in root:
+        if not isinstance(job.tag, str) or etree.QName(job).localname != 'job':
+            continue
+        record = {child.get('key'): _read(child) for child in job if isinstance(child.tag, str)}
+        if record.get('name'):
+            records.append(record)
+    return records

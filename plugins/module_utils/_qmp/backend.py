@@ -1,0 +1,130 @@
+# Copyright (c) vmjobs.qemu contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The QMP backend: jobs of a QEMU process or qemu-storage-daemon behind a QMP socket.
+
+This is a private module: its API may change between any two releases.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import typing as t
+
+from .._errors import BackendError, naming
+from .._model import closing as _closing
+from .._model import migration as _migration
+from .._model import records as _model
+from .._model.session import Note, Record
+from . import migrate as _qmp_migrate
+from .monitor import Monitor
+from .start import start_job
+
+#: Job verbs and the QMP commands that apply them.
+VERB_COMMANDS = {
+    'cancel': 'job-cancel', 'pause': 'job-pause', 'resume': 'job-resume',
+    'complete': 'job-complete', 'finalize': 'job-finalize', 'dismiss': 'job-dismiss',
+}
+
+#: QEMU's texts for a node that does not exist (7.2 says "Failed to find node with node-name=...").
+GONE = ('not found', 'cannot find', 'failed to find')
+
+
+class QmpSession:
+    """One QMP connection used by the job client for one operation."""
+
+    def __init__(self, monitor: Monitor) -> None:
+        self.monitor = monitor
+
+    def records(self) -> list[Record]:
+        jobs = self.monitor.execute('query-jobs')
+        block_jobs = self.monitor.execute('query-block-jobs')
+        return _model.records_from_qmp(jobs, block_jobs)
+
+    def migration(self, entry: Record) -> Record | None:
+        """The record of the migration ``query-migrate`` reports, if ``entry`` started it."""
+        if entry.get('prior') is None:
+            return None  # its start never got as far as asking QEMU to migrate
+        info = self.monitor.execute('query-migrate')
+        if _qmp_migrate.fingerprint(info) == entry['prior']:
+            return None  # QEMU still describes the migration before this one
+        return _migration.record_from_migrate(info, entry['name'])
+
+    def start(self, name: str, params: dict[str, t.Any], note: Note) -> None:
+        if params['type'] == 'migration':
+            _qmp_migrate.start_migration(self.monitor, name, params, note,
+                                         self.monitor.connect_timeout)
+        else:
+            start_job(self.monitor, name, params, note)
+
+    def migration_verb(self, name: str, verb: str, **arguments: t.Any) -> None:
+        _qmp_migrate.apply_verb(self.monitor, name, verb, **arguments)
+
+    def verb(self, name: str, verb: str, **arguments: t.Any) -> None:
+        """Apply ``verb``; ``cancel`` with ``keep_copy`` ends a READY job without an error.
+
+        ``block-job-cancel`` (not ``job-cancel``, which always forces) lets a READY
+        mirror or active commit finish as a consistent copy, without pivoting.
+        """
+        with naming(name):
+            if verb == 'set-speed':
+                self.monitor.execute('block-job-set-speed',
+                                     {'device': name, 'speed': arguments['speed']})
+            elif verb == 'cancel' and arguments.get('keep_copy'):
+                self.monitor.execute('block-job-cancel', {'device': name})
+            else:
+                self.monitor.execute(VERB_COMMANDS[verb], {'id': name})
+
+    def cleanup(self, entry: Record, discard: bool = False) -> list[str]:
+        """Detach the nodes a start attached, unless a device now uses them.
+
+        ``blockdev-del`` flushes and closes each image. With ``discard``, the files
+        the start created (``created_files``) are removed too, unless a node was kept.
+        """
+        kept = []
+        in_use = {b['inserted']['node-name'] for b in self.monitor.execute('query-block')
+                  if b.get('inserted')}
+        for node in entry.get('attached') or []:
+            if node in in_use:
+                kept.append(node)
+                continue
+            try:
+                self.monitor.execute('blockdev-del', {'node-name': node})
+            except BackendError as err:
+                if not any(gone in err.desc.lower() for gone in GONE):
+                    kept.append(node)
+                    in_use.add(node)
+        if discard and not kept:
+            _closing.remove_created(entry)
+        return kept
+
+    def wait_event(self, timeout: float) -> Record | None:
+        return self.monitor.wait_event(timeout)
+
+    def events(self) -> list[Record]:
+        return self.monitor.drain_events()
+
+
+class QmpBackend:
+    """Jobs behind one QMP socket; the ledger scope is the socket's real path.
+
+    The constructor does no I/O.
+    """
+
+    def __init__(self, socket: str, connect_timeout: float = 5.0) -> None:
+        self.socket = socket
+        self.connect_timeout = connect_timeout
+        self.scope = 'qmp:' + os.path.realpath(socket)
+
+    @contextlib.contextmanager
+    def session(self) -> t.Iterator[QmpSession]:
+        with Monitor(self.socket, self.connect_timeout) as monitor:
+            yield QmpSession(monitor)
+
+    def witness(self, entry: Record) -> Record | None:
+        """How a migration ended, asked of its destination once this VM has gone."""
+        return _qmp_migrate.witness(entry, self.connect_timeout)
+
+    def finish(self, entry: Record) -> bool:
+        """After a migration succeeded: resume the guest on the destination if it ran here."""
+        return _qmp_migrate.resume_destination(entry, self.connect_timeout)

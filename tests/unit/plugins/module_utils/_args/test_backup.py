@@ -1,0 +1,115 @@
+# Copyright (c) vmjobs.qemu contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Unit tests for plugins/module_utils/_args/backup.py: the backup module's option checks."""
+
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+from ansible_collections.vmjobs.qemu.plugins.module_utils._args import (
+    backup as _backup_args,
+)
+from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import InvalidArgument
+
+Record = dict[str, t.Any]
+
+
+def options(**given: t.Any) -> Record:
+    """Module options with the argspec's defaults, as AnsibleModule hands them over."""
+    values = {key: spec.get('default') for key, spec in _backup_args.BACKUP.items()}
+    values.update(name='b1', disks=[{'device': 'disk0', 'target': '/b/d0.qcow2', 'format': 'qcow2'}])
+    values.update(given)
+    return values
+
+
+def refused(**given: t.Any) -> str:
+    with pytest.raises(InvalidArgument) as caught:
+        _backup_args.backup_params(options(**given))
+    return str(caught.value)
+
+
+def test_params_of_a_full_backup() -> None:
+    assert _backup_args.backup_params(options(bitmap='nightly', speed=0)) == {
+        'type': 'backup', 'mode': 'full', 'bitmap': 'nightly',
+        'disks': [{'device': 'disk0', 'target': '/b/d0.qcow2', 'format': 'qcow2'}],
+        'target_dir': None, 'compress': False, 'speed': 0, 'perf': None}
+
+
+def test_params_make_paths_absolute_and_keep_unset_targets_unset(monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: t.Any) -> None:
+    monkeypatch.chdir(tmp_path)
+    params = _backup_args.backup_params(options(
+        target_dir='out', disks=[{'device': 'disk0', 'target': None, 'format': 'raw'},
+                                 {'device': 'disk1', 'target': 'd1.qcow2', 'format': 'qcow2'}],
+        perf={'max_workers': 4, 'max_chunk': None, 'use_copy_range': None}))
+    assert params['target_dir'] == str(tmp_path / 'out')
+    assert params['disks'] == [{'device': 'disk0', 'target': None, 'format': 'raw'},
+                               {'device': 'disk1', 'target': str(tmp_path / 'd1.qcow2'),
+                                'format': 'qcow2'}]
+    assert params['perf'] == {'max_workers': 4}
+
+
+def test_all_disks_need_a_target_dir() -> None:
+    assert refused(disks=[]) == "job 'b1': give disks, or target_dir to back up every disk of " \
+                                'the VM'
+    assert _backup_args.backup_params(options(disks=[], target_dir='/b'))['disks'] == []
+
+
+@pytest.mark.parametrize('given, message', [
+    ({'mode': 'incremental'}, "job 'b1': an incremental backup needs a bitmap"),
+    ({'mode': 'differential'}, "job 'b1': a differential backup needs a bitmap"),
+    ({'bitmap': 'nightly.full'}, ("job 'b1': bitmap names ending in '.full' are kept for the "
+                                  'companion bitmap of each chain (here nightly.full)')),
+    ({'bitmap': 'night ly'}, ("job 'b1': invalid bitmap name 'night ly': use 1-128 characters, "
+                              "a letter first, then letters, digits, '.', '_' or '-'")),
+    ({'speed': -1}, "job 'b1': speed must not be negative (got -1)"),
+    ({'perf': {'max_workers': 0}}, "job 'b1': perf.max_workers must be positive (got 0)"),
+    ({'perf': {'max_chunk': -1}}, "job 'b1': perf.max_chunk must be positive (got -1)"),
+    ({'disks': [{'device': 'disk0', 'target': None, 'format': 'qcow2'}]},
+     "job 'b1': disk 'disk0' needs a target, or give target_dir"),
+    ({'disks': [{'device': 'disk0', 'target': '/b/a', 'format': 'qcow2'},
+                {'device': 'disk0', 'target': '/b/b', 'format': 'qcow2'}]},
+     "job 'b1': disk 'disk0' is listed twice"),
+    ({'disks': [{'device': 'disk0', 'target': '/b/a', 'format': 'qcow2'},
+                {'device': 'disk1', 'target': '/b/a', 'format': 'qcow2'}]},
+     "job 'b1': target /b/a is given for two disks"),
+    ({'disks': [{'device': 'disk0', 'target': '/b/a', 'format': 'raw'}], 'mode': 'incremental',
+      'bitmap': 'nightly'},
+     ("job 'b1': disk 'disk0': an incremental backup needs a qcow2 target, which records its "
+      'backing file')),
+    ({'disks': [{'device': 'disk0', 'target': '/b/a', 'format': 'raw'}], 'compress': True},
+     "job 'b1': disk 'disk0': compress needs a qcow2 target"),
+    ({'name': '1st'}, ("invalid job name '1st': use 1-128 characters, a letter first, then "
+                       "letters, digits, '.', '_' or '-'")),
+])
+def test_refusals(given: Record, message: str) -> None:
+    assert refused(**given) == message
+
+
+def test_resolve_disks_lists_every_vm_disk_under_target_dir() -> None:
+    params = _backup_args.backup_params(options(disks=[], target_dir='/b/run'))
+    assert _backup_args.resolve_disks('b1', params, ['disk0', 'disk1']) == [
+        {'device': 'disk0', 'target': '/b/run/disk0.qcow2', 'format': 'qcow2'},
+        {'device': 'disk1', 'target': '/b/run/disk1.qcow2', 'format': 'qcow2'}]
+
+
+def test_resolve_disks_keeps_the_listed_disks() -> None:
+    params = _backup_args.backup_params(options(
+        target_dir='/b/run', disks=[{'device': 'disk1', 'target': None, 'format': 'raw'}]))
+    assert _backup_args.resolve_disks('b1', params, ['disk0', 'disk1']) == [
+        {'device': 'disk1', 'target': '/b/run/disk1.raw', 'format': 'raw'}]
+
+
+def test_resolve_disks_refuses_a_vm_without_disks() -> None:
+    params = _backup_args.backup_params(options(disks=[], target_dir='/b/run'))
+    with pytest.raises(InvalidArgument, match="^job 'b1': the VM has no writable disks; list "
+                                              'them in disks$'):
+        _backup_args.resolve_disks('b1', params, [])
+
+
+def test_a_default_target_may_not_be_another_disks_target() -> None:
+    assert refused(target_dir='/b/run', disks=[
+        {'device': 'disk0', 'target': '/b/run/disk1.qcow2', 'format': 'qcow2'},
+        {'device': 'disk1', 'target': None, 'format': 'qcow2'}]) == \
+        "job 'b1': target /b/run/disk1.qcow2 is given for two disks"

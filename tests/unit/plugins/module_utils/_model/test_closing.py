@@ -1,0 +1,72 @@
+# Copyright (c) vmjobs.qemu contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Unit tests for plugins/module_utils/_model/closing.py: when and how a job's targets are closed."""
+
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+from ansible_collections.vmjobs.qemu.plugins.module_utils._model import (
+    closing as _closing,
+)
+
+Record = dict[str, t.Any]
+STARTED: Record = {'name': 'b1', 'state': 'started', 'attached': ['vjxt', 'vjxf'],
+                   'created_file': '/srv/b1.qcow2'}
+
+
+@pytest.mark.parametrize('entry, state', [
+    (None, None),
+    ({'name': 's1', 'state': 'started', 'attached': []}, None),
+    (STARTED, 'open'),
+    ({'name': 'c1', 'state': 'started', 'created_file': '/srv/c1.raw'}, 'open'),
+    (dict(STARTED, targets='closed'), 'closed'),
+    (dict(STARTED, targets='removed'), 'removed'),
+    (dict(STARTED, targets='in_use', kept_nodes=['vjxt']), 'in_use'),
+    (dict(STARTED, state='dismissed', kept_nodes=[]), 'closed'),
+    (dict(STARTED, state='dismissed', kept_nodes=['vjxt']), 'in_use'),
+])
+def test_target_state(entry: Record | None, state: str | None) -> None:
+    assert _closing.target_state(entry) == state
+
+
+@pytest.mark.parametrize('record, entry, due', [
+    ({'outcome': None}, STARTED, False),
+    ({'outcome': 'succeeded'}, STARTED, True),
+    ({'outcome': 'failed'}, STARTED, True),
+    ({'outcome': 'canceled'}, STARTED, True),
+    ({'outcome': 'succeeded'}, dict(STARTED, targets='closed'), False),
+    ({'outcome': 'succeeded'}, dict(STARTED, state='starting'), False),
+    ({'outcome': 'succeeded'}, dict(STARTED, state='dismissed'), False),
+    ({'outcome': 'succeeded'}, {'name': 's1', 'state': 'started'}, False),
+    ({'outcome': 'succeeded'}, None, False),
+])
+def test_closing_due(record: Record, entry: Record | None, due: bool) -> None:
+    assert _closing.closing_due(record, entry) is due
+
+
+@pytest.mark.parametrize('record, entry, kept', [
+    ({'outcome': 'succeeded', 'error': None}, STARTED, True),
+    ({'outcome': 'failed', 'error': 'No space left on device'}, STARTED, False),
+    ({'outcome': 'canceled', 'error': 'Operation canceled'}, STARTED, False),
+    ({'outcome': 'canceled', 'error': None}, STARTED, False),  # a canceled backup group
+    ({'outcome': 'canceled', 'error': None}, dict(STARTED, keep_copy=True), True),
+    ({'outcome': 'canceled', 'error': 'Operation canceled'}, dict(STARTED, keep_copy=True), False),
+])
+def test_finished(record: Record, entry: Record, kept: bool) -> None:
+    assert _closing.finished(record, entry) is kept
+
+
+def test_created_files_once_each_in_order() -> None:
+    entry = {'created_file': '/a', 'created_files': ['/b', '/a', None, '/c']}
+    assert _closing.created_files(entry) == ['/a', '/b', '/c']
+    assert _closing.created_files({}) == []
+
+
+@pytest.mark.parametrize('kept, discard, state', [
+    ([], False, 'closed'), ([], True, 'removed'), (['vjxt'], False, 'in_use'),
+    (['vjxt'], True, 'in_use'),
+])
+def test_closed_state(kept: list[str], discard: bool, state: str) -> None:
+    assert _closing.closed_state(kept, discard) == state
