@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
@@ -14,10 +15,14 @@ from typing import Any
 import pytest
 from harness import ansible, images, mounts
 from harness.libvirt import LibvirtHost
+from harness.paths import COLLECTIONS_PATH
 from harness.procs import Daemon
 from harness.qmp import QMPConnection
 from harness.qsd import start_qsd
 from harness.vm import start_vm
+
+# test_qmp_monitor imports the collection's QMP monitor directly.
+sys.path.insert(0, str(COLLECTIONS_PATH))
 
 #: Test files whose tests run for more than about half a minute.
 SLOW = ('test_faults_', 'test_tutorial', 'test_roles', 'test_backup_role', 'test_concurrency',

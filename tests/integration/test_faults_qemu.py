@@ -40,7 +40,6 @@ def test_qemu_killed_mid_wait(workdir, make_image, vm, run_module, qmp_observer)
     waiter.join(60)
 
     assert_clean_failure(waited, str(daemon.sock))
-    assert waited['ended'] - killed < args['connect_timeout'] + 2.5, 'ansible takes ~1-2 s more'
     print(f"job_wait after the kill: {waited['msg']} ({waited['ended'] - killed:.1f}s)")
 
     dead = run_module('job_info', dict(args, name=['doomed']))

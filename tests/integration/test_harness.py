@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,9 +26,7 @@ def test_qsd_nodes_and_observer(make_image: Callable[..., Path], qsd: Callable[.
     assert image_info(top)['backing-filename'] == str(base)
     assert has_pattern(top, 0x5A, 0, '64M') and not has_pattern(top, 0x00, 0, '64k')
 
-    started = time.monotonic()
     daemon = qsd(disks={'disk0': top})
-    assert time.monotonic() - started < 5
     assert daemon.pidfile.read_text().strip() == str(daemon.pid)
 
     obs = qmp_observer(daemon.obs_sock)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from harness import assert_ok
-from harness.migration import start_destination, start_source
+from harness.migration import frozen_destination, start_destination, start_source
 from harness.netns import two_hosts
 from harness.qmp import QMPConnection
 
@@ -72,26 +72,31 @@ def test_the_destination_witnesses_an_outcome_nobody_saw(workdir, pair, run_modu
     assert info['jobs'][0]['lost'] is False
 
 
-def test_cancel_midway(workdir, pair, run_module):
-    source, dest = pair(ram_mb=32)
-    started = run_module('migration', migrate_args(
-        source, workdir, name='slow', dest_socket=str(dest.sock), bandwidth=1 << 20))
-    assert started['changed'] and started['job']['status'] == 'running', started
-    canceled = run_module('job', migrate_args(source, workdir, name='slow', state='canceled',
-                                              wait_timeout=30))
-    assert canceled['changed'], canceled.get('msg')
-    info = run_module('job_info', migrate_args(source, workdir, name=['slow']))
-    record = info['jobs'][0]
-    assert (record['status'], record['raw_status'], record['outcome']) == (
-        'concluded', 'cancelled', 'canceled')
-    assert run_state(source) == 'running', 'the guest keeps running on the source'
-    again = run_module('job', migrate_args(source, workdir, name='slow', state='canceled'))
-    assert not again['changed']
-    gone = run_module('job', migrate_args(source, workdir, name='slow', state='absent',
-                                          forget=True))
-    assert gone['changed']
-    listed = run_module('job_info', migrate_args(source, workdir, include_dismissed=True))
-    assert listed['jobs'] == []
+def test_cancel_midway(workdir, run_module):
+    """The destination reads nothing, so the migration holds at ``active`` until canceled."""
+    source = start_source(workdir, ram_mb=32)
+    try:
+        with frozen_destination(workdir) as (_dest, uri):
+            started = run_module('migration', migrate_args(source, workdir, name='held',
+                                                           dest_uri=uri))
+            assert started['changed'] and started['job']['status'] == 'running', started
+            canceled = run_module('job', migrate_args(source, workdir, name='held',
+                                                      state='canceled', wait_timeout=30))
+            assert canceled['changed'], canceled.get('msg')
+        info = run_module('job_info', migrate_args(source, workdir, name=['held']))
+        record = info['jobs'][0]
+        assert (record['status'], record['raw_status'], record['outcome']) == (
+            'concluded', 'cancelled', 'canceled')
+        assert run_state(source) == 'running', 'the guest keeps running on the source'
+        again = run_module('job', migrate_args(source, workdir, name='held', state='canceled'))
+        assert not again['changed']
+        gone = run_module('job', migrate_args(source, workdir, name='held', state='absent',
+                                              forget=True))
+        assert gone['changed']
+        listed = run_module('job_info', migrate_args(source, workdir, include_dismissed=True))
+        assert listed['jobs'] == []
+    finally:
+        source.stop()
 
 
 def test_failure_carries_qemus_words(workdir, pair, run_module):
@@ -119,21 +124,28 @@ def test_postcopy_after_passes(workdir, pair, run_module):
     assert run_state(dest) == 'running'
 
 
-@pytest.mark.parametrize(('action', 'outcome'), [('cancel', 'canceled'),
-                                                 ('postcopy', 'succeeded'),
-                                                 ('pause', 'succeeded')])
-def test_completion_policy(workdir, pair, run_module, action, outcome):
-    source, dest = pair(ram_mb=32)
-    moved = run_module('migration', migrate_args(
-        source, workdir, name=f'policy-{action}', dest_socket=str(dest.sock),
-        bandwidth=(2 << 20) if action == 'cancel' else (8 << 20),
-        postcopy=action == 'postcopy', completion_timeout=1, completion_action=action,
-        wait='concluded', wait_timeout=60))
-    if outcome == 'canceled':
+def test_completion_policy_cancel(workdir, run_module):
+    """A migration held at ``active`` (the destination reads nothing) outlives the timeout."""
+    source = start_source(workdir, ram_mb=32)
+    try:
+        with frozen_destination(workdir) as (_dest, uri):
+            moved = run_module('migration', migrate_args(
+                source, workdir, name='policy-cancel', dest_uri=uri, completion_timeout=1,
+                completion_action='cancel', wait='concluded', wait_timeout=60))
         assert moved['failed'] and 'did not migrate' in moved['msg'], moved.get('msg')
         assert moved['job']['outcome'] == 'canceled' and 'jobs' not in moved
         assert run_state(source) == 'running'
-        return
+    finally:
+        source.stop()
+
+
+@pytest.mark.parametrize('action', ['postcopy', 'pause'])
+def test_completion_policy(workdir, pair, run_module, action):
+    source, dest = pair(ram_mb=32)
+    moved = run_module('migration', migrate_args(
+        source, workdir, name=f'policy-{action}', dest_socket=str(dest.sock),
+        bandwidth=8 << 20, postcopy=action == 'postcopy', completion_timeout=1,
+        completion_action=action, wait='concluded', wait_timeout=60))
     assert not moved['failed'], moved.get('msg')
     assert moved['job']['outcome'] == 'succeeded'
     assert moved['job']['actions_taken'] == [action]
@@ -141,17 +153,21 @@ def test_completion_policy(workdir, pair, run_module, action, outcome):
     assert run_state(dest) == 'running', 'a guest paused to converge is resumed on arrival'
 
 
-def test_wait_timeout_returns_the_last_record(workdir, pair, run_module):
-    source, dest = pair(ram_mb=32)
-    run_module('migration', migrate_args(source, workdir, name='long',
-                                         dest_socket=str(dest.sock), bandwidth=1 << 20))
-    waited = run_module('job_wait', migrate_args(source, workdir, name=['long'], timeout=1))
-    assert waited['failed'] and 'timed out' in waited['msg']
-    last = waited['jobs'][0]
-    assert last['status'] == 'running' and last['raw_status'] == 'active'
-    assert 0 < last['progress']['current'] < last['progress']['total']
-    assert last['progress']['rate'] > 0
-    run_module('job', migrate_args(source, workdir, name='long', state='canceled'))
+def test_wait_timeout_returns_the_last_record(workdir, run_module):
+    source = start_source(workdir, ram_mb=32)
+    try:
+        with frozen_destination(workdir) as (_dest, uri):
+            run_module('migration', migrate_args(source, workdir, name='long', dest_uri=uri))
+            waited = run_module('job_wait', migrate_args(source, workdir, name=['long'],
+                                                         timeout=1))
+            assert waited['failed'] and 'timed out' in waited['msg']
+            last = waited['jobs'][0]
+            assert last['status'] == 'running' and last['raw_status'] == 'active'
+            assert 0 < last['progress']['current'] < last['progress']['total']
+            assert 'rate' in last['progress']
+            run_module('job', migrate_args(source, workdir, name='long', state='canceled'))
+    finally:
+        source.stop()
 
 
 def test_bad_requests_change_nothing(workdir, pair, vm, run_module):

@@ -7,6 +7,7 @@ import re
 import shlex
 import subprocess
 
+import pytest
 from harness import assert_ok
 from harness.ansible import ansible_env
 from harness.paths import VENV_BIN
@@ -97,9 +98,10 @@ def test_a_timeout_reports_the_whole_wait(workdir, make_image, qsd, run_playbook
     assert failure['changed'] is True, 'the job was started'
     waited = float(re.match(r"timed out after ([0-9.]+)s waiting for job 'crawl'",
                             failure['msg']).group(1))
-    # The whole wait, not the last stretch: the timeout plus at most one module start.
-    assert 2.5 <= waited < 6
-    assert abs(failure['elapsed'] - waited) < 0.1
+    # The whole wait, not the last stretch: the task never gives up before its timeout,
+    # and reports the wait it timed (the speed keeps the copy far from done: 64 s at least).
+    assert waited >= 2.5
+    assert failure['elapsed'] == pytest.approx(waited, abs=0.1)
     assert failure['job']['status'] == 'running'
     assert run.stdout.count('[localhost] crawl: running') >= 2
 

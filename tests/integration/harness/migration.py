@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import signal
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from .procs import Daemon
@@ -36,3 +38,27 @@ def start_source(workdir: Path, name: str = 'src', ram_mb: int = 16, running: bo
 def start_destination(workdir: Path, name: str = 'dst', prefix: Sequence[str] = ()) -> Daemon:
     """The same VM, started with ``-incoming defer`` (it waits for ``migrate-incoming``)."""
     return start_vm(workdir, name=name, extra_args=['-incoming', 'defer'], prefix=prefix)
+
+
+@contextmanager
+def frozen_destination(workdir: Path, name: str = 'dst') -> Iterator[tuple[Daemon, str]]:
+    """A destination that listens and never reads: ``(daemon, uri)``.
+
+    The destination runs ``migrate-incoming`` and is then stopped with SIGSTOP. The kernel
+    still accepts the source's connection, the source fills the socket buffers and blocks,
+    so a migration to ``uri`` stays ``active`` with part of the RAM sent (the source's RAM
+    is random data, far more than the buffers hold) until the block ends: then the
+    destination is continued (SIGCONT) and stopped.
+    """
+    dest = start_destination(workdir, name=name)
+    try:
+        with QMPConnection(dest.obs_sock) as qmp:
+            qmp.cmd('migrate-incoming', uri='tcp:127.0.0.1:0')
+            address = qmp.cmd('query-migrate')['socket-address'][0]
+        os.kill(dest.pid, signal.SIGSTOP)
+        try:
+            yield dest, f"tcp:{address['host']}:{address['port']}"
+        finally:
+            os.kill(dest.pid, signal.SIGCONT)
+    finally:
+        dest.stop()

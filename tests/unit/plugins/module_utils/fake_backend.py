@@ -353,6 +353,16 @@ class FakeVM:
         self.set_status(name, 'running')
 
 
+#: The options each block job type needs at least, as a task gives them.
+MINIMAL: dict[str, dict[str, t.Any]] = {
+    'stream': {'device': 'disk0'},
+    'commit': {'device': 'disk0'},
+    'mirror': {'device': 'disk0', 'target': '/srv/vm1/m.qcow2'},
+    'backup': {'device': 'disk0', 'target': '/srv/vm1/b.qcow2'},
+    'create': {'target': '/srv/vm1/c.qcow2', 'size': '64M'},
+}
+
+
 def block_job_params(name: str, kind: str, **options: t.Any) -> dict[str, t.Any]:
     """The parameters ``block_job`` would pass to ``JobClient.start`` (argspec defaults)."""
     values = {key: spec.get('default') for key, spec in _args.BLOCK_JOB.items()}

@@ -18,6 +18,9 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import Invalid
 from ansible_collections.vmjobs.qemu.plugins.module_utils._model import (
     records as _model,
 )
+from ansible_collections.vmjobs.qemu.tests.unit.plugins.module_utils.fake_backend import (
+    MINIMAL,
+)
 
 MIB = 1 << 20
 
@@ -27,15 +30,6 @@ def options(name: str = 'job1', kind: str = 'backup', **values: t.Any) -> dict[s
     result = {key: spec.get('default') for key, spec in _args.BLOCK_JOB.items()}
     result.update(values, name=name, type=kind)
     return result
-
-
-MINIMAL = {
-    'stream': {'device': 'disk0'},
-    'commit': {'device': 'disk0'},
-    'mirror': {'device': 'disk0', 'target': '/srv/m.qcow2'},
-    'backup': {'device': 'disk0', 'target': '/srv/b.qcow2'},
-    'create': {'target': '/srv/c.qcow2', 'size': '1G'},
-}
 
 
 # -- argument specs ------------------------------------------------------------------------------
@@ -135,7 +129,7 @@ def test_minimal_options_for_every_type(kind: str) -> None:
 
 def test_create_size_is_parsed() -> None:
     params = _args.block_job_params(options(kind='create', **MINIMAL['create']))
-    assert params['size'] == 1 << 30
+    assert params['size'] == 64 << 20
 
 
 def test_target_is_made_absolute(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -36,6 +36,7 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._model import (
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._qmp import nodes as _nodes
 from ansible_collections.vmjobs.qemu.tests.unit.plugins.module_utils.fake_backend import (
+    MINIMAL,
     SCOPE,
     CheckedLedger,
     FakeClock,
@@ -46,13 +47,6 @@ from ansible_collections.vmjobs.qemu.tests.unit.plugins.module_utils.fake_backen
 
 Record = dict[str, t.Any]
 DAY = 86400.0
-MINIMAL: dict[str, dict[str, t.Any]] = {
-    'stream': {'device': 'disk0'},
-    'commit': {'device': 'disk0'},
-    'mirror': {'device': 'disk0', 'target': '/srv/vm1/m.qcow2'},
-    'backup': {'device': 'disk0', 'target': '/srv/vm1/b.qcow2'},
-    'create': {'target': '/srv/vm1/c.qcow2', 'size': '64M'},
-}
 
 
 def params(name: str = 'b1', kind: str = 'backup', **options: t.Any) -> dict[str, t.Any]:

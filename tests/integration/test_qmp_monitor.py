@@ -1,6 +1,9 @@
 # Copyright (c) vmjobs.qemu contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Unit tests for plugins/module_utils/_qmp/monitor.py against a scripted QMP server (no QEMU)."""
+"""plugins/module_utils/_qmp/monitor.py over real UNIX sockets, against a scripted QMP peer.
+
+What QEMU does only by chance (an event before its greeting, a full queue of waiting
+clients) the peer does every time; the tests of the job modules use real QEMU."""
 
 from __future__ import annotations
 
