@@ -13,7 +13,8 @@ import typing as t
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ._args.common import CONNECTION, CONNECTION_RULES, DEFAULT_URI, check_timeout
-from ._client.jobs import JobClient, absent_record
+from ._client.jobs import JobClient
+from ._client.reads import absent_record
 from ._errors import VmjobsError
 from ._ledger.files import Ledger, default_root
 from ._qmp import monitor as _qmp

@@ -240,10 +240,8 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._args.migration import
     MIGRATION,
     migration_params,
 )
-from ansible_collections.vmjobs.qemu.plugins.module_utils._client.jobs import (
-    JobClient,
-    describe,
-)
+from ansible_collections.vmjobs.qemu.plugins.module_utils._client.jobs import JobClient
+from ansible_collections.vmjobs.qemu.plugins.module_utils._client.reads import describe
 from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import JobFailed
 
 

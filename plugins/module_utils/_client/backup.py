@@ -25,7 +25,8 @@ from .._model import chains as _chains
 from .._model.session import Record
 from .._qmp import backup as _qmp_backup
 from .._qmp import nodes as _nodes
-from .jobs import JobClient, identity
+from .jobs import JobClient
+from .starter import identity
 
 #: Added to the VM's ledger scope for the scope that keeps the chains.
 CHAIN_SCOPE_SUFFIX = '#backup-chains'

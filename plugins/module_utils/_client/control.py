@@ -19,8 +19,9 @@ from .._model import closing as _closing
 from .._model import records as _model
 from .._model.records import Verdict
 from .._model.session import Record
-from .jobs import JobClient, Result, describe
+from .jobs import JobClient
 from .observer import compact
+from .reads import Result, describe
 
 STATES = ('completed', 'finalized', 'paused', 'running', 'canceled', 'absent')
 DONE: Verdict = 'reached'

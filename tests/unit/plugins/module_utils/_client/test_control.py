@@ -10,14 +10,12 @@ import pytest
 from ansible_collections.vmjobs.qemu.plugins.module_utils._client import (
     control as _control,
 )
-from ansible_collections.vmjobs.qemu.plugins.module_utils._client import jobs as _jobs
+from ansible_collections.vmjobs.qemu.plugins.module_utils._client import reads as _reads
 from ansible_collections.vmjobs.qemu.plugins.module_utils._client.control import (
     JobDriver,
 )
-from ansible_collections.vmjobs.qemu.plugins.module_utils._client.jobs import (
-    JobClient,
-    Result,
-)
+from ansible_collections.vmjobs.qemu.plugins.module_utils._client.jobs import JobClient
+from ansible_collections.vmjobs.qemu.plugins.module_utils._client.reads import Result
 from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
     BackendError,
     JobFailed,
@@ -774,7 +772,7 @@ def test_results_have_the_records_of_the_run(driver: JobDriver, client: JobClien
     result = driver.run('b1', 'paused')
     assert isinstance(result, Result)
     assert [r['name'] for r in result.records] == ['b1']
-    assert _jobs.describe(result.record) == 'paused 0.0%'
+    assert _reads.describe(result.record) == 'paused 0.0%'
 
 
 # -- paused jobs are reported, not waited for ---------------------------------------------------------

@@ -8,17 +8,18 @@ import os
 import typing as t
 
 import pytest
-from ansible_collections.vmjobs.qemu.plugins.module_utils._client import jobs as _jobs
 from ansible_collections.vmjobs.qemu.plugins.module_utils._client import (
     observer as _observer,
+)
+from ansible_collections.vmjobs.qemu.plugins.module_utils._client import reads as _reads
+from ansible_collections.vmjobs.qemu.plugins.module_utils._client import (
+    starter as _starter,
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._client.control import (
     JobDriver,
 )
-from ansible_collections.vmjobs.qemu.plugins.module_utils._client.jobs import (
-    JobClient,
-    Result,
-)
+from ansible_collections.vmjobs.qemu.plugins.module_utils._client.jobs import JobClient
+from ansible_collections.vmjobs.qemu.plugins.module_utils._client.reads import Result
 from ansible_collections.vmjobs.qemu.plugins.module_utils._client.waiter import Waiter
 from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
     BackendError,
@@ -77,7 +78,7 @@ def tombstone(ledger: CheckedLedger, name: str, kind: str = 'backup', outcome: s
               error: str | None = None, **options: t.Any) -> Record:
     """The ledger record ``job state=absent`` leaves behind."""
     return ledger.put({
-        'name': name, 'type': kind, 'params': _jobs.identity(params(name, kind, **options)),
+        'name': name, 'type': kind, 'params': _starter.identity(params(name, kind, **options)),
         'state': 'dismissed', 'attached': [], 'kept_nodes': [],
         'last': {'status': 'concluded', 'outcome': outcome, 'error': error,
                  'progress': {'current': 64, 'total': 64, 'percent': 100.0}, 'speed': 0},
@@ -87,8 +88,8 @@ def tombstone(ledger: CheckedLedger, name: str, kind: str = 'backup', outcome: s
 # -- pure helpers ------------------------------------------------------------------------------------
 
 def test_identity_leaves_out_tunables_and_unset_options() -> None:
-    assert _jobs.identity({'type': 'backup', 'device': 'disk0', 'speed': 5,
-                           'reuse_target': True, 'base': None, 'auto_dismiss': False}) == {
+    assert _starter.identity({'type': 'backup', 'device': 'disk0', 'speed': 5,
+                              'reuse_target': True, 'base': None, 'auto_dismiss': False}) == {
         'type': 'backup', 'device': 'disk0', 'auto_dismiss': False}
 
 
@@ -99,11 +100,11 @@ def test_identity_leaves_out_tunables_and_unset_options() -> None:
      ['a=1 (requested None)', 'b=2 (requested 3)', 'c=None (requested 4)']),
 ])
 def test_differences(old: Record, new: Record, expected: list[str]) -> None:
-    assert _jobs.differences(old, new) == expected
+    assert _starter.differences(old, new) == expected
 
 
 def test_absent_record() -> None:
-    record = _jobs.absent_record('x')
+    record = _reads.absent_record('x')
     assert (record['name'], record['type'], record['status']) == ('x', None, 'absent')
     assert (record['outcome'], record['dismissed'], record['lost']) == (None, False, False)
 
@@ -126,7 +127,7 @@ def test_compact() -> None:
     ({'status': 'absent'}, 'absent'),
 ])
 def test_describe(record: Record, text: str) -> None:
-    assert _jobs.describe(record) == text
+    assert _reads.describe(record) == text
 
 
 def test_result_record_is_the_first() -> None:
@@ -146,7 +147,7 @@ def test_constructor_does_no_io(vm: FakeVM, ledger: CheckedLedger) -> None:
 def test_get_an_unknown_job(client: JobClient, vm: FakeVM) -> None:
     record, entry = client.get('nope')
     assert entry is None
-    assert record == _jobs.absent_record('nope')
+    assert record == _reads.absent_record('nope')
 
 
 @pytest.mark.parametrize('name', ['../x', 'a/b', '.x', ''])
@@ -218,7 +219,7 @@ def test_start(client: JobClient, vm: FakeVM, ledger: CheckedLedger, kind: str) 
     assert entry['state'] == 'started'
     assert entry['type'] == kind
     assert entry['scope'] == SCOPE
-    assert entry['params'] == _jobs.identity(given)
+    assert entry['params'] == _starter.identity(given)
 
 
 @pytest.mark.parametrize('kind, facts', [
@@ -387,7 +388,7 @@ def crashed_start(ledger: CheckedLedger, name: str = 'm1', kind: str = 'mirror')
     """The ledger entry of a start that died before QEMU had the job (or before 'started')."""
     fmt_node, file_node = _nodes.target_node_names(name)
     return ledger.put({'name': name, 'type': kind,
-                       'params': _jobs.identity(params(name, kind)), 'state': 'starting',
+                       'params': _starter.identity(params(name, kind)), 'state': 'starting',
                        'attached': [fmt_node, file_node], 'created_files': ['/srv/vm1/m.qcow2']})
 
 
@@ -806,13 +807,13 @@ def test_another_jobs_events_do_not_wake_a_wait(client: JobClient, vm: FakeVM,
     vm.frozen.add('b1')
     start(client, 'b2')
     queries = []
-    snapshot = client.snapshot
+    snapshot = client.reads.snapshot
 
     def counted(session: t.Any) -> t.Any:
         queries.append(1)
         return snapshot(session)
 
-    monkeypatch.setattr(client, 'snapshot', counted)
+    monkeypatch.setattr(client.reads, 'snapshot', counted)
     with pytest.raises(JobTimeout):
         client.wait(['b1'], 'concluded', 0.4)
     assert vm.status('b2') == 'concluded', 'b2 went through its statuses meanwhile'

@@ -13,10 +13,8 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._args import (
 from ansible_collections.vmjobs.qemu.plugins.module_utils._client.control import (
     JobDriver,
 )
-from ansible_collections.vmjobs.qemu.plugins.module_utils._client.jobs import (
-    JobClient,
-    Result,
-)
+from ansible_collections.vmjobs.qemu.plugins.module_utils._client.jobs import JobClient
+from ansible_collections.vmjobs.qemu.plugins.module_utils._client.reads import Result
 from ansible_collections.vmjobs.qemu.plugins.module_utils._client.waiter import Waiter
 from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
     JobConflict,
