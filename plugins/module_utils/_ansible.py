@@ -41,10 +41,8 @@ def make_client(params: dict[str, t.Any], check_mode: bool,
     if params.get('domain'):
         from ._ledger.metadata import MetadataLedger
         from ._libvirt.backend import LibvirtBackend
-        backend = LibvirtBackend(params.get('uri') or DEFAULT_URI, params['domain'], check_mode,
-                                 run)
+        backend = LibvirtBackend(params.get('uri') or DEFAULT_URI, params['domain'], run)
         ledger = MetadataLedger(backend, root, backend.scope, retention)
-        backend.ledger = ledger
         return JobClient(backend, t.cast(Ledger, ledger), check_mode=check_mode)
     qmp = QmpBackend(params['socket'], check_timeout(params['connect_timeout'],
                                                      'connect_timeout'))
@@ -54,7 +52,7 @@ def make_client(params: dict[str, t.Any], check_mode: bool,
 def missing_library(params: dict[str, t.Any]) -> tuple[str, ImportError | None] | None:
     """The Python package the chosen backend needs and cannot import, if any."""
     if params.get('domain'):
-        from ._libvirt import connection as _libvirt
+        from ._libvirt import binding as _libvirt
         from ._libvirt import domxml as _libvirt_xml
         if not _libvirt.HAS_LIBVIRT:
             return 'libvirt-python', _libvirt.LIBVIRT_IMPORT_ERROR

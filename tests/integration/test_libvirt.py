@@ -152,6 +152,7 @@ def test_copy_pivot_dismiss_rerun(workdir, make_image, domain, persistent):
     assert gone['changed'] and gone['job']['dismissed'], gone
     assert listed['jobs'] == []
     assert [(j['name'], j['outcome']) for j in tomb['jobs']] == [('move-vda', 'succeeded')]
+    assert not rerun.get("failed"), rerun
     assert not rerun['changed'] and rerun['job']['outcome'] == 'succeeded', rerun
     dom.stop()
     assert holds_chain_data(target) and base.exists()

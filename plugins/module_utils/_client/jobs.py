@@ -18,11 +18,11 @@ from .._errors import TransportError, VmjobsError
 from .._ledger.files import Ledger
 from .._model import records as _model
 from .._model.session import Backend, Record, Session
+from .._waiter import Waiter
 from .observer import Observer
 from .reads import Reads, Result, absent_record
 from .route import apply
 from .starter import Prepare, Starter, identity, same_job
-from .waiter import Waiter
 from .waiting import Judge, Waiting
 
 
@@ -50,7 +50,7 @@ class JobClient:
         self.check_mode = check_mode
         self.now = now
         self.observer = Observer(backend, ledger, check_mode, now)
-        self.reads = Reads(backend, ledger, check_mode)
+        self.reads = Reads(backend, ledger, check_mode, self.observer.keep_ended)
         self.starter = Starter(self.reads, self.observer, now)
         self.waiting = Waiting(self.reads, self.observer, self.waiter)
 
@@ -106,7 +106,7 @@ class JobClient:
 
     def apply(self, session: Session, name: str, verb: str, **arguments: t.Any) -> None:
         """Apply ``verb`` to job ``name`` (see :func:`route.apply`)."""
-        apply(session, self.ledger, name, verb, **arguments)
+        apply(session, self.ledger, name, verb, self.observer.adopt, **arguments)
 
     # -- starting ----------------------------------------------------------------------------
 

@@ -163,3 +163,19 @@ class Observer:
         entry = self.ledger.get(seen['name'])
         if entry is not None and not (entry.get('last') or {}).get('outcome'):
             self.ledger.update(seen['name'], last=compact(seen))
+
+    def keep_ended(self, records: list[Record]) -> None:
+        """Write the outcomes the VM tells only once (see ``Session.ended``) into the ledger."""
+        if self.check_mode:
+            return
+        with self.ledger.lock():
+            for record in records:
+                self.keep_outcome(record)
+
+    def adopt(self, entry: Record) -> None:
+        """Write the entry of a job started outside the collection (see ``Session.adoption``)."""
+        if self.check_mode:
+            return
+        with self.ledger.lock():
+            if self.ledger.get(entry['name']) is None:
+                self.ledger.put(entry)

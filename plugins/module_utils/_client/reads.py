@@ -63,17 +63,24 @@ class Reads:
     :param backend: the VM's backend.
     :param ledger: the VM's ledger.
     :param check_mode: write nothing, not even a witnessed outcome.
+    :param keep: hands the observer records whose outcome the VM tells only once.
     """
 
-    def __init__(self, backend: Backend, ledger: Ledger, check_mode: bool = False) -> None:
+    def __init__(self, backend: Backend, ledger: Ledger, check_mode: bool = False,
+                 keep: t.Callable[[list[Record]], None] | None = None) -> None:
         self.backend = backend
         self.ledger = ledger
         self.check_mode = check_mode
+        self.keep = keep
 
     def snapshot(self, session: Session) -> tuple[dict[str, Record], dict[str, Record]]:
         """Every job the VM or the ledger knows: (records by name, ledger entries by name)."""
         entries = {entry['name']: entry for entry in self.ledger.all()}
+        session.know(list(entries.values()))
         live = {record['name']: record for record in session.records()}
+        ended = session.ended()
+        if ended and self.keep is not None:
+            self.keep(ended)
         mover = _migration.owner(entries.values())
         if mover is not None:
             migration = session.migration(entries[mover])

@@ -11,17 +11,27 @@ import typing as t
 
 from .._ledger.files import Ledger
 from .._model import records as _model
-from .._model.session import Session
+from .._model.session import Record, Session
 from .observer import is_migration
 
 
-def apply(session: Session, ledger: Ledger, name: str, verb: str, **arguments: t.Any) -> None:
+def apply(session: Session, ledger: Ledger, name: str, verb: str,
+          adopt: t.Callable[[Record], None], **arguments: t.Any) -> None:
     """Apply ``verb`` to job ``name``: a QEMU job, a migration, or a group's members.
 
     In a group, cancel and finalize act on the whole transaction through its
-    first member that accepts them; other verbs go to every member that does.
+    first member that accepts them; other verbs go to every member that does. A job
+    started outside the collection is adopted first (``adopt`` writes its entry).
     """
-    entry = ledger.get(name) or {}
+    entries = ledger.all()
+    entry = next((e for e in entries if e['name'] == name), None)
+    if entry is None:
+        entry = session.adoption(name)
+        if entry is not None:
+            adopt(entry)
+            entries = [*entries, entry]
+    session.know(entries)
+    entry = entry or {}
     if is_migration(entry):
         session.migration_verb(name, verb, **arguments)
         return

@@ -22,9 +22,9 @@ from .._errors import (
 )
 from .._model import records as _model
 from .._model.session import Record, Session
+from .._waiter import Check, Waiter
 from .observer import Observer, is_migration
 from .reads import Reads, Result, absent_record, describe
-from .waiter import Check, Waiter
 
 Judge = t.Callable[[Record, 'Record | None'], _model.Verdict]
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import typing as t
 
 from .._model.records import percent
-from .connection import BLOCK_JOB_TYPES
+from .binding import BLOCK_JOB_TYPES
 
 Record = dict[str, t.Any]
 

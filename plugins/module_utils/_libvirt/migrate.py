@@ -23,13 +23,15 @@ import typing as t
 
 from .._errors import BackendError, JobConflict, TransportError, VmjobsError, naming
 from .._model.session import Note, Record
-from . import connection as _libvirt
+from .._waiter import Waiter
+from . import binding as _libvirt
 from . import jobs as _libvirt_jobs
+from . import verbs as _verbs
 from .connection import Connection, Domain
+from .verbs import MIB
 
 #: Longest wait for libvirt to report a migration it accepted.
 START_SECONDS = 10.0
-MIB = 1 << 20
 
 
 def flags(params: dict[str, t.Any], persistent: bool) -> int:
@@ -72,8 +74,8 @@ def typed_params(params: dict[str, t.Any]) -> dict[str, t.Any]:
     return typed
 
 
-def start(conn: Connection, domain: Domain, name: str, params: dict[str, t.Any],
-          note: Note) -> None:
+def start(conn: Connection, domain: Domain, waiter: Waiter, name: str,
+          params: dict[str, t.Any], note: Note) -> None:
     """Start the outgoing migration ``name`` and return once libvirt runs it.
 
     :raise JobConflict: the domain already runs a domain job.
@@ -107,12 +109,17 @@ def start(conn: Connection, domain: Domain, name: str, params: dict[str, t.Any],
 
     worker = threading.Thread(target=migrate, name=f'migrate-{name}', daemon=True)
     worker.start()
-    deadline = time.monotonic() + START_SECONDS
-    while not outcome and time.monotonic() < deadline:
-        stats = domain.call('jobStats', 0)
-        if stats.get('type') in _libvirt_jobs.RUNNING_JOB_TYPES:
-            return
-        worker.join(0.05)
+
+    def under_way(left: float) -> bool | None:
+        if outcome:
+            return False
+        if domain.call('jobStats', 0).get('type') in _libvirt_jobs.RUNNING_JOB_TYPES:
+            return True
+        worker.join(min(left, 0.05))
+        return None
+
+    if waiter.until(under_way, START_SECONDS):
+        return
     failure = outcome[0] if outcome else None
     if isinstance(failure, BackendError):  # raised in the worker thread: name it here
         raise failure.for_job(name) from failure
@@ -158,17 +165,10 @@ def _concluded(entry: Record, result: str, error: str | None, detail: Record | N
 
 def apply_verb(domain: Domain, name: str, verb: str, **arguments: t.Any) -> None:
     """Apply a verb (cancel, set-speed) or a completion action (postcopy, pause)."""
-    calls: dict[str, tuple[str, tuple[int, ...]]] = {
-        'cancel': ('abortJob', ()),
-        'set-speed': ('migrateSetMaxSpeed', (-(-int(arguments.get('speed') or 0) // MIB), 0)),
-        'postcopy': ('migrateStartPostCopy', (0,)),
-        'pause': ('suspend', ()),
-    }
-    if verb not in calls:
-        return  # dismiss: libvirt keeps nothing to dismiss
-    command, args = calls[verb]
-    with naming(name):
-        domain.call(command, *args)
+    call = _verbs.migration_call(verb, arguments)
+    if call is not None:
+        with naming(name):
+            domain.call(call[0], *call[1])
 
 
 def witness(entry: Record, domain_name: str) -> Record | None:

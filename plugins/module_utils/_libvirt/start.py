@@ -15,7 +15,7 @@ import typing as t
 from .. import _targets
 from .._errors import InvalidArgument, naming
 from .._model.session import Note, Record
-from . import connection as _libvirt
+from . import binding as _libvirt
 from . import domxml as _libvirt_xml
 from . import jobs as _libvirt_jobs
 from .connection import Domain

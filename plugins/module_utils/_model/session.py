@@ -17,8 +17,22 @@ Note = t.Callable[..., None]
 class Session(t.Protocol):
     """One open connection to a VM; short-lived, closed after each operation."""
 
+    def know(self, entries: t.Sequence[Record]) -> None:
+        """The ledger's entries as the client read them (plain data; the client alone
+        reads and writes the ledger). A VM that keeps no job names (libvirt) maps its
+        jobs, events and checkpoints onto these; a QMP VM needs none of it."""
+
     def records(self) -> list[Record]:
         """Normalised records of every job the VM has now."""
+
+    def ended(self) -> list[Record]:
+        """Concluded records the VM will not report again (libvirt forgets a block job
+        once it ended), produced since the last call: the observer keeps their outcome."""
+
+    def adoption(self, name: str) -> Record | None:
+        """The ledger entry to write for a job the VM runs under a generated name (started
+        outside the collection) before it is steered, so that its outcome is kept like
+        any named job's; None when ``name`` is no such job."""
 
     def start(self, name: str, params: dict[str, t.Any], note: Note) -> None:
         """Start the job ``name`` as described by ``params``.

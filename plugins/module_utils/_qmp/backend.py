@@ -16,15 +16,11 @@ from .._model import closing as _closing
 from .._model import migration as _migration
 from .._model import records as _model
 from .._model.session import Note, Record
+from .._waiter import Waiter
 from . import migrate as _qmp_migrate
+from . import verbs as _verbs
 from .monitor import Monitor
 from .start import start_job
-
-#: Job verbs and the QMP commands that apply them.
-VERB_COMMANDS = {
-    'cancel': 'job-cancel', 'pause': 'job-pause', 'resume': 'job-resume',
-    'complete': 'job-complete', 'finalize': 'job-finalize', 'dismiss': 'job-dismiss',
-}
 
 #: QEMU's texts for a node that does not exist (7.2 says "Failed to find node with node-name=...").
 GONE = ('not found', 'cannot find', 'failed to find')
@@ -33,8 +29,20 @@ GONE = ('not found', 'cannot find', 'failed to find')
 class QmpSession:
     """One QMP connection used by the job client for one operation."""
 
-    def __init__(self, monitor: Monitor) -> None:
+    def __init__(self, monitor: Monitor, waiter: Waiter) -> None:
         self.monitor = monitor
+        self.waiter = waiter
+
+    def know(self, entries: t.Sequence[Record]) -> None:
+        """QEMU's jobs carry their names: nothing to map."""
+
+    def ended(self) -> list[Record]:
+        """QEMU keeps a concluded job until it is dismissed."""
+        return []
+
+    def adoption(self, name: str) -> Record | None:
+        """A QEMU job's name is its id: nothing to adopt."""
+        return None
 
     def records(self) -> list[Record]:
         jobs = self.monitor.execute('query-jobs')
@@ -55,25 +63,15 @@ class QmpSession:
             _qmp_migrate.start_migration(self.monitor, name, params, note,
                                          self.monitor.connect_timeout)
         else:
-            start_job(self.monitor, name, params, note)
+            start_job(self.monitor, self.waiter, name, params, note)
 
     def migration_verb(self, name: str, verb: str, **arguments: t.Any) -> None:
         _qmp_migrate.apply_verb(self.monitor, name, verb, **arguments)
 
     def verb(self, name: str, verb: str, **arguments: t.Any) -> None:
-        """Apply ``verb``; ``cancel`` with ``keep_copy`` ends a READY job without an error.
-
-        ``block-job-cancel`` (not ``job-cancel``, which always forces) lets a READY
-        mirror or active commit finish as a consistent copy, without pivoting.
-        """
+        """Apply ``verb``; ``cancel`` with ``keep_copy`` ends a READY job without an error."""
         with naming(name):
-            if verb == 'set-speed':
-                self.monitor.execute('block-job-set-speed',
-                                     {'device': name, 'speed': arguments['speed']})
-            elif verb == 'cancel' and arguments.get('keep_copy'):
-                self.monitor.execute('block-job-cancel', {'device': name})
-            else:
-                self.monitor.execute(VERB_COMMANDS[verb], {'id': name})
+            self.monitor.execute(*_verbs.job_command(name, verb, arguments))
 
     def cleanup(self, entry: Record, discard: bool = False) -> list[str]:
         """Detach the nodes a start attached, unless a device now uses them.
@@ -111,15 +109,17 @@ class QmpBackend:
     The constructor does no I/O.
     """
 
-    def __init__(self, socket: str, connect_timeout: float = 5.0) -> None:
+    def __init__(self, socket: str, connect_timeout: float = 5.0,
+                 waiter: Waiter | None = None) -> None:
         self.socket = socket
         self.connect_timeout = connect_timeout
+        self.waiter = waiter or Waiter()
         self.scope = 'qmp:' + os.path.realpath(socket)
 
     @contextlib.contextmanager
     def session(self) -> t.Iterator[QmpSession]:
         with Monitor(self.socket, self.connect_timeout) as monitor:
-            yield QmpSession(monitor)
+            yield QmpSession(monitor, self.waiter)
 
     def witness(self, entry: Record) -> Record | None:
         """How a migration ended, asked of its destination once this VM has gone."""

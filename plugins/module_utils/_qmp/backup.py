@@ -19,6 +19,7 @@ import typing as t
 
 from .._errors import BackendError, InvalidArgument, VmjobsError
 from .._model.session import Note, Record, Session
+from .._waiter import Waiter
 from . import nodes as _nodes
 from . import start as _qmp_start
 from .monitor import Monitor
@@ -223,7 +224,8 @@ class _Attached:
         self.save()
 
 
-def start_group(mon: Monitor, name: str, params: dict[str, t.Any], note: Note) -> None:
+def start_group(mon: Monitor, waiter: Waiter, name: str, params: dict[str, t.Any],
+                note: Note) -> None:
     """Start backup ``name``: one member job per disk of ``params['plan']``.
 
     Each plan entry has ``device``, ``member``, ``target``, ``format``, ``sync``,
@@ -256,7 +258,7 @@ def start_group(mon: Monitor, name: str, params: dict[str, t.Any], note: Note) -
                 for disk, node in zip(plan, sources)])
     attached = _Attached(note)
     try:
-        targets = [_prepare_target(mon, name, disk, _nodes.node(nodes, node), attached,
+        targets = [_prepare_target(mon, waiter, name, disk, _nodes.node(nodes, node), attached,
                                    params.get('target_mode'))
                    for disk, node in zip(plan, sources)]
         if remove or resets:
@@ -274,7 +276,7 @@ def start_group(mon: Monitor, name: str, params: dict[str, t.Any], note: Note) -
         raise
 
 
-def _prepare_target(mon: Monitor, name: str, disk: Record, source: Node,
+def _prepare_target(mon: Monitor, waiter: Waiter, name: str, disk: Record, source: Node,
                     attached: _Attached, mode: int | None = None) -> str:
     """Create and attach the target of one member; return its format node.
 
@@ -289,8 +291,9 @@ def _prepare_target(mon: Monitor, name: str, disk: Record, source: Node,
     backing = None
     if disk.get('backing'):
         backing = (backing_name(disk['target'], disk['backing']), disk['backing_format'])
-    _qmp_start.create_image(mon, disk['member'], path, fmt, int(source['image']['virtual-size']),
-                            attached.member_note(fmt_node), backing, mode)
+    _qmp_start.create_image(mon, waiter, disk['member'], path, fmt,
+                            int(source['image']['virtual-size']), attached.member_note(fmt_node),
+                            backing, mode)
     args: Record = {'driver': fmt, 'node-name': fmt_node, 'file': file_node}
     if fmt == 'qcow2':
         args['backing'] = None  # the job writes changed clusters only; never read the base

@@ -15,6 +15,7 @@ import typing as t
 from .._errors import JobConflict, JobStateError, VmjobsError, naming
 from .._model import migration as _migration
 from .._model.session import Note, Record
+from . import verbs as _verbs
 from .monitor import Monitor
 
 #: MigrationStatus words of a migration that is still under way.
@@ -170,17 +171,10 @@ def start_migration(mon: Monitor, name: str, params: dict[str, t.Any], note: Not
 
 def apply_verb(mon: Monitor, name: str, verb: str, **arguments: t.Any) -> None:
     """Apply a verb or completion action to the VM's migration."""
-    commands = {
-        'cancel': ('migrate_cancel', {}),
-        'set-speed': ('migrate-set-parameters', {'max-bandwidth': arguments.get('speed')}),
-        'postcopy': ('migrate-start-postcopy', {}),
-        'pause': ('stop', {}),
-    }
-    if verb not in commands:
-        return  # dismiss: QEMU keeps nothing to dismiss
-    command, args = commands[verb]
-    with naming(name):
-        mon.execute(command, args)
+    command = _verbs.migration_command(verb, arguments)
+    if command is not None:
+        with naming(name):
+            mon.execute(*command)
 
 
 def witness(entry: Record, connect_timeout: float) -> Record | None:

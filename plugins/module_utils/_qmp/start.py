@@ -7,12 +7,12 @@ This is a private module: its API may change between any two releases.
 
 from __future__ import annotations
 
-import time
 import typing as t
 
 from .. import _targets
 from .._errors import BackendError, InvalidArgument, VmjobsError
-from .._model.session import Note
+from .._model.session import Note, Record
+from .._waiter import Waiter
 from . import backup as _qmp_backup
 from . import nodes as _nodes
 from .monitor import Monitor
@@ -41,21 +41,24 @@ def _error_args(params: dict[str, t.Any], source_key: str | None) -> dict[str, t
     return {source_key: policy, 'on-target-error': policy}
 
 
-def run_internal_job(mon: Monitor, job_id: str, command: str, arguments: dict[str, t.Any],
-                     timeout: float = CREATE_TIMEOUT) -> None:
+def run_internal_job(mon: Monitor, waiter: Waiter, job_id: str, command: str,
+                     arguments: dict[str, t.Any], timeout: float = CREATE_TIMEOUT) -> None:
     """Run a short job (image creation) to its end, dismiss it, raise on failure."""
     mon.execute(command, dict(arguments, **{'job-id': job_id}))
-    deadline = time.monotonic() + timeout
-    while True:
-        jobs = {j['id']: j for j in mon.execute('query-jobs')}
-        job = jobs.get(job_id)
+
+    def ended(left: float) -> tuple[Record | None] | None:
+        job = {j['id']: j for j in mon.execute('query-jobs')}.get(job_id)
         if job is None or job['status'] == 'concluded':
-            break
-        if time.monotonic() > deadline:
-            mon.execute('job-cancel', {'id': job_id})
-            raise VmjobsError(f'{command} of {arguments} did not finish within '
-                              f'{int(timeout)}s')
-        mon.wait_event(0.05)
+            return (job,)
+        if left > 0:
+            mon.wait_event(min(left, 0.05))
+        return None
+
+    found = waiter.until(ended, timeout)
+    if found is None:
+        mon.execute('job-cancel', {'id': job_id})
+        raise VmjobsError(f'{command} of {arguments} did not finish within {int(timeout)}s')
+    job = found[0]
     if job is not None:
         mon.execute('job-dismiss', {'id': job_id})
         if job.get('error'):
@@ -79,8 +82,9 @@ def make_file(mon: Monitor, name: str, path: str, mode: int | None, note: Note) 
         raise
 
 
-def create_image(mon: Monitor, name: str, path: str, fmt: str, size: int, note: Note,
-                 backing: tuple[str, str] | None = None, mode: int | None = None) -> None:
+def create_image(mon: Monitor, waiter: Waiter, name: str, path: str, fmt: str, size: int,
+                 note: Note, backing: tuple[str, str] | None = None,
+                 mode: int | None = None) -> None:
     """Create an image through QEMU and leave its file node attached.
 
     The file is made first (see :func:`make_file`); QEMU formats it.
@@ -91,7 +95,7 @@ def create_image(mon: Monitor, name: str, path: str, fmt: str, size: int, note: 
     fmt_node, file_node = _nodes.target_node_names(name)
     note(created_files=[path], attached=[file_node])
     make_file(mon, name, path, mode, note)
-    run_internal_job(mon, file_node + 'c', 'blockdev-create', {'options': {
+    run_internal_job(mon, waiter, file_node + 'c', 'blockdev-create', {'options': {
         'driver': 'file', 'filename': path, 'size': size if fmt == 'raw' else 0}})
     mon.execute('blockdev-add', {'driver': 'file', 'node-name': file_node, 'filename': path})
     if fmt == 'raw':
@@ -99,11 +103,11 @@ def create_image(mon: Monitor, name: str, path: str, fmt: str, size: int, note: 
     options: dict[str, t.Any] = {'driver': fmt, 'file': file_node, 'size': size}
     if backing and fmt == 'qcow2':
         options.update({'backing-file': backing[0], 'backing-fmt': backing[1]})
-    run_internal_job(mon, fmt_node + 'c', 'blockdev-create', {'options': options})
+    run_internal_job(mon, waiter, fmt_node + 'c', 'blockdev-create', {'options': options})
 
 
-def prepare_target(mon: Monitor, name: str, params: dict[str, t.Any], source: str,
-                   nodes: list[dict[str, t.Any]], note: Note) -> str:
+def prepare_target(mon: Monitor, waiter: Waiter, name: str, params: dict[str, t.Any],
+                   source: str, nodes: list[dict[str, t.Any]], note: Note) -> str:
     """Create (or reuse) and attach the target of a mirror or backup; return its node.
 
     :raise InvalidArgument: the target is a link, in an unsafe directory, exists
@@ -126,7 +130,7 @@ def prepare_target(mon: Monitor, name: str, params: dict[str, t.Any], source: st
         note(attached=[file_node])
         mon.execute('blockdev-add', {'driver': 'file', 'node-name': file_node, 'filename': path})
     else:
-        create_image(mon, name, path, fmt, int(entry['image']['virtual-size']), note, backing,
+        create_image(mon, waiter, name, path, fmt, int(entry['image']['virtual-size']), note, backing,
                      params.get('target_mode'))
     note(attached=[fmt_node, file_node])
     args: dict[str, t.Any] = {'driver': fmt, 'node-name': fmt_node, 'file': file_node}
@@ -136,7 +140,8 @@ def prepare_target(mon: Monitor, name: str, params: dict[str, t.Any], source: st
     return fmt_node
 
 
-def start_job(mon: Monitor, name: str, params: dict[str, t.Any], note: Note) -> None:
+def start_job(mon: Monitor, waiter: Waiter, name: str, params: dict[str, t.Any],
+              note: Note) -> None:
     """Start block job ``name`` of ``params['type']``.
 
     :raise InvalidArgument: unknown device/base/top, target exists, ...
@@ -144,9 +149,9 @@ def start_job(mon: Monitor, name: str, params: dict[str, t.Any], note: Note) -> 
     """
     kind = params['type']
     if kind == 'backup' and 'plan' in params:  # a multi-disk backup (the backup module)
-        return _qmp_backup.start_group(mon, name, params, note)
+        return _qmp_backup.start_group(mon, waiter, name, params, note)
     if kind == 'create':
-        _start_create(mon, name, params, note)
+        _start_create(mon, waiter, name, params, note)
         return
     nodes = mon.execute('query-named-block-nodes', {'flat': True})
     device = _nodes.resolve_device(params['device'], mon.execute('query-block'), nodes, name)
@@ -169,7 +174,7 @@ def start_job(mon: Monitor, name: str, params: dict[str, t.Any], note: Note) -> 
         note(active=args.get('top-node', device) == device)
         mon.execute('block-commit', args)
     else:
-        target = prepare_target(mon, name, params, device, nodes, note)
+        target = prepare_target(mon, waiter, name, params, device, nodes, note)
         args.update({'device': device, 'target': target, 'sync': params.get('sync') or 'full'})
         args.update(_error_args(params, 'on-source-error'))
         if params.get('bitmap'):
@@ -185,7 +190,8 @@ def start_job(mon: Monitor, name: str, params: dict[str, t.Any], note: Note) -> 
             mon.execute('blockdev-backup', args)
 
 
-def _start_create(mon: Monitor, name: str, params: dict[str, t.Any], note: Note) -> None:
+def _start_create(mon: Monitor, waiter: Waiter, name: str, params: dict[str, t.Any],
+                  note: Note) -> None:
     checked = TARGETS.check(name, params['target'])
     if checked.exists and not params['reuse_target']:
         raise InvalidArgument(f"job '{name}': target {params['target']} already exists; set "
@@ -202,7 +208,7 @@ def _start_create(mon: Monitor, name: str, params: dict[str, t.Any], note: Note)
         return
     file_node = _nodes.target_node_names(name)[1]
     note(attached=[file_node])
-    run_internal_job(mon, file_node + 'c', 'blockdev-create',
+    run_internal_job(mon, waiter, file_node + 'c', 'blockdev-create',
                      {'options': {'driver': 'file', 'filename': path, 'size': 0}})
     mon.execute('blockdev-add', {'driver': 'file', 'node-name': file_node, 'filename': path})
     mon.execute('blockdev-create', {'job-id': name, 'options': {

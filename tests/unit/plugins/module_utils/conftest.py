@@ -11,7 +11,7 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._client.control import
     JobDriver,
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._client.jobs import JobClient
-from ansible_collections.vmjobs.qemu.plugins.module_utils._client.waiter import Waiter
+from ansible_collections.vmjobs.qemu.plugins.module_utils._waiter import Waiter
 from ansible_collections.vmjobs.qemu.tests.unit.plugins.module_utils.fake_backend import (
     CheckedLedger,
     FakeClock,

@@ -376,6 +376,15 @@ class FakeSession:
     def __init__(self, vm: FakeVM) -> None:
         self.vm = vm
 
+    def know(self, entries: t.Sequence[Record]) -> None:
+        pass
+
+    def ended(self) -> list[Record]:
+        return []
+
+    def adoption(self, name: str) -> Record | None:
+        return None
+
     def records(self) -> list[Record]:
         return _model.records_from_qmp(copy.deepcopy(list(self.vm.jobs.values())),
                                        copy.deepcopy(list(self.vm.block_jobs.values())))

@@ -20,7 +20,6 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._client.control import
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._client.jobs import JobClient
 from ansible_collections.vmjobs.qemu.plugins.module_utils._client.reads import Result
-from ansible_collections.vmjobs.qemu.plugins.module_utils._client.waiter import Waiter
 from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
     BackendError,
     InvalidArgument,
@@ -36,6 +35,7 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._model import (
     records as _model,
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._qmp import nodes as _nodes
+from ansible_collections.vmjobs.qemu.plugins.module_utils._waiter import Waiter
 from ansible_collections.vmjobs.qemu.tests.unit.plugins.module_utils.fake_backend import (
     MINIMAL,
     SCOPE,

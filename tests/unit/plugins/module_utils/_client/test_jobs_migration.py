@@ -15,7 +15,6 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._client.control import
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._client.jobs import JobClient
 from ansible_collections.vmjobs.qemu.plugins.module_utils._client.reads import Result
-from ansible_collections.vmjobs.qemu.plugins.module_utils._client.waiter import Waiter
 from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
     JobConflict,
     JobFailed,
@@ -23,6 +22,7 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
     JobTimeout,
     TransportError,
 )
+from ansible_collections.vmjobs.qemu.plugins.module_utils._waiter import Waiter
 from ansible_collections.vmjobs.qemu.tests.unit.plugins.module_utils.fake_backend import (
     CheckedLedger,
     FakeClock,

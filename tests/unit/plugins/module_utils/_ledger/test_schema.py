@@ -14,12 +14,12 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._client.backup import 
     chain_ledger,
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._client.jobs import JobClient
-from ansible_collections.vmjobs.qemu.plugins.module_utils._client.waiter import Waiter
 from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import LedgerError
 from ansible_collections.vmjobs.qemu.plugins.module_utils._ledger import (
     files as _ledger,
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._ledger.files import Ledger
+from ansible_collections.vmjobs.qemu.plugins.module_utils._waiter import Waiter
 from ansible_collections.vmjobs.qemu.tests.unit.plugins.module_utils.fake_backend import (
     CheckedLedger,
     FakeClock,

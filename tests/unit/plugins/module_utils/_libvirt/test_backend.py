@@ -17,6 +17,10 @@ import typing as t
 
 import pytest
 from ansible_collections.vmjobs.qemu.plugins.module_utils import _targets
+from ansible_collections.vmjobs.qemu.plugins.module_utils._client import route as _route
+from ansible_collections.vmjobs.qemu.plugins.module_utils._client.observer import (
+    Observer,
+)
 from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
     BackendError,
     InvalidArgument,
@@ -25,7 +29,7 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._ledger.metadata impor
     MetadataLedger,
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._libvirt import (
-    connection as _libvirt,
+    binding as _libvirt,
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._libvirt import (
     domxml as _libvirt_xml,
@@ -153,12 +157,32 @@ def domain() -> FakeDomain:
 def session(domain: FakeDomain, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch,
             targets: FakeTargets) -> LibvirtSession:
     monkeypatch.setattr('ansible_collections.vmjobs.qemu.plugins.module_utils.'
-                        '_libvirt.backend.SETTLE_SECONDS', 0.0)
+                        '_libvirt.reading.SETTLE_SECONDS', 0.0)
     backend = LibvirtBackend('qemu:///system', 'vm1')
     backend.targets = t.cast(t.Any, targets)
-    backend.ledger = MetadataLedger(Store(domain), str(tmp_path), backend.scope)
     session = LibvirtSession(t.cast(t.Any, FakeConnection(domain)), backend)
     return session
+
+
+@pytest.fixture
+def ledger(domain: FakeDomain, tmp_path: pathlib.Path) -> MetadataLedger:
+    return MetadataLedger(Store(domain), str(tmp_path), 'libvirt:qemu:///system#vm1')
+
+
+def look(session: LibvirtSession, ledger: MetadataLedger) -> list[Record]:
+    """Read the records as the job client does: the session knows the ledger's entries,
+    and the observer keeps the outcomes libvirt tells only once."""
+    session.know(ledger.all())
+    records = session.records()
+    Observer(session.backend, t.cast(t.Any, ledger)).keep_ended(session.ended())
+    return records
+
+
+def steer(session: LibvirtSession, ledger: MetadataLedger, name: str, verb: str,
+          **arguments: t.Any) -> None:
+    """Apply a verb as the job client does (a job started elsewhere is adopted)."""
+    observer = Observer(session.backend, t.cast(t.Any, ledger))
+    _route.apply(session, t.cast(t.Any, ledger), name, verb, observer.adopt, **arguments)
 
 
 def block_params(**values: t.Any) -> Record:
@@ -170,10 +194,10 @@ def block_params(**values: t.Any) -> Record:
     return params
 
 
-def started(session: LibvirtSession, name: str, params: Record) -> list[Record]:
+def started(session: LibvirtSession, ledger: MetadataLedger, name: str,
+            params: Record) -> list[Record]:
     """Start through the session the way the job client does: entry first, notes, started."""
-    ledger = session.backend.ledger
-    assert ledger is not None
+    session.know(ledger.all())
     ledger.put({'name': name, 'type': params['type'], 'state': 'starting', 'params': params,
                 'started_at': 1.0})
     notes: list[Record] = []
@@ -183,16 +207,17 @@ def started(session: LibvirtSession, name: str, params: Record) -> list[Record]:
         ledger.update(name, **facts)
     session.start(name, params, note)
     ledger.update(name, state='started')
+    session.know(ledger.all())  # as the client's next look tells it
     return notes
 
 
 def test_copy_of_a_persistent_domain_is_a_transient_job(
-        session: LibvirtSession, domain: FakeDomain, tmp_path: pathlib.Path,
+        session: LibvirtSession, ledger: MetadataLedger, domain: FakeDomain, tmp_path: pathlib.Path,
         targets: FakeTargets) -> None:
     domain.is_persistent = True
     target = str(tmp_path / 'copy.qcow2')
-    notes = started(session, 'copy1', block_params(type='mirror', device='vda', target=target,
-                                                   speed=1 << 20, sync='top'))
+    notes = started(session, ledger, 'copy1', block_params(type='mirror', device='vda', target=target,
+                                                           speed=1 << 20, sync='top'))
     command, disk, xml, typed, flags = domain.calls[-1]
     assert (command, disk, typed) == ('blockCopy', 'vda', {'bandwidth': 1 << 20})
     assert flags == (_libvirt.BLOCK_COPY_SHALLOW | _libvirt.BLOCK_COPY_TRANSIENT_JOB
@@ -220,57 +245,57 @@ def test_a_target_that_appeared_is_not_noted_as_ours(
 
 
 def test_running_jobs_are_named_from_the_metadata(
-        session: LibvirtSession, domain: FakeDomain, tmp_path: pathlib.Path) -> None:
-    started(session, 'copy1', block_params(type='mirror', device='vda',
-                                           target=f'{DIR}/copy.qcow2'))
+        session: LibvirtSession, ledger: MetadataLedger, domain: FakeDomain, tmp_path: pathlib.Path) -> None:
+    started(session, ledger, 'copy1', block_params(type='mirror', device='vda',
+                                                   target=f'{DIR}/copy.qcow2'))
     domain.live_xml = fixture('domain-copy-ready.xml')
     domain.jobs = {'vda': json.loads(fixture('blockjobinfo-copy-ready.json')),
                    'vdb': {'type': 1, 'cur': 0, 'end': 8, 'bandwidth': 0}}
-    records = {r['name']: r for r in session.records()}
+    records = {r['name']: r for r in look(session, ledger)}
     assert set(records) == {'copy1', 'libvirt-vdb-pull'}
     assert records['copy1']['status'] == 'ready'
     assert records['libvirt-vdb-pull']['type'] == 'stream'
 
 
 def test_an_ended_copy_is_concluded_and_its_outcome_kept(
-        session: LibvirtSession, domain: FakeDomain) -> None:
-    started(session, 'copy1', block_params(type='mirror', device='vda',
-                                           target=f'{DIR}/copy.qcow2'))
+        session: LibvirtSession, ledger: MetadataLedger, domain: FakeDomain) -> None:
+    started(session, ledger, 'copy1', block_params(type='mirror', device='vda',
+                                                   target=f'{DIR}/copy.qcow2'))
     domain.live_xml = fixture('domain-after-pivot.xml')
-    (record,) = session.records()
+    (record,) = look(session, ledger)
     assert (record['name'], record['status']) == ('copy1', 'concluded')
     assert record['outcome'] == 'succeeded'
     kept = decode_jobs(domain.metadata_text)[0]
     assert kept['last']['outcome'] == 'succeeded'
     domain.live_xml = fixture('domain-chain.xml')  # later changes do not rewrite history
-    assert session.records()[0]['outcome'] == 'succeeded'
+    assert look(session, ledger)[0]['outcome'] == 'succeeded'
 
 
 def test_a_copy_that_ended_without_pivot_failed_unless_canceled(
-        session: LibvirtSession, domain: FakeDomain) -> None:
-    started(session, 'copy1', block_params(type='mirror', device='vda',
-                                           target=f'{DIR}/copy.qcow2'))
+        session: LibvirtSession, ledger: MetadataLedger, domain: FakeDomain) -> None:
+    started(session, ledger, 'copy1', block_params(type='mirror', device='vda',
+                                                   target=f'{DIR}/copy.qcow2'))
     session.conn.queue.append({'event': 'block-job', 'disk': 'vda', 'type': 'copy',  # type: ignore[attr-defined]
                                'status': 'canceled'})
     assert session.events() == [{'event': 'BLOCK_JOB_CANCELLED', 'data': {'device': 'copy1'}}]
-    assert session.records()[0]['outcome'] == 'canceled'
+    assert look(session, ledger)[0]['outcome'] == 'canceled'
 
 
-def test_commit_and_pull_calls(session: LibvirtSession, domain: FakeDomain) -> None:
-    notes = started(session, 'c1', block_params(type='commit', device='vda',
-                                                top=f'{DIR}/mid.qcow2'))
+def test_commit_and_pull_calls(session: LibvirtSession, ledger: MetadataLedger, domain: FakeDomain) -> None:
+    notes = started(session, ledger, 'c1', block_params(type='commit', device='vda',
+                                                        top=f'{DIR}/mid.qcow2'))
     assert domain.calls[-1] == ('blockCommit', 'vda', None, f'{DIR}/mid.qcow2', 0,
                                 _libvirt.BLOCK_COMMIT_BANDWIDTH_BYTES)
     assert notes[0]['expect_chain'] == [f'{DIR}/top.qcow2', f'{DIR}/base.qcow2']
     assert notes[0]['active'] is False
-    notes = started(session, 'c2', block_params(type='commit', device='vda', speed=5))
+    notes = started(session, ledger, 'c2', block_params(type='commit', device='vda', speed=5))
     assert domain.calls[-1] == ('blockCommit', 'vda', None, None, 5,
                                 _libvirt.BLOCK_COMMIT_BANDWIDTH_BYTES | _libvirt.BLOCK_COMMIT_ACTIVE)
     assert notes[0]['expect_source'] == f'{DIR}/base.qcow2' and notes[0]['active'] is True
-    started(session, 'p1', block_params(type='stream', device='vda', base='vda[4]'))
+    started(session, ledger, 'p1', block_params(type='stream', device='vda', base='vda[4]'))
     assert domain.calls[-1] == ('blockRebase', 'vda', f'{DIR}/base.qcow2', 0,
                                 _libvirt.BLOCK_REBASE_BANDWIDTH_BYTES)
-    started(session, 'p2', block_params(type='stream', device=f'{DIR}/top.qcow2'))
+    started(session, ledger, 'p2', block_params(type='stream', device=f'{DIR}/top.qcow2'))
     assert domain.calls[-1] == ('blockPull', 'vda', 0, _libvirt.BLOCK_PULL_BANDWIDTH_BYTES)
 
 
@@ -306,44 +331,44 @@ def test_libvirt_refusals_name_the_job(
 
 
 def test_backup_of_one_disk_with_a_checkpoint(
-        session: LibvirtSession, domain: FakeDomain, tmp_path: pathlib.Path,
+        session: LibvirtSession, ledger: MetadataLedger, domain: FakeDomain, tmp_path: pathlib.Path,
         targets: FakeTargets) -> None:
     target = str(tmp_path / 'b.qcow2')
-    started(session, 'bk', block_params(type='backup', device='vdb', target=target,
-                                        bitmap='ck1', sync='full', target_mode=0o640))
+    started(session, ledger, 'bk', block_params(type='backup', device='vdb', target=target,
+                                                bitmap='ck1', sync='full', target_mode=0o640))
     command, backup, checkpoint, flags = domain.calls[-1]
     assert command == 'backupBegin' and flags == _libvirt.BACKUP_BEGIN_REUSE_EXTERNAL
     assert targets.made == [(target, 0o640)]
     assert f"<disk name=\"vdb\" backup=\"yes\" type=\"file\"><target file=\"{target}\"" in backup
     assert '<name>ck1</name>' in checkpoint and '<disk name="vda" checkpoint="no"/>' in checkpoint
     domain.stats = dict(json.loads(fixture('jobstats-backup-completed.json')), type=1)
-    (record,) = session.records()
+    (record,) = look(session, ledger)
     assert (record['name'], record['type'], record['status']) == ('bk', 'backup', 'running')
     domain.stats = json.loads(fixture('jobstats-none.json'))
     domain.completed = json.loads(fixture('jobstats-backup-completed.json'))
-    (record,) = session.records()
+    (record,) = look(session, ledger)
     assert record['outcome'] == 'succeeded'
 
 
-def test_verbs(session: LibvirtSession, domain: FakeDomain) -> None:
-    started(session, 'copy1', block_params(type='mirror', device='vda',
-                                           target=f'{DIR}/copy.qcow2'))
-    session.verb('copy1', 'set-speed', speed=7)
-    session.verb('copy1', 'cancel')
-    session.verb('copy1', 'dismiss')
+def test_verbs(session: LibvirtSession, ledger: MetadataLedger, domain: FakeDomain) -> None:
+    started(session, ledger, 'copy1', block_params(type='mirror', device='vda',
+                                                   target=f'{DIR}/copy.qcow2'))
+    steer(session, ledger, 'copy1', 'set-speed', speed=7)
+    steer(session, ledger, 'copy1', 'cancel')
+    steer(session, ledger, 'copy1', 'dismiss')
     assert domain.calls[-2:] == [
         ('blockJobSetSpeed', 'vda', 7, _libvirt.BLOCK_JOB_SPEED_BANDWIDTH_BYTES),
         ('blockJobAbort', 'vda', _libvirt.BLOCK_JOB_ABORT_ASYNC)]
     with pytest.raises(BackendError, match='libvirt cannot pause a block job'):
-        session.verb('copy1', 'pause')
+        steer(session, ledger, 'copy1', 'pause')
 
 
 def test_pivot_of_a_transient_job_updates_the_definition(
-        session: LibvirtSession, domain: FakeDomain) -> None:
+        session: LibvirtSession, ledger: MetadataLedger, domain: FakeDomain) -> None:
     domain.is_persistent = True
-    started(session, 'copy1', block_params(type='mirror', device='vda',
-                                           target=f'{DIR}/copy.qcow2'))
-    session.verb('copy1', 'complete')
+    started(session, ledger, 'copy1', block_params(type='mirror', device='vda',
+                                                   target=f'{DIR}/copy.qcow2'))
+    steer(session, ledger, 'copy1', 'complete')
     assert domain.calls[-1] == ('blockJobAbort', 'vda', _libvirt.BLOCK_JOB_ABORT_PIVOT)
     (defined,) = session.conn.defined  # type: ignore[attr-defined]
     vda = _libvirt_xml.disks(defined)[0]
@@ -351,14 +376,14 @@ def test_pivot_of_a_transient_job_updates_the_definition(
 
 
 def test_jobs_started_elsewhere_are_adopted_when_steered(
-        session: LibvirtSession, domain: FakeDomain) -> None:
+        session: LibvirtSession, ledger: MetadataLedger, domain: FakeDomain) -> None:
     domain.live_xml = fixture('domain-copy-ready.xml')
-    session.verb('libvirt-vda-copy', 'complete')
+    steer(session, ledger, 'libvirt-vda-copy', 'complete')
     assert domain.calls[-1] == ('blockJobAbort', 'vda', _libvirt.BLOCK_JOB_ABORT_PIVOT)
     (entry,) = decode_jobs(domain.metadata_text)
     assert entry['name'] == 'libvirt-vda-copy' and entry['adopted']
     assert entry['expect_source'] == f'{DIR}/copy.qcow2'
     domain.live_xml = fixture('domain-after-pivot.xml')
-    assert session.records()[0]['outcome'] == 'succeeded'
-    session.verb('libvirt-domain-backup', 'cancel')
+    assert look(session, ledger)[0]['outcome'] == 'succeeded'
+    steer(session, ledger, 'libvirt-domain-backup', 'cancel')
     assert domain.calls[-1] == ('abortJob',)

@@ -13,7 +13,7 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._args.migration import
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import InvalidArgument
 from ansible_collections.vmjobs.qemu.plugins.module_utils._libvirt import (
-    connection as _libvirt,
+    binding as _libvirt,
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._libvirt import (
     migrate as _libvirt_migrate,

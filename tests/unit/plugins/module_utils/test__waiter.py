@@ -1,6 +1,6 @@
 # Copyright (c) vmjobs.qemu contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Unit tests for plugins/module_utils/_client/waiter.py: a fake clock whose sleep advances it."""
+"""Unit tests for plugins/module_utils/_waiter.py: a fake clock whose sleep advances it."""
 
 from __future__ import annotations
 
@@ -9,17 +9,15 @@ import time
 import typing as t
 
 import pytest
-from ansible_collections.vmjobs.qemu.plugins.module_utils._client import (
-    waiter as _waiter,
-)
-from ansible_collections.vmjobs.qemu.plugins.module_utils._client.waiter import (
-    Check,
-    Waiter,
-)
+from ansible_collections.vmjobs.qemu.plugins.module_utils import _waiter
 from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
     JobNotFound,
     MonitorBusy,
     TransportError,
+)
+from ansible_collections.vmjobs.qemu.plugins.module_utils._waiter import (
+    Check,
+    Waiter,
 )
 from ansible_collections.vmjobs.qemu.tests.unit.plugins.module_utils.fake_backend import (
     FakeClock,
@@ -274,3 +272,31 @@ def test_a_session_handed_in_serves_the_first_stretch(clock: FakeClock) -> None:
     assert monitor.log.index('close handed over') < monitor.log.index('open')
     assert monitor.log.count('open') == monitor.log.count('close') == 1
     assert clock.slept == [0.02]
+
+
+def test_until_returns_the_first_value_and_gives_poll_the_time_left() -> None:
+    clock = FakeClock()
+    waiter = Waiter(clock=clock, sleep=clock.sleep)
+    lefts: list[float] = []
+
+    def poll(left: float) -> str | None:
+        lefts.append(left)
+        clock.advance(0.5)  # as a wait for an event would
+        return 'done' if len(lefts) == 3 else None
+
+    assert waiter.until(poll, 10) == 'done'
+    assert lefts == [10.0, 9.5, 9.0]
+
+
+def test_until_looks_once_more_when_the_time_is_up() -> None:
+    clock = FakeClock()
+    waiter = Waiter(clock=clock, sleep=clock.sleep)
+    lefts: list[float] = []
+
+    def poll(left: float) -> str | None:
+        lefts.append(left)
+        clock.advance(min(left, 0.4))
+        return None
+
+    assert waiter.until(poll, 1) is None
+    assert lefts == pytest.approx([1.0, 0.6, 0.2, 0.0])

@@ -1,8 +1,12 @@
 # Copyright (c) vmjobs.qemu contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Waiting for jobs: events wake the waiter, a query decides.
+"""Every wait of the collection: events wake the waiter, a query decides.
 
 This is a private module: its API may change between any two releases.
+
+The job client waits on jobs (:meth:`Waiter.wait`); the backends wait on short
+steps — an internal image-creation job, libvirt settling an ended block job, a
+libvirt migration getting under way — through :meth:`Waiter.until`.
 
 The waiter opens a monitor session, queries, and blocks on events for at most
 ``hold`` seconds before it lets go of the monitor for ``gap`` seconds, so that
@@ -16,7 +20,7 @@ import dataclasses
 import time
 import typing as t
 
-from .._errors import MonitorBusy
+from ._errors import MonitorBusy
 
 S = t.TypeVar('S')
 T = t.TypeVar('T')
@@ -102,3 +106,17 @@ class Waiter:
                 if last is None and self.clock() >= deadline:
                     raise
             self.sleep(self.gap)
+
+    def until(self, poll: t.Callable[[float], T | None], timeout: float) -> T | None:
+        """Call ``poll(left)`` until it returns a value or ``timeout`` seconds have passed.
+
+        ``poll`` gets the seconds left and may block (for an event, a thread) for at most
+        that long; None means "not yet". It is called at least once, and once more with
+        ``left`` 0 when the time is up.
+        """
+        deadline = self.clock() + max(0.0, timeout)
+        while True:
+            left = max(0.0, deadline - self.clock())
+            found = poll(left)
+            if found is not None or left <= 0:
+                return found
