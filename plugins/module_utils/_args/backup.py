@@ -12,7 +12,7 @@ import typing as t
 
 from .._errors import InvalidArgument
 from .._model.chains import COMPANION_SUFFIX, MODES, a_mode
-from .._model.records import NAME_RE, validate_name
+from .._model.vocabulary import NAME_RE, validate_name
 from .._targets import parse_mode
 
 FORMATS = ['qcow2', 'raw']

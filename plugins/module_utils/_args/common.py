@@ -12,7 +12,7 @@ import os
 import typing as t
 
 from .._errors import InvalidArgument
-from .._model.records import WAIT_TARGETS, validate_name
+from .._model.vocabulary import WAIT_TARGETS, validate_name
 from .._targets import parse_mode
 
 CONNECTION: dict[str, dict[str, t.Any]] = {

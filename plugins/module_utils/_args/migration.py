@@ -13,7 +13,7 @@ import typing as t
 
 from .._errors import InvalidArgument
 from .._model.migration import ACTIONS
-from .._model.records import validate_name
+from .._model.vocabulary import validate_name
 
 MIGRATION: dict[str, dict[str, t.Any]] = {
     'name': {'type': 'str', 'required': True},

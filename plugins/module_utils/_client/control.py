@@ -16,9 +16,10 @@ import typing as t
 
 from .._errors import JobNotFound, JobStateError
 from .._model import closing as _closing
-from .._model import records as _model
-from .._model.records import Verdict
+from .._model import verdicts as _verdicts
+from .._model import vocabulary as _vocabulary
 from .._model.session import Record
+from .._model.vocabulary import Verdict
 from .jobs import JobClient
 from .observer import compact
 from .reads import Result, describe
@@ -29,7 +30,7 @@ DONE: Verdict = 'reached'
 
 def _left_ready(record: Record, _entry: Record | None) -> Verdict:
     status = record['status']
-    if status in ('waiting', 'pending', 'concluded') or status == _model.ABSENT:
+    if status in ('waiting', 'pending', 'concluded') or status == _vocabulary.ABSENT:
         return DONE
     return 'waiting' if status in ('ready', 'standby', 'aborting') else 'never'
 
@@ -37,17 +38,17 @@ def _left_ready(record: Record, _entry: Record | None) -> Verdict:
 def _is_paused(record: Record, _entry: Record | None) -> Verdict:
     if record['status'] in ('paused', 'standby'):
         return DONE
-    return 'waiting' if record['status'] in _model.VERBS['pause'] else 'never'
+    return 'waiting' if record['status'] in _vocabulary.VERBS['pause'] else 'never'
 
 
 def _concluded(record: Record, _entry: Record | None) -> Verdict:
-    return DONE if record['status'] in ('concluded', _model.ABSENT) else 'waiting'
+    return DONE if record['status'] in ('concluded', _vocabulary.ABSENT) else 'waiting'
 
 
 def _pending(record: Record, _entry: Record | None) -> Verdict:
     if record['status'] == 'pending':
         return DONE
-    return 'never' if record['status'] in ('concluded', _model.ABSENT) else 'waiting'
+    return 'never' if record['status'] in ('concluded', _vocabulary.ABSENT) else 'waiting'
 
 
 class JobDriver:
@@ -68,7 +69,7 @@ class JobDriver:
         """
         self.client.acted_on = []
         record, entry = self.client.get(name, settle=True)
-        if record['status'] == _model.ABSENT and entry is None:
+        if record['status'] == _vocabulary.ABSENT and entry is None:
             if state == 'absent':
                 return Result(False, [record])
             raise JobNotFound(f"job '{name}' not found on {self.client.backend.scope}",
@@ -98,16 +99,16 @@ class JobDriver:
 
     @staticmethod
     def _require(record: Record, verb: str, doing: str) -> None:
-        if not _model.verb_allowed(verb, record['status'], record['type']):
+        if not _vocabulary.verb_allowed(verb, record['status'], record['type']):
             raise JobStateError(
                 f"cannot {doing} job '{record['name']}' ({record['type']}): it is "
-                f"{describe(record)}; verbs allowed now: {_model.allowed_text(record['status'], record['type'])}",
+                f"{describe(record)}; verbs allowed now: {_vocabulary.allowed_text(record['status'], record['type'])}",
                 record['name'], record)
 
     def _refuse(self, record: Record, why: str) -> JobStateError:
         return JobStateError(
             f"job '{record['name']}' ({record['type']}) is {describe(record)}: {why}; "
-            f"verbs allowed now: {_model.allowed_text(record['status'], record['type'])}",
+            f"verbs allowed now: {_vocabulary.allowed_text(record['status'], record['type'])}",
             record['name'], record)
 
     def _then_wait(self, record: Record, verdict: t.Callable[[Record, Record | None], Verdict],
@@ -120,9 +121,9 @@ class JobDriver:
 
     def _to_completed(self, record: Record, entry: Record | None, *_: bool) -> Result:
         status, name = record['status'], record['name']
-        if record['type'] not in _model.READY_TYPES or (entry or {}).get('active') is False:
+        if record['type'] not in _vocabulary.READY_TYPES or (entry or {}).get('active') is False:
             raise self._refuse(record, 'only mirror and active commit jobs can be completed')
-        finished = status in ('concluded', _model.ABSENT) and record['outcome'] == 'succeeded'
+        finished = status in ('concluded', _vocabulary.ABSENT) and record['outcome'] == 'succeeded'
         if status in ('waiting', 'pending') or finished:
             return Result(False, [record])
         if status == 'standby':
@@ -132,7 +133,7 @@ class JobDriver:
             if self.client.check_mode:
                 return Result(True, [record])
             record = self.client.await_jobs(
-                [name], lambda r, e: _model.wait_verdict(r, 'ready', e), self.wait_timeout,
+                [name], lambda r, e: _verdicts.wait_verdict(r, 'ready', e), self.wait_timeout,
                 'ready').record
         if record['status'] not in ('ready', 'standby'):
             raise self._refuse(record, 'it cannot be completed')
@@ -141,7 +142,7 @@ class JobDriver:
 
     def _to_finalized(self, record: Record, entry: Record | None, *_: bool) -> Result:
         status, name = record['status'], record['name']
-        if status in ('concluded', _model.ABSENT):
+        if status in ('concluded', _vocabulary.ABSENT):
             return Result(False, [record])
         if status in ('ready', 'standby'):
             raise self._refuse(record, 'complete it first (state: completed)')
@@ -178,7 +179,7 @@ class JobDriver:
 
     def _to_canceled(self, record: Record, *_: t.Any) -> Result:
         status = record['status']
-        if status in ('concluded', _model.ABSENT):
+        if status in ('concluded', _vocabulary.ABSENT):
             return Result(False, [record])
         changed = status != 'aborting'
         if changed:

@@ -16,7 +16,7 @@ import typing as t
 
 from .._errors import TransportError, VmjobsError
 from .._ledger.files import Ledger
-from .._model import records as _model
+from .._model import vocabulary as _vocabulary
 from .._model.session import Backend, Record, Session
 from .._waiter import Waiter
 from .observer import Observer
@@ -88,7 +88,7 @@ class JobClient:
         With ``settle``, the targets of a job that has concluded are closed first
         (see :meth:`Observer.close_targets`); without it, nothing changes.
         """
-        _model.validate_name(name)
+        _vocabulary.validate_name(name)
         try:
             with self.backend.session() as session:
                 records, entries = self.reads.snapshot(session)
@@ -123,7 +123,7 @@ class JobClient:
         :raise TransportError: the VM cannot be reached (and the name is no
             migration the ledger remembers).
         """
-        _model.validate_name(name)
+        _vocabulary.validate_name(name)
         wanted = identity(params)
         self.acted_on = []
         if not self.check_mode:

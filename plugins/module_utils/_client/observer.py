@@ -20,6 +20,7 @@ from .._ledger.files import Ledger
 from .._model import closing as _closing
 from .._model import migration as _migration
 from .._model import records as _model
+from .._model import vocabulary as _vocabulary
 from .._model.session import Backend, Record, Session
 
 
@@ -34,7 +35,7 @@ def is_migration(entry: Record | None) -> bool:
 
 
 #: Record keys the ledger keeps of a live record.
-KEPT = ('status', 'raw_status', 'outcome', 'error', 'progress', 'speed') + _model.DETAIL_KEPT
+KEPT = ('status', 'raw_status', 'outcome', 'error', 'progress', 'speed') + _vocabulary.DETAIL_KEPT
 
 
 class Observer:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import typing as t
 
 from .._ledger.files import Ledger
-from .._model import records as _model
+from .._model import vocabulary as _vocabulary
 from .._model.session import Record, Session
 from .observer import is_migration
 
@@ -41,7 +41,7 @@ def apply(session: Session, ledger: Ledger, name: str, verb: str,
         return
     live = {record['name']: record for record in session.records()}
     for member in members:
-        if member in live and _model.verb_allowed(verb, live[member]['status']):
+        if member in live and _vocabulary.verb_allowed(verb, live[member]['status']):
             session.verb(member, verb, **arguments)
             if verb in ('cancel', 'finalize'):
                 return

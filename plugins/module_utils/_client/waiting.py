@@ -21,12 +21,14 @@ from .._errors import (
     VmjobsError,
 )
 from .._model import records as _model
+from .._model import verdicts as _verdicts
+from .._model import vocabulary as _vocabulary
 from .._model.session import Record, Session
 from .._waiter import Check, Waiter
 from .observer import Observer, is_migration
 from .reads import Reads, Result, absent_record, describe
 
-Judge = t.Callable[[Record, 'Record | None'], _model.Verdict]
+Judge = t.Callable[[Record, 'Record | None'], _vocabulary.Verdict]
 
 
 def held_hint(record: Record) -> str:
@@ -63,8 +65,8 @@ class Waiting:
         :raise JobStateError: a job can no longer reach ``target``.
         :raise JobTimeout: ``timeout`` ran out; carries the last records.
         """
-        def verdict(record: Record, entry: Record | None) -> _model.Verdict:
-            return _model.wait_verdict(record, target, entry)
+        def verdict(record: Record, entry: Record | None) -> _vocabulary.Verdict:
+            return _verdicts.wait_verdict(record, target, entry)
 
         records = self.await_jobs(names, verdict, timeout, target, first)
         if fail_on_error:
@@ -81,10 +83,10 @@ class Waiting:
         wait closes it.
         """
         for name in names:
-            _model.validate_name(name)
+            _vocabulary.validate_name(name)
         latest: dict[str, Record] = {}
 
-        def check(session: Session) -> Check[tuple[list[Record], dict[str, _model.Verdict]]]:
+        def check(session: Session) -> Check[tuple[list[Record], dict[str, _vocabulary.Verdict]]]:
             records, entries = self.reads.snapshot(session)
             self.reads.readable(names)
             # Events sent before the query's reply are queued by now: an outcome they
@@ -99,7 +101,7 @@ class Waiting:
                 if name in records and is_migration(entries.get(name)):
                     self.observer.steer(session, records[name], entries[name])
             chosen: list[Record] = []
-            verdicts: dict[str, _model.Verdict] = {}
+            verdicts: dict[str, _vocabulary.Verdict] = {}
             for name in names:
                 if name not in records and target != 'absent':
                     raise JobNotFound(f"job '{name}' not found on {self.reads.backend.scope}",
@@ -165,4 +167,4 @@ class Waiting:
         return JobStateError(
             f"job '{name}' ({record['type']}) is {describe(record)} and cannot reach {target}"
             f"{held_hint(record)}; verbs allowed now: "
-            f"{_model.allowed_text(record['status'], record['type'])}", name, record)
+            f"{_vocabulary.allowed_text(record['status'], record['type'])}", name, record)

@@ -28,7 +28,7 @@ import time
 import typing as t
 
 from .._errors import InvalidArgument, LedgerError
-from .._model.records import validate_name
+from .._model.vocabulary import validate_name
 
 DEFAULT_RETENTION_DAYS = 90.0
 

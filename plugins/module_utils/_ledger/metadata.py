@@ -30,7 +30,7 @@ import typing as t
 
 from .._errors import LedgerError, TransportError
 from .._libvirt import domxml as _libvirt_xml
-from .._model.records import validate_name
+from .._model.vocabulary import validate_name
 from .files import (
     DEFAULT_RETENTION_DAYS,
     SCHEMA,

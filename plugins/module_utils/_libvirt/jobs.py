@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import typing as t
 
-from .._model.records import percent
+from .._model.shapes import job_record, progress
 from .binding import BLOCK_JOB_TYPES
 
 Record = dict[str, t.Any]
@@ -59,14 +59,8 @@ def parse_generated(name: str) -> tuple[str | None, str] | None:
 
 
 def _base(name: str, job_type: str, status: str, raw: str) -> Record:
-    return {
-        'name': name, 'type': job_type, 'status': status, 'raw_status': raw,
-        'outcome': None, 'error': None,
-        'progress': {'current': None, 'total': None, 'percent': None},
-        'speed': None, 'ready': status == 'ready', 'paused': False,
-        'auto_finalize': True, 'auto_dismiss': False, 'busy': status == 'running',
-        'io_status': None, 'dismissed': False, 'live': True,
-    }
+    return job_record(name, job_type, status, raw_status=raw, ready=status == 'ready',
+                      auto_finalize=True, auto_dismiss=False, busy=status == 'running')
 
 
 def block_record(name: str, disk: Record, info: Record) -> Record:
@@ -84,7 +78,7 @@ def block_record(name: str, disk: Record, info: Record) -> Record:
     raw = {'yes': 'ready', 'abort': 'aborting', 'pivot': 'pivoting'}.get(mirror.get('ready') or '', 'running')
     record = _base(name, TYPES.get(kind, kind), status, raw)
     current, total = info.get('cur'), info.get('end')
-    record['progress'] = {'current': current, 'total': total, 'percent': percent(current, total)}
+    record['progress'] = progress(current, total)
     record['speed'] = info.get('bandwidth')
     record.update(device=disk['target'], libvirt_type=kind)
     if mirror.get('path'):
@@ -105,9 +99,8 @@ def _stats_detail(stats: Record) -> Record:
     """Progress and statistics from ``jobStats`` (disk for a backup, data for a migration)."""
     prefix = 'disk' if DOMAIN_OPERATIONS.get(stats.get('operation', 0)) == 'backup' else 'data'
     current, total = stats.get(f'{prefix}_processed'), stats.get(f'{prefix}_total')
-    detail: Record = {'progress': {'current': current, 'total': total,
-                                   'percent': percent(current, total),
-                                   'remaining': stats.get(f'{prefix}_remaining')}}
+    detail: Record = {'progress': progress(current, total,
+                                           remaining=stats.get(f'{prefix}_remaining'))}
     if prefix == 'data':
         detail['progress']['rate'] = stats.get('memory_bps')
         detail.update(downtime=stats.get('downtime'), total_time=stats.get('time_elapsed'),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typing as t
 
-from .records import percent
+from .shapes import job_record, progress
 
 Record = dict[str, t.Any]
 
@@ -57,32 +57,16 @@ def record_from_migrate(info: Record, name: str) -> Record | None:
     remaining = ram.get('remaining')
     current = total - remaining if total is not None and remaining is not None else None
     mbps = ram.get('mbps')
-    record: Record = {
-        'name': name,
-        'type': 'migration',
-        'status': status,
-        'raw_status': raw,
-        'outcome': OUTCOMES.get(raw),
-        'error': info.get('error-desc') if raw == 'failed' else None,
-        'progress': {
-            'current': current, 'total': total, 'percent': percent(current, total),
-            'rate': int(mbps * 1_000_000 / 8) if mbps is not None else None,
-            'remaining': remaining,
-        },
-        'speed': None,
-        'ready': False,
-        'paused': status == 'paused',
-        'auto_finalize': None,
-        'auto_dismiss': None,
-        'busy': status == 'running',
-        'io_status': None,
-        'dismissed': False,
-        'live': True,
-        'transferred': ram.get('transferred'),
-        'dirty_page_rate': ram.get('dirty-pages-rate'),
-        'passes': ram.get('dirty-sync-count'),
-        'postcopy': raw.startswith('postcopy') or bool(ram.get('postcopy-bytes')),
-    }
+    record = job_record(
+        name, 'migration', status, raw_status=raw, outcome=OUTCOMES.get(raw),
+        error=info.get('error-desc') if raw == 'failed' else None,
+        progress_=progress(current, total,
+                           rate=int(mbps * 1_000_000 / 8) if mbps is not None else None,
+                           remaining=remaining),
+        paused=status == 'paused', busy=status == 'running')
+    record.update(transferred=ram.get('transferred'), dirty_page_rate=ram.get('dirty-pages-rate'),
+                  passes=ram.get('dirty-sync-count'),
+                  postcopy=raw.startswith('postcopy') or bool(ram.get('postcopy-bytes')))
     if status == 'concluded' and raw == 'completed':
         record['progress'].update(current=total, percent=100.0 if total else None)
     for qemu_key, key in DETAIL.items():

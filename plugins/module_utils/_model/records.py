@@ -1,116 +1,22 @@
 # Copyright (c) vmjobs.qemu contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Pure job model: records, status vocabulary, verb legality, outcome.
+"""Job records: built from QMP replies, events and ledger entries, and for groups.
 
 This is a private module: its API may change between any two releases.
-Nothing here does I/O; every function takes QEMU's replies as plain data.
+Nothing here does I/O; every function takes QEMU's replies as plain data. The
+vocabulary (statuses, outcomes, verbs) is in ``vocabulary``; wait verdicts in
+``verdicts``.
 """
 
 from __future__ import annotations
 
-import re
 import typing as t
 
-from .._errors import InvalidArgument
 from .closing import target_state
-
-NAME_RE = re.compile(r'[A-Za-z][A-Za-z0-9._-]{0,127}')
-
-#: QEMU's JobStatus words, in the order of a job's life.
-STATUSES = ('created', 'running', 'paused', 'ready', 'standby', 'waiting',
-            'pending', 'aborting', 'concluded')
-ABSENT = 'absent'
-
-#: A job's status: QEMU's JobStatus words, or ``absent``.
-Status = t.Literal['created', 'running', 'paused', 'ready', 'standby', 'waiting', 'pending',
-                   'aborting', 'concluded', 'absent']
-#: How a concluded job ended.
-Outcome = t.Literal['succeeded', 'failed', 'canceled']
-#: A wait's verdict on one record: the target is reached, may still be, or never will be.
-Verdict = t.Literal['reached', 'waiting', 'never']
-ACTIVE = frozenset(STATUSES) - {'concluded'}
-
-#: QEMU's job verb table (job.c, ``JobVerbTable``): verb -> statuses accepting it.
-VERBS: dict[str, frozenset[str]] = {
-    'cancel': frozenset({'created', 'running', 'paused', 'ready', 'standby',
-                         'waiting', 'pending'}),
-    'pause': frozenset({'created', 'running', 'paused', 'ready', 'standby'}),
-    'resume': frozenset({'created', 'running', 'paused', 'ready', 'standby'}),
-    'set-speed': frozenset({'created', 'running', 'paused', 'ready', 'standby'}),
-    'complete': frozenset({'ready', 'standby'}),
-    'finalize': frozenset({'pending'}),
-    'dismiss': frozenset({'concluded'}),
-}
-
-#: Verbs a migration accepts (migrate_cancel, migrate-set-parameters); the ledger dismisses it.
-MIGRATION_VERBS: dict[str, frozenset[str]] = dict.fromkeys(VERBS, frozenset()) | {
-    'cancel': frozenset({'running', 'paused'}),
-    'set-speed': frozenset({'running', 'paused'}),
-    'dismiss': frozenset({'concluded'}),
-}
-
-#: Type-specific record keys the ledger keeps beside status, outcome and progress.
-DETAIL_KEPT = ('members', 'downtime', 'expected_downtime', 'setup_time', 'total_time',
-               'passes', 'transferred', 'postcopy', 'dirty_page_rate')
-
-#: Job types that reach READY and then wait for ``complete`` (or cancel).
-READY_TYPES = frozenset({'mirror', 'commit'})
-
-#: QEMU's text for a job that was cancelled (strerror(ECANCELED)).
-CANCELED_ERRORS = ('Operation canceled', 'Operation cancelled')
-
-WAIT_TARGETS = ('ready', 'pending', 'concluded', 'absent')
+from .shapes import job_record, progress
+from .vocabulary import ABSENT, DETAIL_KEPT, STATUSES, outcome
 
 Record = dict[str, t.Any]
-
-
-def validate_name(name: str) -> str:
-    """Return ``name`` if it follows QEMU's id rules.
-
-    :raise InvalidArgument: it does not.
-    """
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        raise InvalidArgument(
-            f"invalid job name {name!r}: use 1-128 characters, a letter first, then letters, "
-            "digits, '.', '_' or '-'")
-    return name
-
-
-def _verbs(job_type: str | None) -> dict[str, frozenset[str]]:
-    return MIGRATION_VERBS if job_type == 'migration' else VERBS
-
-
-def allowed_verbs(status: str, job_type: str | None = None) -> list[str]:
-    """The verbs QEMU accepts in ``status`` (for a job of ``job_type``), in table order."""
-    return [verb for verb, states in _verbs(job_type).items() if status in states]
-
-
-def allowed_text(status: str, job_type: str | None = None) -> str:
-    """The verbs QEMU accepts in ``status`` as text for messages."""
-    return ', '.join(allowed_verbs(status, job_type)) or 'none'
-
-
-def verb_allowed(verb: str, status: str, job_type: str | None = None) -> bool:
-    """Whether QEMU accepts ``verb`` for a job of ``job_type`` in ``status``."""
-    return status in _verbs(job_type)[verb]
-
-
-def percent(current: int | None, total: int | None) -> float | None:
-    """Progress as a percentage with one decimal, or None when unknown."""
-    if current is None or not total:
-        return None
-    return round(min(100.0, 100.0 * current / total), 1)
-
-
-def outcome(status: str, error: str | None, cancel_requested: bool = False) -> Outcome | None:
-    """The outcome of a job: None while it runs, else succeeded/failed/canceled."""
-    if status != 'concluded':
-        return None
-    if error is None:
-        return 'canceled' if cancel_requested else 'succeeded'
-    if error in CANCELED_ERRORS:
-        return 'canceled'
-    return 'failed'
 
 
 def record_from_qmp(job: Record, block_job: Record | None) -> Record:
@@ -123,24 +29,12 @@ def record_from_qmp(job: Record, block_job: Record | None) -> Record:
     bj = block_job or {}
     current = job.get('current-progress')
     total = job.get('total-progress')
-    return {
-        'name': job['id'],
-        'type': job['type'],
-        'status': status,
-        'raw_status': status,
-        'outcome': outcome(status, error),
-        'error': error,
-        'progress': {'current': current, 'total': total, 'percent': percent(current, total)},
-        'speed': bj.get('speed'),
-        'ready': status in ('ready', 'standby'),
-        'paused': status in ('paused', 'standby'),
-        'auto_finalize': bj.get('auto-finalize'),
-        'auto_dismiss': bj.get('auto-dismiss'),
-        'busy': bj.get('busy'),
-        'io_status': bj.get('io-status'),
-        'dismissed': False,
-        'live': True,
-    }
+    return job_record(
+        job['id'], job['type'], status, raw_status=status, outcome=outcome(status, error),
+        error=error, progress_=progress(current, total), speed=bj.get('speed'),
+        ready=status in ('ready', 'standby'), paused=status in ('paused', 'standby'),
+        auto_finalize=bj.get('auto-finalize'), auto_dismiss=bj.get('auto-dismiss'),
+        busy=bj.get('busy'), io_status=bj.get('io-status'))
 
 
 def records_from_qmp(jobs: list[Record], block_jobs: list[Record]) -> list[Record]:
@@ -166,8 +60,7 @@ def outcome_from_event(event: Record) -> Record | None:
         result = 'failed' if data.get('error') else 'succeeded'
     return {'name': data.get('device'), 'status': 'concluded', 'outcome': result,
             'error': data.get('error'), 'speed': data.get('speed'),
-            'progress': {'current': data.get('offset'), 'total': data.get('len'),
-                         'percent': percent(data.get('offset'), data.get('len'))}}
+            'progress': progress(data.get('offset'), data.get('len'))}
 
 
 #: QEMU events about the VM's one migration (they name no job).
@@ -198,24 +91,12 @@ def record_from_ledger(entry: Record) -> Record:
     marked ``lost`` unless its outcome was seen before it vanished.
     """
     last = dict(entry.get('last') or {})
-    record = {
-        'name': entry['name'],
-        'type': entry['type'],
-        'status': ABSENT,
-        'raw_status': None,
-        'outcome': None,
-        'error': None,
-        'progress': last.get('progress') or {'current': None, 'total': None, 'percent': None},
-        'speed': last.get('speed'),
-        'ready': False,
-        'paused': False,
-        'auto_finalize': entry.get('params', {}).get('auto_finalize'),
-        'auto_dismiss': entry.get('params', {}).get('auto_dismiss'),
-        'busy': False,
-        'io_status': None,
-        'dismissed': entry.get('state') == 'dismissed',
-        'live': False,
-    }
+    params = entry.get('params', {})
+    record = job_record(
+        entry['name'], entry['type'], progress_=last.get('progress') or progress(),
+        speed=last.get('speed'), auto_finalize=params.get('auto_finalize'),
+        auto_dismiss=params.get('auto_dismiss'), dismissed=entry.get('state') == 'dismissed',
+        live=False)
     record.update({key: last[key] for key in DETAIL_KEPT if key in last})
     if last.get('outcome'):
         record.update(status='concluded', raw_status=last.get('raw_status') or 'concluded',
@@ -239,60 +120,6 @@ def attach_detail(record: Record, entry: Record | None) -> Record:
     if state is not None:
         record['target_state'] = state
     return record
-
-
-def held(record: Record, entry: Record | None = None) -> bool:
-    """Whether a job stays where it is until resumed: paused through the collection,
-    or stopped on an I/O error (``on_error: stop`` or ``enospc``)."""
-    if record['status'] not in ('paused', 'standby'):
-        return False
-    stopped = record.get('io_status') not in (None, 'ok')
-    return stopped or bool((entry or {}).get('user_paused'))
-
-
-def can_become_ready(record: Record, entry: Record | None = None) -> bool:
-    """Whether a job may still reach READY on its normal path."""
-    if record['type'] not in READY_TYPES:
-        return False
-    if record['status'] not in ('created', 'running', 'paused', 'ready', 'standby'):
-        return False
-    return not (record['type'] == 'commit' and entry is not None and entry.get('active') is False)
-
-
-def wait_verdict(record: Record, target: str, entry: Record | None = None) -> Verdict:
-    """Compare a record with a wait target.
-
-    :return: ``reached``, ``waiting`` or ``never`` (the target cannot be reached
-        any more on the job's normal path).
-    """
-    status = record['status']
-    if target == 'absent':
-        return 'reached' if status == ABSENT or not record.get('live', True) else 'waiting'
-    if status == ABSENT:
-        if target == 'concluded' and record.get('dismissed'):
-            return 'reached'
-        return 'never'
-    if target == 'ready' and status == 'standby':
-        return 'reached'
-    if status != 'concluded' and held(record, entry):
-        return 'never'  # nothing moves it on until someone resumes it
-    if target == 'concluded':
-        return 'reached' if status == 'concluded' else 'waiting'
-    if status == 'aborting':
-        return 'waiting'  # QEMU publishes the error when the job concludes
-    if target == 'pending':
-        if status == 'pending' or (status == 'concluded' and record['outcome'] == 'succeeded'):
-            return 'reached'
-        return 'never' if status == 'concluded' else 'waiting'
-    if target == 'ready':
-        if status in ('ready', 'standby'):
-            return 'reached'
-        if can_become_ready(record, entry):
-            return 'waiting'
-        went_past = status in ('waiting', 'pending') or record['outcome'] == 'succeeded'
-        completable = record['type'] in READY_TYPES and (entry or {}).get('active') is not False
-        return 'reached' if completable and went_past else 'never'
-    raise ValueError(f'unknown wait target {target!r}')
 
 
 def group_record(name: str, members: list[Record], entry: Record) -> Record:
@@ -331,23 +158,13 @@ def group_record(name: str, members: list[Record], entry: Record) -> Record:
     current = sum((m['progress'] or {}).get('current') or 0 for m in members)
     total = sum((m['progress'] or {}).get('total') or 0 for m in members)
     first = members[0] if members else {}
-    return {
-        'name': name,
-        'type': entry.get('type'),
-        'status': status,
-        'raw_status': status,
-        'outcome': result,
-        'error': error,
-        'progress': {'current': current, 'total': total, 'percent': percent(current, total)},
-        'speed': first.get('speed'),
-        'ready': False,
-        'paused': any(m['paused'] for m in members),
-        'auto_finalize': first.get('auto_finalize'),
-        'auto_dismiss': first.get('auto_dismiss'),
-        'busy': any(m.get('busy') for m in members),
-        'io_status': next((m['io_status'] for m in members if m.get('io_status') not in
-                           (None, 'ok')), first.get('io_status')),
-        'dismissed': False,
-        'live': bool(members),
-        'members': listed,
-    }
+    record = job_record(
+        name, entry.get('type'), status, raw_status=status, outcome=result, error=error,
+        progress_=progress(current, total), speed=first.get('speed'),
+        paused=any(m['paused'] for m in members), auto_finalize=first.get('auto_finalize'),
+        auto_dismiss=first.get('auto_dismiss'), busy=any(m.get('busy') for m in members),
+        io_status=next((m['io_status'] for m in members if m.get('io_status') not in
+                        (None, 'ok')), first.get('io_status')),
+        live=bool(members))
+    record['members'] = listed
+    return record

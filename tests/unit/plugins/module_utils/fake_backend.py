@@ -32,6 +32,9 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._ledger.files import L
 from ansible_collections.vmjobs.qemu.plugins.module_utils._model import (
     records as _model,
 )
+from ansible_collections.vmjobs.qemu.plugins.module_utils._model import (
+    vocabulary as _vocabulary,
+)
 from ansible_collections.vmjobs.qemu.plugins.module_utils._qmp import nodes as _nodes
 
 Record = dict[str, t.Any]
@@ -157,7 +160,7 @@ class FakeVM:
 
     def status(self, name: str) -> str:
         """The job's QEMU status, or ``absent`` if QEMU does not have it."""
-        return t.cast(str, self.jobs[name]['status']) if name in self.jobs else _model.ABSENT
+        return t.cast(str, self.jobs[name]['status']) if name in self.jobs else _vocabulary.ABSENT
 
     def verbs(self) -> list[tuple[str, str]]:
         """(name, verb) of every verb applied so far."""

@@ -16,7 +16,7 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._client import (
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import InvalidArgument
 from ansible_collections.vmjobs.qemu.plugins.module_utils._model import (
-    records as _model,
+    vocabulary as _vocabulary,
 )
 from ansible_collections.vmjobs.qemu.tests.unit.plugins.module_utils.fake_backend import (
     MINIMAL,
@@ -48,8 +48,8 @@ def test_required_options_are_accepted_and_known(kind: str) -> None:
 
 def test_state_and_wait_choices_match_the_logic() -> None:
     assert tuple(_args.JOB['state']['choices']) == _control.STATES
-    assert tuple(_args.JOB_WAIT['state']['choices']) == _model.WAIT_TARGETS
-    assert set(_args.WAIT['wait']['choices']) == {'none'} | (set(_model.WAIT_TARGETS) - {'absent'})
+    assert tuple(_args.JOB_WAIT['state']['choices']) == _vocabulary.WAIT_TARGETS
+    assert set(_args.WAIT['wait']['choices']) == {'none'} | (set(_vocabulary.WAIT_TARGETS) - {'absent'})
 
 
 @pytest.mark.parametrize('fragment, spec', [

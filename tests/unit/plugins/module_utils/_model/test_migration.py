@@ -11,7 +11,7 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._model import (
     migration as _migration,
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._model import (
-    records as _model,
+    vocabulary as _vocabulary,
 )
 
 Record = dict[str, t.Any]
@@ -37,7 +37,7 @@ def test_statuses_map_onto_job_statuses(reply: str, status: str, outcome: str | 
 
 
 def test_every_migration_status_maps_to_a_job_status() -> None:
-    assert set(_migration.STATUS_MAP.values()) <= set(_model.STATUSES)
+    assert set(_migration.STATUS_MAP.values()) <= set(_vocabulary.STATUSES)
     assert {raw for raw, s in _migration.STATUS_MAP.items() if s == 'concluded'} == set(
         _migration.OUTCOMES)
 

@@ -11,6 +11,12 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import Invalid
 from ansible_collections.vmjobs.qemu.plugins.module_utils._model import (
     records as _model,
 )
+from ansible_collections.vmjobs.qemu.plugins.module_utils._model import (
+    verdicts as _verdicts,
+)
+from ansible_collections.vmjobs.qemu.plugins.module_utils._model import (
+    vocabulary as _vocabulary,
+)
 from ansible_collections.vmjobs.qemu.tests.unit.plugins.module_utils.fake_backend import (
     QEMU_STATUSES,
     QEMU_VERB_TABLE,
@@ -26,7 +32,7 @@ Record = dict[str, t.Any]
     'a', 'Z', 'backup-disk0', 'move.disk0_2026-11-21', 'x' * 128, 'a1', 'A-._',
 ])
 def test_validate_name_accepts_qemu_ids(name: str) -> None:
-    assert _model.validate_name(name) == name
+    assert _vocabulary.validate_name(name) == name
 
 
 @pytest.mark.parametrize('name', [
@@ -35,7 +41,7 @@ def test_validate_name_accepts_qemu_ids(name: str) -> None:
 ])
 def test_validate_name_rejects(name: str) -> None:
     with pytest.raises(InvalidArgument) as err:
-        _model.validate_name(name)
+        _vocabulary.validate_name(name)
     assert repr(name) in str(err.value)
     assert '1-128 characters' in str(err.value)
 
@@ -43,35 +49,35 @@ def test_validate_name_rejects(name: str) -> None:
 @pytest.mark.parametrize('name', [None, 7, b'abc', ['a']])
 def test_validate_name_rejects_non_strings(name: t.Any) -> None:
     with pytest.raises(InvalidArgument):
-        _model.validate_name(name)
+        _vocabulary.validate_name(name)
 
 
 @pytest.mark.parametrize('name', ['a\n', 'backup-disk0\n'])
 def test_validate_name_rejects_trailing_newline(name: str) -> None:
     with pytest.raises(InvalidArgument):
-        _model.validate_name(name)
+        _vocabulary.validate_name(name)
 
 
 # -- verbs -------------------------------------------------------------------------------------------
 
 def test_statuses_are_qemus_without_undefined_and_null() -> None:
-    assert set(_model.STATUSES) == set(QEMU_STATUSES) - {'undefined', 'null'}
-    assert _model.ACTIVE == set(_model.STATUSES) - {'concluded'}
-    assert set(_model.VERBS) == set(QEMU_VERB_TABLE)
+    assert set(_vocabulary.STATUSES) == set(QEMU_STATUSES) - {'undefined', 'null'}
+    assert _vocabulary.ACTIVE == set(_vocabulary.STATUSES) - {'concluded'}
+    assert set(_vocabulary.VERBS) == set(QEMU_VERB_TABLE)
 
 
-VERB_CELLS = [(verb, status) for verb in QEMU_VERB_TABLE for status in _model.STATUSES]
+VERB_CELLS = [(verb, status) for verb in QEMU_VERB_TABLE for status in _vocabulary.STATUSES]
 
 
 @pytest.mark.parametrize('verb, status', VERB_CELLS)
 def test_verb_allowed_matches_qemus_verb_table(verb: str, status: str) -> None:
-    assert _model.verb_allowed(verb, status) is qemu_accepts(verb, status)
+    assert _vocabulary.verb_allowed(verb, status) is qemu_accepts(verb, status)
 
 
 def test_complete_is_accepted_in_standby(nodes_replies: dict[str, t.Any]) -> None:
     # Recorded: job-complete on a paused READY mirror (standby) returns {}.
     assert nodes_replies['accepted'] == {'job-complete standby': {}}
-    assert _model.verb_allowed('complete', 'standby')
+    assert _vocabulary.verb_allowed('complete', 'standby')
 
 
 @pytest.mark.parametrize('key, verb, status', [
@@ -83,7 +89,7 @@ def test_recorded_refusals_are_not_allowed(nodes_replies: dict[str, t.Any], key:
                                            status: str) -> None:
     error = nodes_replies['errors'][key]
     assert f"in state '{status}' cannot accept command verb '{verb}'" in error['desc']
-    assert not _model.verb_allowed(verb, status)
+    assert not _vocabulary.verb_allowed(verb, status)
 
 
 @pytest.mark.parametrize('status, verbs', [
@@ -98,12 +104,12 @@ def test_recorded_refusals_are_not_allowed(nodes_replies: dict[str, t.Any], key:
     ('absent', []),
 ])
 def test_allowed_verbs_in_table_order(status: str, verbs: list[str]) -> None:
-    assert _model.allowed_verbs(status) == verbs
+    assert _vocabulary.allowed_verbs(status) == verbs
 
 
 def test_verb_allowed_unknown_verb_is_a_programming_error() -> None:
     with pytest.raises(KeyError):
-        _model.verb_allowed('change', 'running')
+        _vocabulary.verb_allowed('change', 'running')
 
 
 # -- progress and outcome ----------------------------------------------------------------------------
@@ -121,7 +127,7 @@ def test_verb_allowed_unknown_verb_is_a_programming_error() -> None:
     (0, 0, None),
 ])
 def test_percent(current: int | None, total: int | None, expected: float | None) -> None:
-    assert _model.percent(current, total) == expected
+    assert _vocabulary.percent(current, total) == expected
 
 
 @pytest.mark.parametrize('status, error, cancel_requested, expected', [
@@ -139,7 +145,7 @@ def test_percent(current: int | None, total: int | None, expected: float | None)
 ])
 def test_outcome(status: str, error: str | None, cancel_requested: bool,
                  expected: str | None) -> None:
-    assert _model.outcome(status, error, cancel_requested) == expected
+    assert _vocabulary.outcome(status, error, cancel_requested) == expected
 
 
 # -- records from QEMU's replies -------------------------------------------------------------------
@@ -255,7 +261,7 @@ def test_record_of_a_failed_tombstone_keeps_qemus_error() -> None:
 
 def test_record_of_a_vanished_job_is_lost() -> None:
     record = _model.record_from_ledger(tombstone(state='started', last={'status': 'running'}))
-    assert record['status'] == _model.ABSENT
+    assert record['status'] == _vocabulary.ABSENT
     assert record['raw_status'] is None
     assert record['outcome'] is None
     assert record['dismissed'] is False
@@ -272,14 +278,14 @@ def test_record_of_a_vanished_job_whose_outcome_was_seen() -> None:
 
 def test_record_of_a_dismissed_job_without_outcome() -> None:
     record = _model.record_from_ledger(tombstone(last=None))
-    assert record['status'] == _model.ABSENT
+    assert record['status'] == _vocabulary.ABSENT
     assert record['dismissed'] is True
     assert record['lost'] is False
 
 
 def test_record_from_minimal_entry() -> None:
     record = _model.record_from_ledger({'name': 'x', 'type': None})
-    assert record['status'] == _model.ABSENT
+    assert record['status'] == _vocabulary.ABSENT
     assert record['auto_finalize'] is None
     assert record['lost'] is True
 
@@ -351,7 +357,7 @@ def test_attach_detail_cancel_requested(outcome: str | None, cancel_requested: b
     ('create', 'running', None, False),
 ])
 def test_can_become_ready(kind: str, status: str, entry: Record | None, expected: bool) -> None:
-    assert _model.can_become_ready(live(status, None, kind), entry) is expected
+    assert _verdicts.can_become_ready(live(status, None, kind), entry) is expected
 
 
 WAIT_CASES = [
@@ -410,7 +416,7 @@ WAIT_CASES = [
 
 @pytest.mark.parametrize('target, record, entry, expected', WAIT_CASES)
 def test_wait_verdict(target: str, record: Record, entry: Record | None, expected: str) -> None:
-    assert _model.wait_verdict(record, target, entry) == expected
+    assert _verdicts.wait_verdict(record, target, entry) == expected
 
 
 @pytest.mark.parametrize('kind, target, expected', [
@@ -423,7 +429,7 @@ def test_wait_verdict(target: str, record: Record, entry: Record | None, expecte
 def test_wait_verdict_of_a_tombstone(kind: str, target: str, expected: str) -> None:
     record = _model.record_from_ledger(tombstone(type=kind))
     assert record['status'] == 'concluded'
-    assert _model.wait_verdict(record, target) == expected
+    assert _verdicts.wait_verdict(record, target) == expected
 
 
 @pytest.mark.parametrize('target, expected', [
@@ -432,12 +438,12 @@ def test_wait_verdict_of_a_tombstone(kind: str, target: str, expected: str) -> N
 def test_wait_verdict_of_a_job_qemu_dismissed_by_itself(target: str, expected: str) -> None:
     # Auto-dismissed, outcome seen: not live, not dismissed by the collection.
     record = _model.record_from_ledger(tombstone(state='started'))
-    assert _model.wait_verdict(record, target) == expected
+    assert _verdicts.wait_verdict(record, target) == expected
 
 
 def test_wait_verdict_unknown_target() -> None:
     with pytest.raises(ValueError, match="unknown wait target 'gone'"):
-        _model.wait_verdict(live('running', None), 'gone')
+        _verdicts.wait_verdict(live('running', None), 'gone')
 
 
 @pytest.mark.parametrize('event, watched, migration, expected', [

@@ -1,0 +1,62 @@
+# Copyright (c) vmjobs.qemu contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Unit tests for plugins/module_utils/_model/shapes.py: one factory, one declared shape."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import yaml
+from ansible_collections.vmjobs.qemu.plugins.module_utils._libvirt import (
+    jobs as _libvirt_jobs,
+)
+from ansible_collections.vmjobs.qemu.plugins.module_utils._model import (
+    migration as _migration,
+)
+from ansible_collections.vmjobs.qemu.plugins.module_utils._model import (
+    records as _records,
+)
+from ansible_collections.vmjobs.qemu.plugins.module_utils._model import (
+    shapes as _shapes,
+)
+from ansible_collections.vmjobs.qemu.plugins.modules import block_job
+
+FIXTURES = pathlib.Path(__file__).parents[3] / 'fixtures'
+CORE = _shapes.JobRecord.__required_keys__
+
+
+def test_the_factory_fills_every_core_key_with_a_quiet_default() -> None:
+    record = _shapes.job_record('j1', 'backup')
+    assert set(record) == CORE
+    assert (record['status'], record['raw_status'], record['outcome'], record['live']) == (
+        'absent', None, None, True)
+    assert record['progress'] == {'current': None, 'total': None, 'percent': None}
+
+
+def test_progress_works_out_the_percentage() -> None:
+    assert _shapes.progress(1, 4, rate=7) == {'current': 1, 'total': 4, 'percent': 25.0,
+                                              'rate': 7}
+
+
+def test_the_documented_record_is_the_declared_one() -> None:
+    documented = yaml.safe_load(block_job.RETURN)['job']['contains']
+    assert set(documented) <= _shapes.KEYS
+    assert CORE - {'busy', 'io_status'} <= set(documented)
+
+
+def test_every_producer_builds_the_declared_shape() -> None:
+    qmp = _records.record_from_qmp(
+        {'id': 'j1', 'type': 'backup', 'status': 'running', 'current-progress': 1,
+         'total-progress': 2},
+        {'device': 'j1', 'speed': 0, 'auto-finalize': True, 'auto-dismiss': False,
+         'busy': True, 'io-status': 'ok'})
+    ledger = _records.record_from_ledger({'name': 'j1', 'type': 'backup', 'state': 'dismissed',
+                                          'last': {'outcome': 'succeeded'}})
+    group = _records.group_record('g', [qmp], {'type': 'backup', 'disks': [{'member': 'j1'}]})
+    migrations = json.loads((FIXTURES / 'qemu-7.2-migrate.json').read_text())
+    moved = [_migration.record_from_migrate(reply, 'm') for reply in migrations.values()]
+    assert any(moved)
+    libvirt = _libvirt_jobs.domain_record('d', {'type': 2, 'operation': 5})
+    for record in [qmp, ledger, group, libvirt, *[m for m in moved if m is not None]]:
+        assert CORE <= set(record) <= _shapes.KEYS, sorted(set(record) - _shapes.KEYS)
