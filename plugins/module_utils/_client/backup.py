@@ -65,12 +65,12 @@ class Backup:
         """
         name = options['name']
         params, start_only = split_start_only(backup_params(options))
-        if getattr(self.client.backend, 'plans_backups', False):
+        if self.client.backend.plans_backups:
             # libvirt plans the disks and its checkpoints itself (backupBegin): no QMP graph
             return self.client.start(name, params, wait, wait_timeout,
                                      lambda _records, _entries: start_only).start_output()
         with self.client.backend.session() as session:
-            graph = _qmp_backup.inspect(session, name)
+            graph = session.block_graph()
         planned: list[Record] = []
 
         def prepare(records: dict[str, Record], entries: dict[str, Record]) -> dict[str, t.Any]:

@@ -20,7 +20,7 @@ import time
 import typing as t
 
 from .. import _targets
-from .._errors import JobStateError, TransportError, naming
+from .._errors import BackendError, JobStateError, TransportError, naming
 from .._model import closing as _closing
 from .._model.session import Note, Record
 from .._waiter import Waiter
@@ -63,6 +63,11 @@ class LibvirtSession(ReadingSession):
         if parsed is None:
             raise JobStateError(f"job '{name}' is not a job of this domain", name)
         return parsed[0], {}
+
+    def block_graph(self) -> dict[str, list[Record]]:
+        """Never asked: libvirt plans a backup's disks and checkpoints itself."""
+        raise BackendError('query-block', 'VIR_ERR_NO_SUPPORT',
+                           'libvirt plans backups from the domain XML; there is no QMP block graph')
 
     def adoption(self, name: str) -> Record | None:
         """The entry of a job started outside the collection (a generated name), so that

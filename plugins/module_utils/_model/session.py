@@ -34,6 +34,11 @@ class Session(t.Protocol):
         outside the collection) before it is steered, so that its outcome is kept like
         any named job's; None when ``name`` is no such job."""
 
+    def block_graph(self) -> dict[str, list[Record]]:
+        """The VM's block graph, ``{'blocks': query-block, 'nodes': query-named-block-nodes}``,
+        which the backup planner reads; only a backend that does not plan backups itself
+        (``Backend.plans_backups``) is asked."""
+
     def start(self, name: str, params: dict[str, t.Any], note: Note) -> None:
         """Start the job ``name`` as described by ``params``.
 
@@ -71,6 +76,9 @@ class Backend(t.Protocol):
     """Opens sessions to one VM; ``scope`` names the VM in the ledger."""
 
     scope: str
+    #: The backend plans a multi-disk backup itself from the backup module's options
+    #: (libvirt: disks and checkpoints); otherwise the client plans it from the block graph.
+    plans_backups: bool
 
     def session(self) -> t.ContextManager[Session]:
         """Open a session (context manager)."""

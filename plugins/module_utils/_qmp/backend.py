@@ -17,6 +17,7 @@ from .._model import migration as _migration
 from .._model import records as _model
 from .._model.session import Note, Record
 from .._waiter import Waiter
+from . import backup as _qmp_backup
 from . import migrate as _qmp_migrate
 from . import verbs as _verbs
 from .monitor import Monitor
@@ -43,6 +44,9 @@ class QmpSession:
     def adoption(self, name: str) -> Record | None:
         """A QEMU job's name is its id: nothing to adopt."""
         return None
+
+    def block_graph(self) -> dict[str, list[Record]]:
+        return _qmp_backup.block_graph(self.monitor)
 
     def records(self) -> list[Record]:
         jobs = self.monitor.execute('query-jobs')
@@ -108,6 +112,9 @@ class QmpBackend:
 
     The constructor does no I/O.
     """
+
+    #: The client plans multi-disk backups from the block graph.
+    plans_backups = False
 
     def __init__(self, socket: str, connect_timeout: float = 5.0,
                  waiter: Waiter | None = None) -> None:

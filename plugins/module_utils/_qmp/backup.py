@@ -18,7 +18,7 @@ import os
 import typing as t
 
 from .._errors import BackendError, InvalidArgument, VmjobsError
-from .._model.session import Note, Record, Session
+from .._model.session import Note, Record
 from .._waiter import Waiter
 from . import nodes as _nodes
 from . import start as _qmp_start
@@ -30,20 +30,15 @@ PERF_KEYS = {'use_copy_range': 'use-copy-range', 'max_workers': 'max-workers',
              'max_chunk': 'max-chunk'}
 
 
-# -- reading the block graph (pure) ---------------------------------------------------------------
+# -- reading the block graph ---------------------------------------------------------------
 
-def inspect(session: Session, job: str) -> dict[str, list[Node]]:
+def block_graph(mon: Monitor) -> dict[str, list[Node]]:
     """The VM's block graph: ``{'blocks': query-block, 'nodes': query-named-block-nodes}``.
 
-    :raise InvalidArgument: the session does not speak QMP (a libvirt domain).
     :raise BackendError: QEMU refused a query.
     """
-    monitor = getattr(session, 'monitor', None)
-    if monitor is None:
-        raise InvalidArgument(f"job '{job}': the backup module works over a QMP socket (socket), "
-                              'not yet through libvirt (domain)', job)
-    return {'blocks': monitor.execute('query-block'),
-            'nodes': monitor.execute('query-named-block-nodes', {'flat': True})}
+    return {'blocks': mon.execute('query-block'),
+            'nodes': mon.execute('query-named-block-nodes', {'flat': True})}
 
 
 def vm_disks(blocks: list[Node]) -> list[str]:

@@ -120,6 +120,8 @@ class FakeVM:
     :ivar busy: how many coming session openings find the monitor busy.
     """
 
+    plans_backups = False
+
     def __init__(self, clock: FakeClock, scope: str = SCOPE, connect_timeout: float = 5.0) -> None:
         self.clock = clock
         self.scope = scope
@@ -167,6 +169,9 @@ class FakeVM:
         return [(call[1], call[2]) for call in self.calls if call[0] == 'verb']
 
     # -- Backend ------------------------------------------------------------------------------
+
+    def block_graph(self) -> dict[str, list[Record]]:
+        raise NotImplementedError('this fake VM has no block graph (see GroupVM)')
 
     @contextlib.contextmanager
     def session(self) -> t.Iterator[FakeSession]:
@@ -381,6 +386,9 @@ class FakeSession:
 
     def know(self, entries: t.Sequence[Record]) -> None:
         pass
+
+    def block_graph(self) -> dict[str, list[Record]]:
+        return self.vm.block_graph()
 
     def ended(self) -> list[Record]:
         return []

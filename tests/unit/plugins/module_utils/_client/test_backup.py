@@ -9,7 +9,6 @@ block graph is the VM recorded in ``qemu-7.2-backup.json``.  Targets are touched
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
@@ -33,7 +32,6 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._qmp import nodes as _
 from ansible_collections.vmjobs.qemu.tests.unit.plugins.module_utils.fake_backend import (
     CANCELED,
     FakeClock,
-    FakeSession,
     FakeVM,
 )
 
@@ -72,11 +70,9 @@ class GroupVM(FakeVM):
         #: 'before' or 'after': the next start is refused before or after the bitmaps change.
         self.refuse_start: str | None = None
 
-    @contextlib.contextmanager
-    def session(self) -> t.Iterator[FakeSession]:
-        with super().session() as session:
-            session.monitor = self.graph  # type: ignore[attr-defined]
-            yield session
+    def block_graph(self) -> dict[str, list[Record]]:
+        return {'blocks': self.graph.execute('query-block'),
+                'nodes': self.graph.execute('query-named-block-nodes', {'flat': True})}
 
     def start(self, name: str, params: dict[str, t.Any], note: t.Callable[..., None]) -> None:
         if 'plan' not in params:

@@ -435,12 +435,7 @@ def test_cleanup_of_an_interrupted_group_start(rec: Record, tmp_path: pathlib.Pa
     assert not any(path.exists() for path in made)
 
 
-def test_inspect_needs_a_qmp_session(rec: Record) -> None:
-    class Session:
-        monitor = FakeMonitor(rec)
-
-    graph = _qmp_backup.inspect(t.cast(t.Any, Session()), 'b1')
+def test_the_block_graph_is_two_queries(rec: Record) -> None:
+    session = _qmp_backend.QmpSession(t.cast(t.Any, FakeMonitor(rec)), WAITER)
+    graph = session.block_graph()
     assert graph['blocks'] == rec['vm']['query-block'] and graph['nodes'] == rec['vm'][FLAT]
-    with pytest.raises(InvalidArgument, match="^job 'b1': the backup module works over a QMP "
-                                              r'socket \(socket\), not yet through libvirt'):
-        _qmp_backup.inspect(t.cast(t.Any, object()), 'b1')
