@@ -20,8 +20,8 @@ import typing as t
 from .._errors import BackendError, InvalidArgument, VmjobsError
 from .._model.session import Note, Record
 from .._waiter import Waiter
+from . import images as _qmp_images
 from . import nodes as _nodes
-from . import start as _qmp_start
 from .monitor import Monitor
 
 Node = dict[str, t.Any]
@@ -191,7 +191,7 @@ class _Attached:
         self.note(attached=list(self.nodes), created_files=list(self.files))
 
     def member_note(self, fmt_node: str) -> Note:
-        """A note for ``_qmp_start.create_image``: format node first, for detaching.
+        """A note for ``_qmp_images.create_image``: format node first, for detaching.
 
         ``created_files=[path]`` adds the file the member creates; ``created_files=[]``
         withdraws it (something else made it: it is not ours).
@@ -277,7 +277,7 @@ def _prepare_target(mon: Monitor, waiter: Waiter, name: str, disk: Record, sourc
 
     :raise InvalidArgument: the target exists, is a link, or its directory is unsafe.
     """
-    checked = _qmp_start.TARGETS.check(name, disk['target'])
+    checked = _qmp_images.TARGETS.check(name, disk['target'])
     if checked.exists:
         raise InvalidArgument(f"job '{name}': target {disk['target']} of disk '{disk['device']}' "
                               'already exists; choose another path', name)
@@ -286,9 +286,9 @@ def _prepare_target(mon: Monitor, waiter: Waiter, name: str, disk: Record, sourc
     backing = None
     if disk.get('backing'):
         backing = (backing_name(disk['target'], disk['backing']), disk['backing_format'])
-    _qmp_start.create_image(mon, waiter, disk['member'], path, fmt,
-                            int(source['image']['virtual-size']), attached.member_note(fmt_node),
-                            backing, mode)
+    _qmp_images.create_image(mon, waiter, disk['member'], path, fmt,
+                             int(source['image']['virtual-size']), attached.member_note(fmt_node),
+                             backing, mode)
     args: Record = {'driver': fmt, 'node-name': fmt_node, 'file': file_node}
     if fmt == 'qcow2':
         args['backing'] = None  # the job writes changed clusters only; never read the base

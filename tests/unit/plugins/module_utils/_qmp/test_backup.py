@@ -30,10 +30,10 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._qmp import (
 from ansible_collections.vmjobs.qemu.plugins.module_utils._qmp import (
     backup as _qmp_backup,
 )
-from ansible_collections.vmjobs.qemu.plugins.module_utils._qmp import nodes as _nodes
 from ansible_collections.vmjobs.qemu.plugins.module_utils._qmp import (
-    start as _qmp_start,
+    images as _qmp_images,
 )
+from ansible_collections.vmjobs.qemu.plugins.module_utils._qmp import nodes as _nodes
 from ansible_collections.vmjobs.qemu.plugins.module_utils._waiter import Waiter
 from ansible_collections.vmjobs.qemu.tests.unit.plugins.module_utils.fake_backend import (
     FakeClock,
@@ -346,7 +346,7 @@ def test_a_file_that_appears_before_its_creation_is_not_removed(
         rec: Record, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Something makes disk1's target between its check and its creation: the start fails,
     disk0's target (made by the start) is removed, disk1's (not the start's) is left."""
-    real_check = _qmp_start.TARGETS.check
+    real_check = _qmp_images.TARGETS.check
 
     def check_then_race(job: str, path: str, what: str = 'target') -> _targets.Target:
         checked = real_check(job, path, what)
@@ -354,7 +354,7 @@ def test_a_file_that_appears_before_its_creation_is_not_removed(
             pathlib.Path(path).write_text('theirs')
         return checked
 
-    monkeypatch.setattr(_qmp_start.TARGETS, 'check', check_then_race)
+    monkeypatch.setattr(_qmp_images.TARGETS, 'check', check_then_race)
     mon, notes = FakeMonitor(rec), Notes()
     with pytest.raises(_targets.TargetRace, match="target .*disk1.qcow2 appeared while it was "
                                                   'being created'):
