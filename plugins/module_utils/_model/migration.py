@@ -15,13 +15,15 @@ from .shapes import job_record, progress
 
 Record = dict[str, t.Any]
 
-#: QEMU's MigrationStatus words and the job status each one maps to.
+#: QEMU's MigrationStatus words and the job status each one maps to (``none``: no migration).
+#: A unit test checks this against the enums recorded from every tested QEMU.
 STATUS_MAP = {
     'setup': 'running',
     'active': 'running',
     'device': 'running',
     'wait-unplug': 'running',
     'postcopy-active': 'running',
+    'postcopy-recover-setup': 'running',  # QEMU 9.1 and later
     'postcopy-recover': 'running',
     'colo': 'running',
     'pre-switchover': 'paused',
