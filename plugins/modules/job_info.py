@@ -40,6 +40,16 @@ options:
     description: List the tombstones of dismissed jobs too.
     type: bool
     default: false
+  format:
+    description:
+      - C(records) returns the records in C(jobs) only.
+      - C(xml) also returns them as one XML document in C(jobs_xml), a C(<job>) element per
+        job, of the same shape for every kind of job (the job description of libvirt's job-API
+        proposal; see docs/job-model.md for a sample). Needs the Python package C(lxml) on the
+        hypervisor host.
+    type: str
+    choices: [records, xml]
+    default: records
 '''
 
 EXAMPLES = r'''
@@ -52,6 +62,12 @@ EXAMPLES = r'''
   vmjobs.qemu.job_info:
     socket: /run/vm1/qmp.sock
     status: concluded
+
+- name: The jobs as one XML document, for tools that read libvirt-style job XML
+  vmjobs.qemu.job_info:
+    socket: /run/vm1/qmp.sock
+    format: xml
+  register: info  # info.jobs_xml
 '''
 
 RETURN = r'''
@@ -61,23 +77,45 @@ jobs:
   returned: always
   type: list
   elements: dict
+jobs_xml:
+  description:
+    - The same records as a C(<jobs>) document, one C(<job name= type= state=>) element each, with
+      C(<config>) (what the job was started with), C(<stats>) (C(<current>) of C(<end>), and a
+      migration's statistics), C(<error>) and a group's C(<member>) elements.
+  returned: when O(format=xml)
+  type: str
+  sample: |
+    <jobs>
+      <job name="nightly" type="backup" state="concluded" outcome="succeeded" raw-status="concluded">
+        <config><device>disk0</device><target>/srv/backup/vm1-disk0.qcow2</target></config>
+        <stats><current>67108864</current><end>67108864</end></stats>
+      </job>
+    </jobs>
 '''
 
 import typing as t
 
+from ansible_collections.vmjobs.qemu.plugins.module_utils import _jobxml
 from ansible_collections.vmjobs.qemu.plugins.module_utils._ansible import run_module
 from ansible_collections.vmjobs.qemu.plugins.module_utils._args.common import (
     JOB_INFO,
     check_names,
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._client.jobs import JobClient
+from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import InvalidArgument
 
 
 def list_jobs(client: JobClient, params: dict[str, t.Any]) -> dict[str, t.Any]:
     """The matching records; never changes anything."""
+    if params['format'] == 'xml' and not _jobxml.HAS_LXML:
+        raise InvalidArgument('format: xml needs the Python package lxml on the hypervisor host '
+                              f'({_jobxml.LXML_IMPORT_ERROR})')
     jobs = client.list(check_names(params['name']), params['type'], params['status'],
                        params['include_dismissed'])
-    return {'changed': False, 'jobs': jobs}
+    result: dict[str, t.Any] = {'changed': False, 'jobs': jobs}
+    if params['format'] == 'xml':
+        result['jobs_xml'] = _jobxml.jobs_document(jobs)
+    return result
 
 
 def main() -> None:

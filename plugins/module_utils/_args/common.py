@@ -79,6 +79,7 @@ JOB_INFO: dict[str, dict[str, t.Any]] = {
     'type': {'type': 'list', 'elements': 'str', 'default': []},
     'status': {'type': 'list', 'elements': 'str', 'default': []},
     'include_dismissed': {'type': 'bool', 'default': False},
+    'format': {'type': 'str', 'default': 'records', 'choices': ['records', 'xml']},
 }
 
 JOB_WAIT: dict[str, dict[str, t.Any]] = {
