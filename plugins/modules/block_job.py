@@ -136,6 +136,17 @@ options:
     description:
       - C(mirror) only. Maximum bytes in flight.
     type: int
+  copy_mode:
+    description:
+      - C(mirror) only. V(background) (QEMU's default) copies guest writes to the target
+        later, like the rest of the disk; under heavy writes such a mirror may never become
+        C(ready). V(write-blocking) also writes them to the target before the guest's write
+        completes, so the mirror converges, at the cost of the guest's write latency.
+      - A running mirror can be switched to V(write-blocking) with M(vmjobs.qemu.job) (QEMU 8.2
+        and later). Not part of the job's identity, like O(speed).
+      - Under libvirt, V(write-blocking) is C(blockCopy)'s synchronous-writes flag.
+    type: str
+    choices: [background, write-blocking]
   size:
     description:
       - C(create) only. Virtual size, in bytes or with a unit (V(64M), V(10G)).
@@ -245,6 +256,18 @@ job:
         - Whether QEMU has the job now. V(false) for a record only the ledger keeps (a dismissed
           job's tombstone, or a job QEMU lost); its outcome is the last one seen.
       type: bool
+    copy_mode:
+      description:
+        - A mirror's copy mode when it was started with O(copy_mode) or switched with
+          M(vmjobs.qemu.job).
+      type: str
+      returned: for such a mirror
+    actively_synced:
+      description:
+        - For a mirror on QEMU 8.2 and later, whether its target is in sync and guest writes
+          are copied synchronously (V(write-blocking) and C(ready)).
+      type: bool
+      returned: for a mirror QEMU reports it for
     target_state:
       description:
         - For a job with a target the collection attached or created (C(mirror), C(backup),

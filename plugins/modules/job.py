@@ -41,12 +41,21 @@ options:
         (flushed and detached by QEMU; see the record's C(target_state)), and the task reports
         RV(ignore:changed=true) if that changed anything.
       - C(completed) on a job paused with C(paused) fails at once; resume it first.
-      - Omit O(state) to change O(speed) only.
+      - Omit O(state) to change O(speed) or O(copy_mode) only.
     type: str
     choices: [completed, finalized, paused, running, canceled, absent]
   speed:
     description: New rate limit in bytes per second (0 is unlimited).
     type: int
+  copy_mode:
+    description:
+      - Switch a running mirror from C(background) to C(write-blocking) copying (QEMU's
+        C(block-job-change)), so that it converges under heavy guest writes; see O(vmjobs.qemu.block_job#module:copy_mode).
+      - QEMU switches one way only, and needs to be 8.2 or newer; an older QEMU, a libvirt
+        domain, a job that is not a mirror or C(background) on a C(write-blocking) mirror fail
+        with a message saying so, and nothing changes. The same mode again changes nothing.
+    type: str
+    choices: [background, write-blocking]
   cancel:
     description:
       - With O(state=absent), cancel a job that has not concluded yet and wait for it to
@@ -91,6 +100,12 @@ EXAMPLES = r'''
     state: absent
     cancel: true
 
+- name: Let a mirror that does not reach ready block guest writes until they are copied
+  vmjobs.qemu.job:
+    socket: /run/vm1/qmp.sock
+    name: move-disk0-20261121
+    copy_mode: write-blocking
+
 - name: Throttle a running job to 10 MiB/s
   vmjobs.qemu.job:
     socket: /run/vm1/qmp.sock
@@ -129,8 +144,8 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import Invalid
 
 def drive(client: JobClient, params: dict[str, t.Any]) -> dict[str, t.Any]:
     """Drive the named job to the requested state and/or speed."""
-    if params['state'] is None and params['speed'] is None:
-        raise InvalidArgument(f"job '{params['name']}': give state, speed or both",
+    if params['state'] is None and params['speed'] is None and params['copy_mode'] is None:
+        raise InvalidArgument(f"job '{params['name']}': give state, speed, copy_mode or several",
                               params['name'])
     if params['speed'] is not None and params['speed'] < 0:
         raise InvalidArgument(f"job '{params['name']}': speed must not be negative "
@@ -138,7 +153,7 @@ def drive(client: JobClient, params: dict[str, t.Any]) -> dict[str, t.Any]:
     driver = JobDriver(client, params['wait'],
                        check_timeout(params['wait_timeout'], 'wait_timeout'))
     result = driver.run(params['name'], params['state'], params['speed'], params['cancel'],
-                        params['forget'])
+                        params['forget'], params['copy_mode'])
     return {'changed': result.changed, 'job': result.record}
 
 

@@ -162,16 +162,19 @@ def test_cancel_copy_and_speed(workdir, make_image, domain):
     disk = make_image('disk.qcow2', '64M', pattern=0x11)
     dom = domain({'vda': disk})
     target = workdir / 'slow.qcow2'
-    started, faster, paused, canceled, listed = dom.play(
+    started, faster, blocking, paused, canceled, listed = dom.play(
         ('block_job', {'name': 'slow', 'type': 'mirror', 'device': 'vda', 'target': str(target),
                        'speed': 1 << 20}),
         ('job', {'name': 'slow', 'speed': 2 << 20}),
+        ('job', {'name': 'slow', 'copy_mode': 'write-blocking'}),
         ('job', {'name': 'slow', 'state': 'paused'}),
         ('job', {'name': 'slow', 'state': 'canceled'}),
         ('job_info', {'name': ['slow']}))
     assert started['changed'] and started['job']['status'] == 'running', started
     assert started['job']['speed'] == 1 << 20
     assert faster['changed'] and faster['job']['speed'] == 2 << 20, faster
+    assert blocking['failed'] and not blocking['changed'], blocking
+    assert "libvirt cannot change the copy mode of a running copy" in blocking['msg'], blocking
     assert paused['failed'] and 'libvirt cannot pause a block job' in paused['msg'], paused
     assert canceled['changed'] and canceled['job']['outcome'] == 'canceled', canceled
     assert canceled['job']['target_state'] == 'removed' and not target.exists(), canceled
@@ -189,9 +192,10 @@ def test_cancel_a_ready_copy_keeps_a_closed_copy(workdir, make_image, domain):
     target = workdir / 'copy.qcow2'
     ready, canceled = dom.play(
         ('block_job', {'name': 'cp', 'type': 'mirror', 'device': 'vda', 'target': str(target),
-                       'wait': 'ready'}),
+                       'wait': 'ready', 'copy_mode': 'write-blocking'}),
         ('job', {'name': 'cp', 'state': 'canceled'}))
     assert ready['job']['status'] == 'ready', ready
+    assert ready['job']['copy_mode'] == 'write-blocking', 'blockCopy took synchronous writes'
     assert canceled['changed'] and canceled['job']['outcome'] == 'canceled', canceled
     assert canceled['job']['target_state'] == 'closed', canceled
     assert dom.source('vda') == str(disk), 'no pivot after a cancel'

@@ -39,6 +39,8 @@ WAIT: dict[str, dict[str, t.Any]] = {
 }
 
 JOB_TYPES = ['stream', 'commit', 'mirror', 'backup', 'create']
+#: A mirror's copy modes: QEMU copies guest writes in the background, or also synchronously.
+COPY_MODES = ['background', 'write-blocking']
 
 BLOCK_JOB: dict[str, dict[str, t.Any]] = {
     'name': {'type': 'str', 'required': True},
@@ -58,6 +60,7 @@ BLOCK_JOB: dict[str, dict[str, t.Any]] = {
     'on_error': {'type': 'str', 'choices': ['report', 'ignore', 'enospc', 'stop']},
     'granularity': {'type': 'int'},
     'buf_size': {'type': 'int'},
+    'copy_mode': {'type': 'str', 'choices': COPY_MODES},
     'size': {'type': 'raw'},
     'auto_dismiss': {'type': 'bool', 'default': False},
     'auto_finalize': {'type': 'bool', 'default': True},
@@ -68,6 +71,7 @@ JOB: dict[str, dict[str, t.Any]] = {
     'state': {'type': 'str', 'choices': ['completed', 'finalized', 'paused', 'running',
                                          'canceled', 'absent']},
     'speed': {'type': 'int'},
+    'copy_mode': {'type': 'str', 'choices': COPY_MODES},
     'cancel': {'type': 'bool', 'default': False},
     'forget': {'type': 'bool', 'default': False},
     'wait': {'type': 'bool', 'default': True},
@@ -96,13 +100,14 @@ ACCEPTED = {
     'stream': {'device', 'base', 'speed', 'on_error'},
     'commit': {'device', 'base', 'top', 'speed', 'on_error'},
     'mirror': {'device', 'target', 'target_format', 'sync', 'speed', 'on_error',
-               'granularity', 'buf_size', 'mode'},
+               'granularity', 'buf_size', 'copy_mode', 'mode'},
     'backup': {'device', 'target', 'target_format', 'sync', 'bitmap', 'bitmap_mode', 'speed',
                'on_error', 'mode'},
     'create': {'target', 'target_format', 'size', 'mode'},
 }
 OPTIONAL_KEYS = ('device', 'base', 'top', 'target', 'target_format', 'sync', 'bitmap',
-                 'bitmap_mode', 'speed', 'on_error', 'granularity', 'buf_size', 'size')
+                 'bitmap_mode', 'speed', 'on_error', 'granularity', 'buf_size', 'copy_mode',
+                 'size')
 #: Parameters that say how to make a job's files, not what the job is: a re-run with
 #: another mode finds the same job (see split_start_only).
 START_ONLY = ('target_mode',)

@@ -60,8 +60,8 @@ class JobDriver:
         self.wait_timeout = wait_timeout
 
     def run(self, name: str, state: str | None = None, speed: int | None = None,
-            cancel: bool = False, forget: bool = False) -> Result:
-        """Drive ``name`` to ``state`` (and/or ``speed``).
+            cancel: bool = False, forget: bool = False, copy_mode: str | None = None) -> Result:
+        """Drive ``name`` to ``state`` (and/or ``speed``, and/or a mirror's ``copy_mode``).
 
         :raise JobNotFound: no such job (except for ``state=absent``).
         :raise JobStateError: the state can never be reached from the current status.
@@ -78,6 +78,10 @@ class JobDriver:
         if speed is not None and record['speed'] != speed:
             self._require(record, 'set-speed', 'change the speed of')
             changed = self._verb(name, 'set-speed', speed=speed)
+            record = self.client.get(name)[0]
+        if copy_mode is not None and record.get('copy_mode', 'background') != copy_mode:
+            self._change_copy_mode(record, copy_mode)
+            changed = True
             record = self.client.get(name)[0]
         if state is None:
             return Result(changed, [record])
@@ -196,6 +200,18 @@ class JobDriver:
             self._verb(record['name'], 'cancel', keep_copy=True)
         else:
             self._verb(record['name'], 'cancel')
+
+    def _change_copy_mode(self, record: Record, copy_mode: str) -> None:
+        """Switch a running mirror to ``write-blocking`` (QEMU's ``block-job-change``)."""
+        if record['type'] != 'mirror':
+            raise self._refuse(record, 'only a mirror has a copy mode')
+        if copy_mode != 'write-blocking':
+            raise self._refuse(record, 'QEMU switches a running mirror from background to '
+                                       'write-blocking only, not back')
+        if record['status'] not in _vocabulary.CHANGE_STATUSES:
+            raise self._refuse(record, 'its copy mode can be changed only while it runs')
+        self._verb(record['name'], 'change', copy_mode=copy_mode)
+        self._note(record['name'], copy_mode=copy_mode)
 
     def _note(self, name: str, **facts: t.Any) -> None:
         """Remember facts about a job in its ledger entry (none in check mode)."""

@@ -20,7 +20,7 @@ from .observer import Observer
 from .reads import Reads, absent_record, describe
 
 #: Parameters that may differ between two starts of the same job.
-NOT_IDENTITY = frozenset({'speed', 'reuse_target', 'bandwidth'})
+NOT_IDENTITY = frozenset({'speed', 'reuse_target', 'bandwidth', 'copy_mode'})
 
 Prepare = t.Callable[[dict[str, Record], dict[str, Record]], dict[str, t.Any]]
 
@@ -100,8 +100,11 @@ class Starter:
 
     def _start(self, session: Session, name: str, params: dict[str, t.Any],
                wanted: dict[str, t.Any]) -> None:
-        self.ledger.put({'name': name, 'type': params['type'], 'params': wanted,
-                         'state': 'starting', 'attached': [], 'started_at': self.now()})
+        entry = {'name': name, 'type': params['type'], 'params': wanted, 'state': 'starting',
+                 'attached': [], 'started_at': self.now()}
+        if params.get('copy_mode'):  # a tunable, not identity: kept beside the parameters
+            entry['copy_mode'] = params['copy_mode']
+        self.ledger.put(entry)
 
         def note(**facts: t.Any) -> None:
             self.ledger.update(name, **facts)

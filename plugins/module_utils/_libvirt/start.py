@@ -139,6 +139,8 @@ class Starter:
         transient = self.domain.persistent()
         if transient:
             flags |= _libvirt.BLOCK_COPY_TRANSIENT_JOB
+        if params.get('copy_mode') == 'write-blocking':
+            flags |= _libvirt.BLOCK_COPY_SYNCHRONOUS_WRITES
         typed: dict[str, t.Any] = {}
         if speed:
             typed['bandwidth'] = speed

@@ -29,6 +29,9 @@ def block_call(name: str, disk: str, verb: str, arguments: dict[str, t.Any]) -> 
     if verb == 'set-speed':
         return 'blockJobSetSpeed', (disk, arguments['speed'],
                                     _libvirt.BLOCK_JOB_SPEED_BANDWIDTH_BYTES)
+    if verb == 'change':
+        raise BackendError(verb, 'VIR_ERR_NO_SUPPORT', 'libvirt cannot change the copy mode of a '
+                           'running copy; start it with copy_mode: write-blocking', name)
     raise BackendError(verb, 'VIR_ERR_NO_SUPPORT', f'libvirt cannot {verb} a block job', name)
 
 

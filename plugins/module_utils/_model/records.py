@@ -29,12 +29,15 @@ def record_from_qmp(job: Record, block_job: Record | None) -> Record:
     bj = block_job or {}
     current = job.get('current-progress')
     total = job.get('total-progress')
-    return job_record(
+    record = job_record(
         job['id'], job['type'], status, raw_status=status, outcome=outcome(status, error),
         error=error, progress_=progress(current, total), speed=bj.get('speed'),
         ready=status in ('ready', 'standby'), paused=status in ('paused', 'standby'),
         auto_finalize=bj.get('auto-finalize'), auto_dismiss=bj.get('auto-dismiss'),
         busy=bj.get('busy'), io_status=bj.get('io-status'))
+    if 'actively-synced' in bj:  # a mirror, on QEMU 8.2 and later
+        record['actively_synced'] = bj['actively-synced']
+    return record
 
 
 def records_from_qmp(jobs: list[Record], block_jobs: list[Record]) -> list[Record]:
@@ -111,6 +114,8 @@ def attach_detail(record: Record, entry: Record | None) -> Record:
     for key in ('device', 'target', 'base', 'top', 'sync', 'bitmap', 'dest_uri', 'dest_socket'):
         if params.get(key) is not None:
             record[key] = params[key]
+    if (entry or {}).get('copy_mode'):  # given at the start, or changed through the job module
+        record['copy_mode'] = entry['copy_mode']  # type: ignore[index]
     for key, shown in (('dest_uri', 'dest_uri'), ('applied', 'actions_taken')):
         if (entry or {}).get(key):
             record[shown] = entry[key]  # type: ignore[index]

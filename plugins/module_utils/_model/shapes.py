@@ -71,6 +71,8 @@ class JobRecord(_Core, total=False):
     transferred: int | None
     postcopy: bool
     dirty_page_rate: int | None
+    copy_mode: str
+    actively_synced: bool
 
 
 def progress(current: int | None = None, total: int | None = None, **more: int | None) -> Progress:

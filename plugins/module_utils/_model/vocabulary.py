@@ -40,6 +40,10 @@ VERBS: dict[str, frozenset[str]] = {
     'dismiss': frozenset({'concluded'}),
 }
 
+#: Statuses in which QEMU 8.2 and later accept ``block-job-change`` (JOB_VERB_CHANGE): those of
+#: set-speed. Not in :data:`VERBS`, which is QEMU 7.2's table (7.2 has no such verb).
+CHANGE_STATUSES = VERBS['set-speed']
+
 #: Verbs a migration accepts (migrate_cancel, migrate-set-parameters); the ledger dismisses it.
 MIGRATION_VERBS: dict[str, frozenset[str]] = dict.fromkeys(VERBS, frozenset()) | {
     'cancel': frozenset({'running', 'paused'}),

@@ -11,7 +11,7 @@ import contextlib
 import os
 import typing as t
 
-from .._errors import BackendError, naming
+from .._errors import BackendError, InvalidArgument, naming
 from .._model import closing as _closing
 from .._model import migration as _migration
 from .._model import records as _model
@@ -73,9 +73,21 @@ class QmpSession:
         _qmp_migrate.apply_verb(self.monitor, name, verb, **arguments)
 
     def verb(self, name: str, verb: str, **arguments: t.Any) -> None:
-        """Apply ``verb``; ``cancel`` with ``keep_copy`` ends a READY job without an error."""
+        """Apply ``verb``; ``cancel`` with ``keep_copy`` ends a READY job without an error.
+
+        :raise InvalidArgument: ``change`` on a QEMU without ``block-job-change`` (probed).
+        """
+        if verb == 'change' and not self._has_command('block-job-change'):
+            raise InvalidArgument(
+                f"job '{name}': this QEMU cannot change the copy mode of a running mirror "
+                '(block-job-change came with QEMU 8.2); start the mirror with copy_mode: '
+                'write-blocking instead', name)
         with naming(name):
             self.monitor.execute(*_verbs.job_command(name, verb, arguments))
+
+    def _has_command(self, command: str) -> bool:
+        schema = self.monitor.execute('query-qmp-schema')
+        return any(e['meta-type'] == 'command' and e['name'] == command for e in schema)
 
     def cleanup(self, entry: Record, discard: bool = False) -> list[str]:
         """Detach the nodes a start attached, unless a device now uses them.

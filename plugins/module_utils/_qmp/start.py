@@ -111,7 +111,7 @@ def start_job(mon: Monitor, waiter: Waiter, name: str, params: dict[str, t.Any],
         if params.get('bitmap'):
             args['bitmap'] = params['bitmap']
         if kind == 'mirror':
-            for key in ('granularity', 'buf_size'):
+            for key in ('granularity', 'buf_size', 'copy_mode'):
                 if params.get(key):
                     args[key.replace('_', '-')] = params[key]
             mon.execute('blockdev-mirror', args)

@@ -28,6 +28,9 @@ def job_command(name: str, verb: str, arguments: dict[str, t.Any]) -> Command:
         return 'block-job-set-speed', {'device': name, 'speed': arguments['speed']}
     if verb == 'cancel' and arguments.get('keep_copy'):
         return 'block-job-cancel', {'device': name}
+    if verb == 'change':
+        return 'block-job-change', {'id': name, 'type': 'mirror',
+                                    'copy-mode': arguments['copy_mode']}
     return JOB_COMMANDS[verb], {'id': name}
 
 

@@ -287,6 +287,12 @@ class FakeVM:
         return BackendError(command, error_class, desc, name)
 
     def apply(self, name: str, verb: str, arguments: dict[str, t.Any]) -> None:
+        if verb == 'change':  # QEMU 8.2's block-job-change: the statuses set-speed takes
+            if name not in self.jobs or not qemu_accepts('set-speed', self.jobs[name]['status']):
+                raise self.refuse('block-job-change', f"Block job '{name}' not found", name,
+                                  'DeviceNotActive')
+            self.block_jobs[name]['copy-mode'] = arguments['copy_mode']
+            return
         if verb == 'set-speed':
             if name not in self.block_jobs:
                 raise self.refuse('block-job-set-speed', f"Block job '{name}' not found", name,

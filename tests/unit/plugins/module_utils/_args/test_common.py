@@ -252,3 +252,12 @@ def test_check_timeout_rejects_negative(value: float) -> None:
 def test_check_timeout_rejects_nan() -> None:
     with pytest.raises(InvalidArgument):
         _args.check_timeout(float('nan'), 'timeout')
+
+
+def test_copy_mode_is_a_mirrors_option() -> None:
+    params = _args.block_job_params(options(kind='mirror', copy_mode='write-blocking',
+                                            **MINIMAL['mirror']))
+    assert params['copy_mode'] == 'write-blocking'
+    with pytest.raises(InvalidArgument, match="job 'job1': type backup does not take copy_mode"):
+        _args.block_job_params(options(kind='backup', copy_mode='write-blocking',
+                                       **MINIMAL['backup']))

@@ -122,6 +122,34 @@ def test_speed_in_check_mode(check_driver: JobDriver, client: JobClient, vm: Fak
     assert vm.block_jobs['b1']['speed'] == 0
 
 
+def test_copy_mode_of_a_running_mirror(driver: JobDriver, vm: FakeVM, client: JobClient) -> None:
+    start(client, 'm1', 'mirror')
+    result = driver.run('m1', copy_mode='write-blocking')
+    assert result.changed is True and result.record['copy_mode'] == 'write-blocking'
+    assert ('verb', 'm1', 'change', {'copy_mode': 'write-blocking'}) in vm.calls
+    assert vm.block_jobs['m1']['copy-mode'] == 'write-blocking'
+    again = driver.run('m1', copy_mode='write-blocking')
+    assert again.changed is False
+    assert [c for c in vm.calls if c[:3] == ('verb', 'm1', 'change')] == [
+        ('verb', 'm1', 'change', {'copy_mode': 'write-blocking'})]
+    with pytest.raises(JobStateError, match='from background to write-blocking only'):
+        driver.run('m1', copy_mode='background')
+
+
+def test_copy_mode_in_check_mode(check_driver: JobDriver, client: JobClient, vm: FakeVM) -> None:
+    start(client, 'm1', 'mirror')
+    assert check_driver.run('m1', copy_mode='write-blocking').changed is True
+    assert 'copy-mode' not in vm.block_jobs['m1']
+
+
+@pytest.mark.parametrize('kind, message', [('backup', 'only a mirror has a copy mode')])
+def test_copy_mode_is_a_mirrors(driver: JobDriver, client: JobClient, kind: str,
+                                message: str) -> None:
+    start(client, 'j1', kind)
+    with pytest.raises(JobStateError, match=message):
+        driver.run('j1', copy_mode='write-blocking')
+
+
 def test_speed_of_a_concluded_job(driver: JobDriver, client: JobClient, vm: FakeVM) -> None:
     start(client, 'b1')
     advance(vm, 'b1', 'concluded')
