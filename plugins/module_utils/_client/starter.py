@@ -100,11 +100,11 @@ class Starter:
 
     def _start(self, session: Session, name: str, params: dict[str, t.Any],
                wanted: dict[str, t.Any]) -> None:
-        entry = {'name': name, 'type': params['type'], 'params': wanted, 'state': 'starting',
-                 'attached': [], 'started_at': self.now()}
+        first: Record = {'name': name, 'type': params['type'], 'params': wanted,
+                         'state': 'starting', 'attached': [], 'started_at': self.now()}
         if params.get('copy_mode'):  # a tunable, not identity: kept beside the parameters
-            entry['copy_mode'] = params['copy_mode']
-        self.ledger.put(entry)
+            first['copy_mode'] = params['copy_mode']
+        self.ledger.put(first)
 
         def note(**facts: t.Any) -> None:
             self.ledger.update(name, **facts)
