@@ -274,3 +274,31 @@ def test_merge_then_move_a_libvirt_domain_disk(workdir, make_image, libvirt_host
             assert has_pattern(new / 'vda.qcow2', pattern, offset, '2M')
     finally:
         libvirt_host.virsh('destroy', name, check=False)
+
+
+def test_a_copy_not_in_sync_in_time_is_switched_to_write_blocking(
+        workdir, vm, make_image, run_playbook, ledger_dir, run_module):
+    """The speed keeps the copy from being in sync for 4 s at least; the switch is due after 1 s."""
+    old = make_image('d0.qcow2', '16M', pattern=0x66)
+    daemon = vm(disks={'disk0': old})
+    (workdir / 'new').mkdir()
+    hosts = inventory(workdir, {'vm1': {'vm_socket': str(daemon.sock), 'vm_disks': [
+        {'device': 'disk0', 'path': str(old)}]}})
+    extra = {'move_disks_target_dir': str(workdir / 'new'), 'disk_move_speed': 4 << 20,
+             'disk_move_converge_timeout': 1, 'disk_move_ledger_dir': str(ledger_dir)}
+    with QMPConnection(daemon.obs_sock) as qmp:
+        can_switch = {'name': 'block-job-change'} in qmp.cmd('query-commands')
+
+    run = run_playbook('vmjobs.qemu.move_disks', extra, '-i', str(hosts))
+    info = run_module('job_info', {'socket': str(daemon.sock), 'ledger_dir': str(ledger_dir),
+                                   'include_dismissed': True})
+    if can_switch:
+        assert_ok(run)
+        assert 'Switch the copy to write-blocking' in run.stdout
+        assert info['jobs'][0]['copy_mode'] == 'write-blocking', info
+        assert inserted_file(daemon, 'disk0') == str(workdir / 'new' / 'd0.qcow2')
+        assert has_pattern(workdir / 'new' / 'd0.qcow2', 0x66, 0, '16M')
+    else:
+        assert run.returncode != 0
+        assert 'block-job-change came with QEMU 8.2' in run.stdout
+        assert inserted_file(daemon, 'disk0') == str(old), 'the disk stays where it was'
