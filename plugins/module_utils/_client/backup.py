@@ -22,7 +22,7 @@ from .._args.common import split_start_only
 from .._errors import InvalidArgument, VmjobsError
 from .._ledger.files import Ledger
 from .._model import chains as _chains
-from .._model.session import Record
+from .._model.session import Note, Record, Session
 from .._qmp import backup as _qmp_backup
 from .._qmp import nodes as _nodes
 from .jobs import JobClient
@@ -75,11 +75,13 @@ class Backup:
 
         def prepare(records: dict[str, Record], entries: dict[str, Record]) -> dict[str, t.Any]:
             planned[:] = self.plan(name, params, graph, records, entries)
-            return dict(start_only, plan=planned,
-                        before_reset=lambda: self.mark_reset(name, params))
+            return start_only
+
+        def launch(session: Session, job: str, given: dict[str, t.Any], note: Note) -> None:
+            session.start_backup(job, given, planned, note, lambda: self.mark_reset(job, params))
 
         try:
-            result = self.client.start(name, params, wait, wait_timeout, prepare)
+            result = self.client.start(name, params, wait, wait_timeout, prepare, launch)
         except VmjobsError as err:
             seen = getattr(err, 'records', None) or [r for r in [getattr(err, 'record', None)] if r]
             self.learn(name, params, seen)

@@ -22,7 +22,7 @@ from .._waiter import Waiter
 from .observer import Observer
 from .reads import Reads, Result, absent_record
 from .route import apply
-from .starter import Prepare, Starter, identity, same_job
+from .starter import Launch, Prepare, Starter, identity, same_job
 from .waiting import Judge, Waiting
 
 
@@ -111,12 +111,14 @@ class JobClient:
     # -- starting ----------------------------------------------------------------------------
 
     def start(self, name: str, params: dict[str, t.Any], wait: str | None = None,
-              wait_timeout: float = 300.0, prepare: Prepare | None = None) -> Result:
+              wait_timeout: float = 300.0, prepare: Prepare | None = None,
+              launch: Launch | None = None) -> Result:
         """Start job ``name`` unless a job of that name already exists.
 
         ``prepare(records, entries)`` is called (ledger locked) just before a new
         job starts, in check mode too; what it returns is added to the parameters
-        the backend gets, but not to those compared on a re-run.
+        the backend gets, but not to those compared on a re-run. ``launch`` starts the
+        job instead of ``Session.start`` (the backup module starts a planned group).
 
         :raise JobConflict: the name is taken by a different job.
         :raise BackendError: QEMU refused (nothing is left behind).
@@ -139,7 +141,8 @@ class JobClient:
             # The monitor first, then the ledger's lock: whoever holds the lock never
             # waits for the monitor (a wait notes what it sees while it holds the monitor).
             with self.ledger.lock():
-                found = self.starter.find_or_start(session, name, params, wanted, prepare)
+                found = self.starter.find_or_start(session, name, params, wanted, prepare,
+                                                   launch)
             if found is None:
                 return Result(True, [dict(absent_record(name), type=params['type'])])
             changed = found.pop('_started', False) or self.acted

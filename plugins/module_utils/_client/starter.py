@@ -15,7 +15,7 @@ import typing as t
 
 from .._errors import JobConflict, VmjobsError, naming
 from .._ledger.files import Ledger
-from .._model.session import Record, Session
+from .._model.session import Note, Record, Session
 from .observer import Observer
 from .reads import Reads, absent_record, describe
 
@@ -23,6 +23,8 @@ from .reads import Reads, absent_record, describe
 NOT_IDENTITY = frozenset({'speed', 'reuse_target', 'bandwidth', 'copy_mode'})
 
 Prepare = t.Callable[[dict[str, Record], dict[str, Record]], dict[str, t.Any]]
+#: Starts the job in an open session (``Session.start`` unless a caller gives another).
+Launch = t.Callable[[Session, str, dict[str, t.Any], Note], None]
 
 
 def identity(params: dict[str, t.Any]) -> dict[str, t.Any]:
@@ -70,7 +72,8 @@ class Starter:
         return self.reads.ledger
 
     def find_or_start(self, session: Session, name: str, params: dict[str, t.Any],
-                      wanted: dict[str, t.Any], prepare: Prepare | None) -> Record | None:
+                      wanted: dict[str, t.Any], prepare: Prepare | None,
+                      launch: Launch | None = None) -> Record | None:
         """The job's record, started if new (``_started`` set); None in check mode for a new job."""
         check_mode = self.reads.check_mode
         records, entries = self.reads.snapshot(session)
@@ -94,12 +97,12 @@ class Starter:
             params = dict(params, **prepare(records, entries))
         if check_mode:
             return None
-        self._start(session, name, params, wanted)
+        self._start(session, name, params, wanted, launch)
         records, _entries = self.reads.snapshot(session)
         return dict(records.get(name) or absent_record(name), _started=True)
 
     def _start(self, session: Session, name: str, params: dict[str, t.Any],
-               wanted: dict[str, t.Any]) -> None:
+               wanted: dict[str, t.Any], launch: Launch | None) -> None:
         first: Record = {'name': name, 'type': params['type'], 'params': wanted,
                          'state': 'starting', 'attached': [], 'started_at': self.now()}
         if params.get('copy_mode'):  # a tunable, not identity: kept beside the parameters
@@ -111,7 +114,10 @@ class Starter:
 
         try:
             with naming(name):
-                session.start(name, params, note)
+                if launch is None:
+                    session.start(name, params, note)
+                else:
+                    launch(session, name, params, note)
         except VmjobsError:
             entry = self.ledger.get(name)
             if entry is not None:

@@ -64,6 +64,12 @@ class LibvirtSession(ReadingSession):
             raise JobStateError(f"job '{name}' is not a job of this domain", name)
         return parsed[0], {}
 
+    def start_backup(self, name: str, params: dict[str, t.Any], plan: list[Record], note: Note,
+                     before_reset: t.Callable[[], None]) -> None:
+        """Never asked: libvirt plans a backup's disks and checkpoints itself (``start``)."""
+        raise BackendError('backupBegin', 'VIR_ERR_NO_SUPPORT',
+                           'libvirt plans backups itself; there is no QMP backup plan to start')
+
     def block_graph(self) -> dict[str, list[Record]]:
         """Never asked: libvirt plans a backup's disks and checkpoints itself."""
         raise BackendError('query-block', 'VIR_ERR_NO_SUPPORT',

@@ -46,6 +46,13 @@ class Session(t.Protocol):
         something behind, so that a crash in between can be cleaned up.
         """
 
+    def start_backup(self, name: str, params: dict[str, t.Any], plan: list[Record], note: Note,
+                     before_reset: t.Callable[[], None]) -> None:
+        """Start the multi-disk backup ``name``: one member job per disk of ``plan`` (from
+        the client's backup planner), in one transaction. ``before_reset`` is called just
+        before the first bitmap changes. Only a backend that does not plan backups itself
+        (``Backend.plans_backups``) is asked."""
+
     def verb(self, name: str, verb: str, **arguments: t.Any) -> None:
         """Apply a job verb: cancel, pause, resume, complete, finalize, dismiss, set-speed.
 

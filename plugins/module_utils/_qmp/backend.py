@@ -69,6 +69,10 @@ class QmpSession:
         else:
             start_job(self.monitor, self.waiter, name, params, note)
 
+    def start_backup(self, name: str, params: dict[str, t.Any], plan: list[Record], note: Note,
+                     before_reset: t.Callable[[], None]) -> None:
+        _qmp_backup.start_group(self.monitor, self.waiter, name, params, plan, note, before_reset)
+
     def migration_verb(self, name: str, verb: str, **arguments: t.Any) -> None:
         _qmp_migrate.apply_verb(self.monitor, name, verb, **arguments)
 

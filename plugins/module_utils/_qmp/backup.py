@@ -220,19 +220,19 @@ class _Attached:
 
 
 def start_group(mon: Monitor, waiter: Waiter, name: str, params: dict[str, t.Any],
-                note: Note) -> None:
-    """Start backup ``name``: one member job per disk of ``params['plan']``.
+                plan: list[Record], note: Note,
+                before_reset: t.Callable[[], None] | None = None) -> None:
+    """Start backup ``name``: one member job per disk of ``plan``.
 
     Each plan entry has ``device``, ``member``, ``target``, ``format``, ``sync``,
     ``bitmap``, ``bitmap_mode``, ``backing``, ``backing_format``, ``reset`` and
-    ``require`` (a bitmap that must exist).  ``params['before_reset']``, if given,
-    is called just before the first bitmap is cleared, added or removed.  On
-    failure everything attached or created is undone before the error is raised.
+    ``require`` (a bitmap that must exist).  ``before_reset``, if given, is called
+    just before the first bitmap is cleared, added or removed.  On failure
+    everything attached or created is undone before the error is raised.
 
     :raise InvalidArgument: unknown device, missing bitmap, existing target, ...
     :raise BackendError: QEMU refused a command.
     """
-    plan = params['plan']
     blocks = mon.execute('query-block')
     nodes = mon.execute('query-named-block-nodes', {'flat': True})
     sources = [_nodes.resolve_device(disk['device'], blocks, nodes, name) for disk in plan]
@@ -257,7 +257,7 @@ def start_group(mon: Monitor, waiter: Waiter, name: str, params: dict[str, t.Any
                                    params.get('target_mode'))
                    for disk, node in zip(plan, sources)]
         if remove or resets:
-            params.get('before_reset', _nothing)()  # from here on the chain may change
+            (before_reset or _nothing)()  # from here on the chain may change
         for node, bitmap in remove:
             mon.execute('block-dirty-bitmap-remove', {'node': node, 'name': bitmap})
         if resets:

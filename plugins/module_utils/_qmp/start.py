@@ -13,7 +13,6 @@ from .. import _targets
 from .._errors import InvalidArgument
 from .._model.session import Note
 from .._waiter import Waiter
-from . import backup as _qmp_backup
 from . import nodes as _nodes
 from .images import TARGETS, create_image, make_file, run_internal_job
 from .monitor import Monitor
@@ -79,8 +78,6 @@ def start_job(mon: Monitor, waiter: Waiter, name: str, params: dict[str, t.Any],
     :raise BackendError: QEMU refused a command.
     """
     kind = params['type']
-    if kind == 'backup' and 'plan' in params:  # a multi-disk backup (the backup module)
-        return _qmp_backup.start_group(mon, waiter, name, params, note)
     if kind == 'create':
         _start_create(mon, waiter, name, params, note)
         return

@@ -173,6 +173,10 @@ class FakeVM:
     def block_graph(self) -> dict[str, list[Record]]:
         raise NotImplementedError('this fake VM has no block graph (see GroupVM)')
 
+    def start_backup(self, name: str, params: dict[str, t.Any], plan: list[Record], note: Note,
+                     before_reset: t.Callable[[], None]) -> None:
+        raise NotImplementedError('this fake VM starts no backup groups (see GroupVM)')
+
     @contextlib.contextmanager
     def session(self) -> t.Iterator[FakeSession]:
         if self.is_open or self.busy:
@@ -395,6 +399,11 @@ class FakeSession:
 
     def block_graph(self) -> dict[str, list[Record]]:
         return self.vm.block_graph()
+
+    def start_backup(self, name: str, params: dict[str, t.Any], plan: list[Record], note: Note,
+                     before_reset: t.Callable[[], None]) -> None:
+        self.vm.calls.append(('start', name, copy.deepcopy(dict(params, plan=plan))))
+        self.vm.start_backup(name, params, plan, note, before_reset)
 
     def ended(self) -> list[Record]:
         return []

@@ -74,17 +74,14 @@ class GroupVM(FakeVM):
         return {'blocks': self.graph.execute('query-block'),
                 'nodes': self.graph.execute('query-named-block-nodes', {'flat': True})}
 
-    def start(self, name: str, params: dict[str, t.Any], note: t.Callable[..., None]) -> None:
-        if 'plan' not in params:
-            super().start(name, params, note)
-            return
-        plan = params['plan']
+    def start_backup(self, name: str, params: dict[str, t.Any], plan: list[Record],
+                     note: t.Callable[..., None], before_reset: t.Callable[[], None]) -> None:
         self.plans.append(plan)
         if self.refuse_start == 'before':
             raise BackendError('blockdev-create', 'GenericError', "Could not create '/b': "
                                'Permission denied')
         if any(step['reset'] for step in plan):
-            params['before_reset']()
+            before_reset()
         if self.refuse_start == 'after':
             raise BackendError('transaction', 'GenericError', 'Device has no medium')
         note(members=[step['member'] for step in plan],

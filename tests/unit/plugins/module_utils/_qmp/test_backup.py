@@ -250,10 +250,17 @@ def params(*plan: Record, **extra: t.Any) -> Record:
                  'perf': None}, **extra)
 
 
+def launch_group(mon: FakeMonitor, name: str, given: Record, note: t.Callable[..., None]) -> None:
+    """``start_group`` with the plan and the reset hook of ``params()`` taken out."""
+    given = dict(given)
+    plan, before_reset = given.pop('plan'), given.pop('before_reset', None)
+    _qmp_backup.start_group(t.cast(t.Any, mon), WAITER, name, given, plan, note, before_reset)
+
+
 def test_start_a_full_backup_of_two_disks(rec: Record, tmp_path: pathlib.Path) -> None:
     mon, notes = FakeMonitor(rec), Notes()
-    _qmp_backup.start_group(t.cast(t.Any, mon), WAITER, 'b1',
-                            params(step(tmp_path, 'disk0'), step(tmp_path, 'disk1')), notes)
+    launch_group(mon, 'b1',
+                 params(step(tmp_path, 'disk0'), step(tmp_path, 'disk1')), notes)
     fmt0, file0 = _nodes.target_node_names('b1.disk0')
     fmt1, file1 = _nodes.target_node_names('b1.disk1')
     assert notes.facts[0] == {'members': ['b1.disk0', 'b1.disk1'], 'disks': [
@@ -287,7 +294,7 @@ def test_start_a_full_replaces_a_transient_bitmap(rec: Record, tmp_path: pathlib
     node = _nodes.node(rec['vm'][FLAT], 'disk1-fmt')
     node['dirty-bitmaps'][1]['persistent'] = False
     mon = FakeMonitor(rec)
-    _qmp_backup.start_group(t.cast(t.Any, mon), WAITER, 'b1', params(step(tmp_path, 'disk1')), Notes())
+    launch_group(mon, 'b1', params(step(tmp_path, 'disk1')), Notes())
     assert ('block-dirty-bitmap-remove', {'node': 'disk1-fmt', 'name': 'nightly'}) in mon.calls
     assert mon.commands()[-3:] == ['block-dirty-bitmap-remove', 'transaction', 'transaction']
     assert [a['type'] for a in mon.calls[-2][1]['actions']] == ['block-dirty-bitmap-add'] * 2
@@ -296,21 +303,21 @@ def test_start_a_full_replaces_a_transient_bitmap(rec: Record, tmp_path: pathlib
 def test_start_marks_the_chain_just_before_the_bitmaps_change(rec: Record,
                                                               tmp_path: pathlib.Path) -> None:
     mon, marks = FakeMonitor(rec), []
-    _qmp_backup.start_group(t.cast(t.Any, mon), WAITER, 'b1', params(
-        step(tmp_path, 'disk0'), before_reset=lambda: marks.append(len(mon.calls))), Notes())
+    launch_group(mon, 'b1', params(
+                 step(tmp_path, 'disk0'), before_reset=lambda: marks.append(len(mon.calls))), Notes())
     assert marks == [len(mon.calls) - 2], 'once, right before the reset transaction'
     marks.clear()
-    _qmp_backup.start_group(t.cast(t.Any, mon), WAITER, 'b2', params(
-        step(tmp_path, 'disk1', 'incremental', member='b2.disk1'),
-        before_reset=lambda: marks.append(len(mon.calls))), Notes())
+    launch_group(mon, 'b2', params(
+                 step(tmp_path, 'disk1', 'incremental', member='b2.disk1'),
+                 before_reset=lambda: marks.append(len(mon.calls))), Notes())
     assert marks == [], 'an incremental changes no bitmap before its job runs'
 
 
 def test_start_an_incremental_records_the_backing_file(rec: Record,
                                                        tmp_path: pathlib.Path) -> None:
     mon = FakeMonitor(rec)
-    _qmp_backup.start_group(t.cast(t.Any, mon), WAITER, 'b1',
-                            params(step(tmp_path, 'disk0', 'incremental')), Notes())
+    launch_group(mon, 'b1',
+                 params(step(tmp_path, 'disk0', 'incremental')), Notes())
     creates = [args for command, args in mon.calls if command == 'blockdev-create']
     assert creates[1]['options']['backing-file'] == 'full/disk0.qcow2'
     assert creates[1]['options']['backing-fmt'] == 'qcow2'
@@ -322,8 +329,8 @@ def test_start_refuses_a_missing_bitmap_before_creating_anything(rec: Record,
                                                                  tmp_path: pathlib.Path) -> None:
     mon, notes = FakeMonitor(rec), Notes()
     with pytest.raises(InvalidArgument, match="dirty bitmap 'nightly.full' of disk 'disk1'"):
-        _qmp_backup.start_group(t.cast(t.Any, mon), WAITER, 'b1', params(
-            step(tmp_path, 'disk1', 'differential', require='nightly.full')), notes)
+        launch_group(mon, 'b1', params(
+                     step(tmp_path, 'disk1', 'differential', require='nightly.full')), notes)
     assert notes.facts == [] and mon.commands() == ['query-block', 'query-named-block-nodes']
 
 
@@ -332,8 +339,8 @@ def test_start_refuses_an_existing_target(rec: Record, tmp_path: pathlib.Path) -
     mon, notes = FakeMonitor(rec), Notes()
     with pytest.raises(InvalidArgument, match="target .*disk1.qcow2 of disk 'disk1' already "
                                               'exists; choose another path$'):
-        _qmp_backup.start_group(t.cast(t.Any, mon), WAITER, 'b1',
-                                params(step(tmp_path, 'disk0'), step(tmp_path, 'disk1')), notes)
+        launch_group(mon, 'b1',
+                     params(step(tmp_path, 'disk0'), step(tmp_path, 'disk1')), notes)
     assert (tmp_path / 'disk1.qcow2').read_text() == 'mine'
     assert notes.merged()['attached'] == [] and notes.merged()['created_files'] == []
     fmt0, file0 = _nodes.target_node_names('b1.disk0')
@@ -358,8 +365,8 @@ def test_a_file_that_appears_before_its_creation_is_not_removed(
     mon, notes = FakeMonitor(rec), Notes()
     with pytest.raises(_targets.TargetRace, match="target .*disk1.qcow2 appeared while it was "
                                                   'being created'):
-        _qmp_backup.start_group(t.cast(t.Any, mon), WAITER, 'b1',
-                                params(step(tmp_path, 'disk0'), step(tmp_path, 'disk1')), notes)
+        launch_group(mon, 'b1',
+                     params(step(tmp_path, 'disk0'), step(tmp_path, 'disk1')), notes)
     assert (tmp_path / 'disk1.qcow2').read_text() == 'theirs'
     assert not (tmp_path / 'disk0.qcow2').exists()
     assert notes.merged()['created_files'] == []
@@ -368,13 +375,13 @@ def test_a_file_that_appears_before_its_creation_is_not_removed(
 def test_new_targets_are_private(rec: Record, tmp_path: pathlib.Path) -> None:
     before = os.umask(0)
     try:
-        _qmp_backup.start_group(t.cast(t.Any, FakeMonitor(rec)), WAITER, 'b1',
-                                params(step(tmp_path, 'disk0'), step(tmp_path, 'disk1'),
-                                       target_mode=0o640), Notes())
-        _qmp_backup.start_group(t.cast(t.Any, FakeMonitor(rec)), WAITER, 'b2',
-                                params(step(tmp_path, 'disk0', member='b2.disk0',
-                                            target=str(tmp_path / 'b2.qcow2'))),
-                                Notes())
+        launch_group(FakeMonitor(rec), 'b1',
+                     params(step(tmp_path, 'disk0'), step(tmp_path, 'disk1'),
+                            target_mode=0o640), Notes())
+        launch_group(FakeMonitor(rec), 'b2',
+                     params(step(tmp_path, 'disk0', member='b2.disk0',
+                                 target=str(tmp_path / 'b2.qcow2'))),
+                     Notes())
     finally:
         os.umask(before)
     assert [stat.S_IMODE((tmp_path / name).stat().st_mode)
@@ -393,21 +400,21 @@ def test_a_refused_transaction_undoes_everything(rec: Record, tmp_path: pathlib.
 
     mon.execute = create_file  # type: ignore[method-assign]
     with pytest.raises(BackendError, match='does not support Transaction property'):
-        _qmp_backup.start_group(t.cast(t.Any, mon), WAITER, 'b1', params(step(tmp_path, 'disk0')), notes)
+        launch_group(mon, 'b1', params(step(tmp_path, 'disk0')), notes)
     assert not created.exists(), 'a target the failed start created is removed'
     assert notes.merged()['attached'] == []
 
 
 def test_start_probes_the_schema_only_for_perf(rec: Record, tmp_path: pathlib.Path) -> None:
     mon = FakeMonitor(rec)
-    _qmp_backup.start_group(t.cast(t.Any, mon), WAITER, 'b1', params(
-        step(tmp_path, 'disk0'), perf={'max_workers': 4}, compress=True, speed=8), Notes())
+    launch_group(mon, 'b1', params(
+                 step(tmp_path, 'disk0'), perf={'max_workers': 4}, compress=True, speed=8), Notes())
     assert 'query-qmp-schema' in mon.commands()
     data = mon.calls[-1][1]['actions'][0]['data']
     assert (data['x-perf'], data['compress'], data['speed']) == ({'max-workers': 4}, True, 8)
     (tmp_path / 'disk0.qcow2').unlink()  # the first start made it
     mon = FakeMonitor(rec)
-    _qmp_backup.start_group(t.cast(t.Any, mon), WAITER, 'b1', params(step(tmp_path, 'disk0')), Notes())
+    launch_group(mon, 'b1', params(step(tmp_path, 'disk0')), Notes())
     assert 'query-qmp-schema' not in mon.commands()
 
 
