@@ -92,9 +92,8 @@ class JobDriver:
     # -- helpers ------------------------------------------------------------------------------
 
     def _verb(self, name: str, verb: str, **arguments: t.Any) -> bool:
-        if not self.client.check_mode:
-            with self.client.backend.session() as session:
-                self.client.apply(session, name, verb, **arguments)
+        with self.client.backend.session() as session:
+            self.client.apply(session, name, verb, **arguments)
         return True
 
     def _await(self, name: str, verdict: t.Callable[[Record, Record | None], Verdict],
@@ -214,10 +213,9 @@ class JobDriver:
         self._note(record['name'], copy_mode=copy_mode)
 
     def _note(self, name: str, **facts: t.Any) -> None:
-        """Remember facts about a job in its ledger entry (none in check mode)."""
-        if not self.client.check_mode:
-            with self.client.ledger.lock():
-                self.client.ledger.update(name, **facts)
+        """Remember facts about a job in its ledger entry."""
+        with self.client.ledger.lock():
+            self.client.ledger.update(name, **facts)
 
     def _to_absent(self, record: Record, entry: Record | None, cancel: bool,
                    forget: bool) -> Result:

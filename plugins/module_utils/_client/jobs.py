@@ -19,6 +19,7 @@ from .._ledger.files import Ledger
 from .._model import vocabulary as _vocabulary
 from .._model.session import Backend, Record, Session
 from .._waiter import Waiter
+from .dry import DryBackend, DryLedger
 from .observer import Observer
 from .reads import Reads, Result, absent_record
 from .route import apply
@@ -39,11 +40,14 @@ class JobClient:
     :param backend: the VM's backend (QMP socket or libvirt domain).
     :param ledger: the VM's ledger.
     :param waiter: the wait loop (clock and sleep injected).
-    :param check_mode: predict ``changed`` without changing anything.
+    :param check_mode: predict ``changed`` without changing anything: the backend and the
+        ledger are wrapped so that they read and change nothing (see ``dry``).
     """
 
     def __init__(self, backend: Backend, ledger: Ledger, waiter: Waiter | None = None,
                  check_mode: bool = False, now: t.Callable[[], float] = time.time) -> None:
+        if check_mode:
+            backend, ledger = DryBackend(backend), t.cast(Ledger, DryLedger(ledger))
         self.backend = backend
         self.ledger = ledger
         self.waiter = waiter or Waiter()
@@ -128,9 +132,8 @@ class JobClient:
         _vocabulary.validate_name(name)
         wanted = identity(params)
         self.acted_on = []
-        if not self.check_mode:
-            with self.ledger.lock():
-                self.ledger.prune()
+        with self.ledger.lock():
+            self.ledger.prune()
         with contextlib.ExitStack() as keep:
             try:
                 session = keep.enter_context(self.backend.session())

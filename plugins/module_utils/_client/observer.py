@@ -93,13 +93,12 @@ class Observer:
             due = True
             entry = self.ledger.get(name) or entries[name]
             discard = not _closing.finished(record, entry)
-            kept = [] if self.check_mode else session.cleanup(entry, discard=discard)
+            kept = session.cleanup(entry, discard=discard)
             detached = set(kept) != set(entry.get('attached') or [])
             if discard or detached:
                 self.acted_by(name)  # a node was detached or a file removed (or would be)
-            if not self.check_mode:
-                entries[name] = self.ledger.update(
-                    name, targets=_closing.closed_state(kept, discard), kept_nodes=kept) or entry
+            entries[name] = self.ledger.update(
+                name, targets=_closing.closed_state(kept, discard), kept_nodes=kept) or entry
         return due and not self.check_mode
 
     def observe(self, records: dict[str, Record], entries: dict[str, Record]) -> None:
@@ -109,7 +108,7 @@ class Observer:
         """
         for name, entry in entries.items():
             record = records.get(name)
-            if record is None or not record['live'] or self.check_mode:
+            if record is None or not record['live']:
                 continue
             last = entry.get('last') or {}
             keys = ('status', 'outcome', 'progress') if is_migration(entry) else (
@@ -123,8 +122,6 @@ class Observer:
 
         Their jobs read as lost, with the progress they had made when last seen.
         """
-        if self.check_mode:
-            return
         with self.ledger.lock():
             for name, record in records.items():
                 entry = self.ledger.get(name)
@@ -153,7 +150,7 @@ class Observer:
     def note_event(self, event: Record, names: t.Sequence[str]) -> bool:
         """Keep the outcome an event carries, for jobs QEMU dismisses by itself."""
         seen = _model.outcome_from_event(event)
-        if seen is None or seen['name'] not in names or self.check_mode:
+        if seen is None or seen['name'] not in names:
             return False
         with self.ledger.lock():
             self.keep_outcome(seen)
@@ -167,16 +164,12 @@ class Observer:
 
     def keep_ended(self, records: list[Record]) -> None:
         """Write the outcomes the VM tells only once (see ``Session.ended``) into the ledger."""
-        if self.check_mode:
-            return
         with self.ledger.lock():
             for record in records:
                 self.keep_outcome(record)
 
     def adopt(self, entry: Record) -> None:
         """Write the entry of a job started outside the collection (see ``Session.adoption``)."""
-        if self.check_mode:
-            return
         with self.ledger.lock():
             if self.ledger.get(entry['name']) is None:
                 self.ledger.put(entry)

@@ -124,9 +124,8 @@ class Reads:
             if seen is not None:
                 last = dict(entry.get('last') or {}, status='concluded',
                             outcome=seen['outcome'], error=seen['error'])
-                if not self.check_mode:
-                    with self.ledger.lock():
-                        entry = self.ledger.update(entry['name'], last=last) or entry
+                with self.ledger.lock():
+                    entry = self.ledger.update(entry['name'], last=last) or entry
                 record = _model.record_from_ledger(dict(entry, last=last))
             records.append(_model.attach_detail(record, entry))
         return records

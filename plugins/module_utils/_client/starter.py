@@ -80,13 +80,12 @@ class Starter:
         self.reads.readable([name])
         record, entry = records.get(name), entries.get(name)
         interrupted = entry is not None and entry.get('state') == 'starting'
-        if interrupted and record is not None and record['live'] and not check_mode:
+        if interrupted and record is not None and record['live']:
             # The job started but the task died before noting it: it is ours.
             entry = self.ledger.update(name, state='started')
         elif interrupted and (record is None or not record['live']):
-            if not check_mode:
-                session.cleanup(entry or {}, discard=True)
-                self.ledger.delete(name)
+            session.cleanup(entry or {}, discard=True)
+            self.ledger.delete(name)
             record = entry = None
         if record is not None:
             same_job(name, record, entry, wanted)
