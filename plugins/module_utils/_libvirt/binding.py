@@ -15,7 +15,7 @@ import typing as t
 from .._errors import BackendError
 
 try:
-    import libvirt as libvirt  # noqa: PLC0414 (re-exported to connection.py)
+    import libvirt as libvirt  # noqa: PLC0414  # pylint: disable=useless-import-alias  # re-exported
     HAS_LIBVIRT = True
     LIBVIRT_IMPORT_ERROR: ImportError | None = None
 except ImportError as err:  # pragma: no cover - reported by the modules
