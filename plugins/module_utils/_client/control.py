@@ -11,7 +11,6 @@ apply fails at once, naming the status and the verbs QEMU allows in it.
 
 from __future__ import annotations
 
-import contextlib
 import typing as t
 
 from .._errors import JobNotFound, JobStateError
@@ -21,34 +20,10 @@ from .._model import vocabulary as _vocabulary
 from .._model.session import Record
 from .._model.vocabulary import Verdict
 from .jobs import JobClient
-from .observer import compact
 from .reads import Result, describe
+from .tombstones import dismiss, forget_entry
 
 STATES = ('completed', 'finalized', 'paused', 'running', 'canceled', 'absent')
-DONE: Verdict = 'reached'
-
-
-def _left_ready(record: Record, _entry: Record | None) -> Verdict:
-    status = record['status']
-    if status in ('waiting', 'pending', 'concluded') or status == _vocabulary.ABSENT:
-        return DONE
-    return 'waiting' if status in ('ready', 'standby', 'aborting') else 'never'
-
-
-def _is_paused(record: Record, _entry: Record | None) -> Verdict:
-    if record['status'] in ('paused', 'standby'):
-        return DONE
-    return 'waiting' if record['status'] in _vocabulary.VERBS['pause'] else 'never'
-
-
-def _concluded(record: Record, _entry: Record | None) -> Verdict:
-    return DONE if record['status'] in ('concluded', _vocabulary.ABSENT) else 'waiting'
-
-
-def _pending(record: Record, _entry: Record | None) -> Verdict:
-    if record['status'] == 'pending':
-        return DONE
-    return 'never' if record['status'] in ('concluded', _vocabulary.ABSENT) else 'waiting'
 
 
 class JobDriver:
@@ -141,7 +116,7 @@ class JobDriver:
         if record['status'] not in ('ready', 'standby'):
             raise self._refuse(record, 'it cannot be completed')
         self._verb(name, 'complete')
-        return self._then_wait(record, _left_ready, 'completion')
+        return self._then_wait(record, _verdicts.left_ready, 'completion')
 
     def _to_finalized(self, record: Record, entry: Record | None, *_: bool) -> Result:
         status, name = record['status'], record['name']
@@ -156,12 +131,12 @@ class JobDriver:
             if auto:
                 if self.client.check_mode:
                     return Result(False, [record])
-                return Result(False, [self._await(name, _concluded, 'concluded')])
+                return Result(False, [self._await(name, _verdicts.concluded, 'concluded')])
             if self.client.check_mode:
                 return Result(True, [record])
-            record = self._await(name, _pending, 'pending')
+            record = self._await(name, _verdicts.pending, 'pending')
         self._verb(name, 'finalize')
-        return self._then_wait(record, _concluded, 'concluded')
+        return self._then_wait(record, _verdicts.concluded, 'concluded')
 
     def _to_paused(self, record: Record, *_: t.Any) -> Result:
         if record['status'] in ('paused', 'standby'):
@@ -169,7 +144,7 @@ class JobDriver:
         self._require(record, 'pause', 'pause')
         self._verb(record['name'], 'pause')
         self._note(record['name'], user_paused=True)
-        return self._then_wait(record, _is_paused, 'paused')
+        return self._then_wait(record, _verdicts.is_paused, 'paused')
 
     def _to_running(self, record: Record, *_: t.Any) -> Result:
         if record['status'] in ('created', 'running', 'ready', 'waiting', 'pending'):
@@ -187,7 +162,7 @@ class JobDriver:
         changed = status != 'aborting'
         if changed:
             self._cancel(record)
-        result = self._then_wait(record, _concluded, 'concluded')
+        result = self._then_wait(record, _verdicts.concluded, 'concluded')
         return Result(changed, result.records, result.elapsed)
 
     def _cancel(self, record: Record) -> None:
@@ -221,7 +196,7 @@ class JobDriver:
                    forget: bool) -> Result:
         name = record['name']
         if not record['live']:
-            return self._forget(record, entry, forget)
+            return forget_entry(self.client, record, entry, forget)
         if record['status'] != 'concluded':
             if not cancel:
                 raise self._refuse(record, 'set cancel: true to cancel it before dismissing, '
@@ -230,46 +205,8 @@ class JobDriver:
                 return Result(True, [record])
             if record['status'] != 'aborting':
                 self._cancel(record)
-            record = self._await(name, _concluded, 'concluded')
+            record = self._await(name, _verdicts.concluded, 'concluded')
         if self.client.check_mode:
             return Result(True, [record])
-        self._dismiss(record, entry, forget)
+        dismiss(self.client, record, entry, forget)
         return Result(True, [dict(record, dismissed=True)])
-
-    def _forget(self, record: Record, entry: Record | None, forget: bool) -> Result:
-        """``absent`` for a job QEMU no longer has: keep or drop its ledger entry."""
-        if entry is None or (record['dismissed'] and not forget):
-            return Result(False, [record])
-        if not self.client.check_mode:
-            with contextlib.ExitStack() as stack:
-                # The monitor before the ledger's lock (see JobClient.start).
-                session = None
-                if entry.get('state') != 'dismissed':
-                    session = stack.enter_context(self.client.backend.session())
-                stack.enter_context(self.client.ledger.lock())
-                kept = entry.get('kept_nodes', [])
-                if session is not None:
-                    # QEMU lost or dismissed the job without us: detach its target now.
-                    kept = session.cleanup(entry)
-                if forget:
-                    self.client.ledger.delete(record['name'])
-                else:
-                    self.client.ledger.update(record['name'], state='dismissed', kept_nodes=kept)
-        return Result(True, [dict(record, dismissed=True)])
-
-    def _dismiss(self, record: Record, entry: Record | None, forget: bool) -> None:
-        name = record['name']
-        ledger = self.client.ledger
-        # The monitor before the ledger's lock (see JobClient.start).
-        with self.client.backend.session() as session, ledger.lock():
-            entry = ledger.get(name) or entry
-            if record['live']:  # an auto-dismissed job is gone after its cancel
-                self.client.apply(session, name, 'dismiss')
-            kept = session.cleanup(entry or {})
-            if forget:
-                ledger.delete(name)
-                return
-            tomb = dict(entry or {'name': name, 'type': record['type'],
-                                  'params': {'type': record['type']}},
-                        state='dismissed', last=compact(record), kept_nodes=kept)
-            ledger.put(tomb)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typing as t
 
-from .vocabulary import ABSENT, READY_TYPES, Verdict
+from .vocabulary import ABSENT, READY_TYPES, VERBS, Verdict
 
 Record = dict[str, t.Any]
 
@@ -66,3 +66,32 @@ def wait_verdict(record: Record, target: str, entry: Record | None = None) -> Ve
         completable = record['type'] in READY_TYPES and (entry or {}).get('active') is not False
         return 'reached' if completable and went_past else 'never'
     raise ValueError(f'unknown wait target {target!r}')
+
+
+# -- what the job module waits for after a verb ----------------------------------------------
+
+def left_ready(record: Record, _entry: Record | None) -> Verdict:
+    """A completed (pivoted) job has left READY."""
+    status = record['status']
+    if status in ('waiting', 'pending', 'concluded') or status == ABSENT:
+        return 'reached'
+    return 'waiting' if status in ('ready', 'standby', 'aborting') else 'never'
+
+
+def is_paused(record: Record, _entry: Record | None) -> Verdict:
+    """The job is paused, or will be on its way."""
+    if record['status'] in ('paused', 'standby'):
+        return 'reached'
+    return 'waiting' if record['status'] in VERBS['pause'] else 'never'
+
+
+def concluded(record: Record, _entry: Record | None) -> Verdict:
+    """The job has concluded, or is gone."""
+    return 'reached' if record['status'] in ('concluded', ABSENT) else 'waiting'
+
+
+def pending(record: Record, _entry: Record | None) -> Verdict:
+    """The job waits to be finalized."""
+    if record['status'] == 'pending':
+        return 'reached'
+    return 'never' if record['status'] in ('concluded', ABSENT) else 'waiting'

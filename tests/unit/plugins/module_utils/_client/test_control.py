@@ -59,29 +59,6 @@ def no_wait(driver: JobDriver) -> JobDriver:
     return JobDriver(driver.client, wait=False, wait_timeout=driver.wait_timeout)
 
 
-# -- the wait predicates -----------------------------------------------------------------------------
-
-@pytest.mark.parametrize('status, left_ready, paused, concluded, pending', [
-    ('created', 'never', 'waiting', 'waiting', 'waiting'),
-    ('running', 'never', 'waiting', 'waiting', 'waiting'),
-    ('paused', 'never', 'reached', 'waiting', 'waiting'),
-    ('ready', 'waiting', 'waiting', 'waiting', 'waiting'),
-    ('standby', 'waiting', 'reached', 'waiting', 'waiting'),
-    ('waiting', 'reached', 'never', 'waiting', 'waiting'),
-    ('pending', 'reached', 'never', 'waiting', 'reached'),
-    ('aborting', 'waiting', 'never', 'waiting', 'waiting'),
-    ('concluded', 'reached', 'never', 'reached', 'never'),
-    ('absent', 'reached', 'never', 'reached', 'never'),
-])
-def test_wait_predicates(status: str, left_ready: str, paused: str, concluded: str,
-                         pending: str) -> None:
-    record = {'status': status}
-    assert _control._left_ready(record, None) == left_ready
-    assert _control._is_paused(record, None) == paused
-    assert _control._concluded(record, None) == concluded
-    assert _control._pending(record, None) == pending
-
-
 def test_states_are_the_modules_choices() -> None:
     for state in _control.STATES:
         assert callable(getattr(JobDriver, '_to_' + state))

@@ -131,3 +131,26 @@ def test_wait_verdict_of_a_job_qemu_dismissed_by_itself(target: str, expected: s
 def test_wait_verdict_unknown_target() -> None:
     with pytest.raises(ValueError, match="unknown wait target 'gone'"):
         _verdicts.wait_verdict(live('running', None), 'gone')
+
+
+# -- the wait predicates -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize('status, left_ready, paused, concluded, pending', [
+    ('created', 'never', 'waiting', 'waiting', 'waiting'),
+    ('running', 'never', 'waiting', 'waiting', 'waiting'),
+    ('paused', 'never', 'reached', 'waiting', 'waiting'),
+    ('ready', 'waiting', 'waiting', 'waiting', 'waiting'),
+    ('standby', 'waiting', 'reached', 'waiting', 'waiting'),
+    ('waiting', 'reached', 'never', 'waiting', 'waiting'),
+    ('pending', 'reached', 'never', 'waiting', 'reached'),
+    ('aborting', 'waiting', 'never', 'waiting', 'waiting'),
+    ('concluded', 'reached', 'never', 'reached', 'never'),
+    ('absent', 'reached', 'never', 'reached', 'never'),
+])
+def test_wait_predicates(status: str, left_ready: str, paused: str, concluded: str,
+                         pending: str) -> None:
+    record = {'status': status}
+    assert _verdicts.left_ready(record, None) == left_ready
+    assert _verdicts.is_paused(record, None) == paused
+    assert _verdicts.concluded(record, None) == concluded
+    assert _verdicts.pending(record, None) == pending
