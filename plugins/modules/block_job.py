@@ -50,9 +50,12 @@ options:
         device to the copy (C(blockdev-mirror)).
       - C(backup) copies a point-in-time view of O(device) to O(target) (C(blockdev-backup)).
       - C(create) formats a new image file at O(target) of O(size) (C(blockdev-create)).
+      - C(amend) changes format options of the image attached at O(device), such as a qcow2's
+        LUKS key slots, as given in O(amend) (QEMU's C(x-blockdev-amend), probed; QEMU 7.2
+        and later have it). Not available for libvirt domains.
     type: str
     required: true
-    choices: [stream, commit, mirror, backup, create]
+    choices: [stream, commit, mirror, backup, create, amend]
   device:
     description:
       - The disk, as a node name or a qdev id (resolved to the node currently inserted) or a
@@ -147,6 +150,15 @@ options:
       - Under libvirt, V(write-blocking) is C(blockCopy)'s synchronous-writes flag.
     type: str
     choices: [background, write-blocking]
+  amend:
+    description:
+      - C(amend) only. QEMU's amend options for the image's format driver, as QEMU names them
+        (C(BlockdevAmendOptions)); C(driver) defaults to the node's. For a qcow2 with LUKS
+        encryption, C(encrypt) with C(format=luks), C(state) (C(active) to add a key,
+        C(inactive) to remove one), C(new-secret) (the id of a C(secret) object QEMU has) and
+        C(keyslot), or C(old-secret) to name a key to remove.
+      - QEMU's refusals come back in one line with the job's name.
+    type: dict
   size:
     description:
       - C(create) only. Virtual size, in bytes or with a unit (V(64M), V(10G)).
@@ -167,6 +179,20 @@ options:
 '''
 
 EXAMPLES = r'''
+- name: Add a LUKS key (secret object sec1 exists in QEMU) to the encrypted qcow2 of disk0
+  vmjobs.qemu.block_job:
+    socket: /run/vm1/qmp.sock
+    name: disk0-add-key-1
+    type: amend
+    device: disk0
+    amend:
+      encrypt:
+        format: luks
+        state: active
+        new-secret: sec1
+        keyslot: 1
+    wait: concluded
+
 - name: Copy disk0 to new storage (becomes ready, then pivot with the job module)
   vmjobs.qemu.block_job:
     socket: /run/vm1/qmp.sock
@@ -215,7 +241,7 @@ job:
       description: The job's name.
       type: str
     type:
-      description: The job type (C(stream), C(commit), C(mirror), C(backup), C(create)).
+      description: The job type (C(stream), C(commit), C(mirror), C(backup), C(create), C(amend)).
       type: str
     status:
       description: QEMU's job status, or C(absent).

@@ -25,7 +25,7 @@ options:
   type:
     description:
       - Only jobs of these types (C(stream), C(commit), C(mirror), C(backup), C(create),
-        C(migration)).
+        C(amend), C(migration)).
       - A multi-disk backup of M(vmjobs.qemu.backup) has type C(backup) and lists its disks in
         C(members).
     type: list

@@ -38,7 +38,7 @@ WAIT: dict[str, dict[str, t.Any]] = {
     'wait_timeout': {'type': 'float', 'default': 300.0},
 }
 
-JOB_TYPES = ['stream', 'commit', 'mirror', 'backup', 'create']
+JOB_TYPES = ['stream', 'commit', 'mirror', 'backup', 'create', 'amend']
 #: A mirror's copy modes: QEMU copies guest writes in the background, or also synchronously.
 COPY_MODES = ['background', 'write-blocking']
 
@@ -62,6 +62,7 @@ BLOCK_JOB: dict[str, dict[str, t.Any]] = {
     'buf_size': {'type': 'int'},
     'copy_mode': {'type': 'str', 'choices': COPY_MODES},
     'size': {'type': 'raw'},
+    'amend': {'type': 'dict'},
     'auto_dismiss': {'type': 'bool', 'default': False},
     'auto_finalize': {'type': 'bool', 'default': True},
 }
@@ -95,7 +96,8 @@ JOB_WAIT: dict[str, dict[str, t.Any]] = {
 
 #: Options each job type needs, and those it does not accept.
 REQUIRED = {'stream': ('device',), 'commit': ('device',), 'mirror': ('device', 'target'),
-            'backup': ('device', 'target'), 'create': ('target', 'size')}
+            'backup': ('device', 'target'), 'create': ('target', 'size'),
+            'amend': ('device', 'amend')}
 ACCEPTED = {
     'stream': {'device', 'base', 'speed', 'on_error'},
     'commit': {'device', 'base', 'top', 'speed', 'on_error'},
@@ -104,10 +106,11 @@ ACCEPTED = {
     'backup': {'device', 'target', 'target_format', 'sync', 'bitmap', 'bitmap_mode', 'speed',
                'on_error', 'mode'},
     'create': {'target', 'target_format', 'size', 'mode'},
+    'amend': {'device', 'amend'},
 }
 OPTIONAL_KEYS = ('device', 'base', 'top', 'target', 'target_format', 'sync', 'bitmap',
                  'bitmap_mode', 'speed', 'on_error', 'granularity', 'buf_size', 'copy_mode',
-                 'size')
+                 'size', 'amend')
 #: Parameters that say how to make a job's files, not what the job is: a re-run with
 #: another mode finds the same job (see split_start_only).
 START_ONLY = ('target_mode',)
@@ -158,8 +161,8 @@ def block_job_params(options: dict[str, t.Any]) -> dict[str, t.Any]:
         raise InvalidArgument(f"job '{name}': sync {sync} needs a bitmap", name)
     if options.get('bitmap_mode') and not options.get('bitmap'):
         raise InvalidArgument(f"job '{name}': bitmap_mode needs a bitmap", name)
-    if kind == 'create' and options['auto_dismiss']:
-        raise InvalidArgument(f"job '{name}': create jobs always wait to be dismissed; "
+    if kind in ('create', 'amend') and options['auto_dismiss']:
+        raise InvalidArgument(f"job '{name}': {kind} jobs always wait to be dismissed; "
                               "auto_dismiss must be false", name)
     target_mode = parse_mode(options.get('mode'), name)
     params = {key: options.get(key) for key in OPTIONAL_KEYS}

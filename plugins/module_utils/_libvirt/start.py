@@ -61,6 +61,9 @@ class Starter:
         if kind == 'create':
             raise InvalidArgument(f"job '{name}': type create is not available for libvirt "
                                   'domains; create images with qemu-img or a storage pool', name)
+        if kind == 'amend':
+            raise InvalidArgument(f"job '{name}': type amend is not available for libvirt "
+                                  'domains: libvirt has no API to amend an attached image', name)
         for key, why in UNSUPPORTED.items():
             if params.get(key) not in (None, True if key == 'auto_finalize' else None):
                 raise InvalidArgument(f"job '{name}': {key} cannot be used with a libvirt "

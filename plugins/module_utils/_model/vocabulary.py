@@ -56,7 +56,7 @@ DETAIL_KEPT = ('members', 'downtime', 'expected_downtime', 'setup_time', 'total_
                'passes', 'transferred', 'postcopy', 'dirty_page_rate')
 
 #: QEMU job types the collection reports as QEMU names them but does not start.
-FOREIGN_TYPES = frozenset({'amend', 'snapshot-load', 'snapshot-save', 'snapshot-delete'})
+FOREIGN_TYPES = frozenset({'snapshot-load', 'snapshot-save', 'snapshot-delete'})
 
 #: Job types that reach READY and then wait for ``complete`` (or cancel).
 READY_TYPES = frozenset({'mirror', 'commit'})

@@ -78,6 +78,9 @@ def start_job(mon: Monitor, waiter: Waiter, name: str, params: dict[str, t.Any],
     :raise BackendError: QEMU refused a command.
     """
     kind = params['type']
+    if kind == 'amend':
+        _start_amend(mon, name, params)
+        return
     if kind == 'create':
         _start_create(mon, waiter, name, params, note)
         return
@@ -141,3 +144,25 @@ def _start_create(mon: Monitor, waiter: Waiter, name: str, params: dict[str, t.A
     mon.execute('blockdev-add', {'driver': 'file', 'node-name': file_node, 'filename': path})
     mon.execute('blockdev-create', {'job-id': name, 'options': {
         'driver': fmt, 'file': file_node, 'size': size}})
+
+
+#: QEMU's amend command: unstable (``x-``) so far; the stable name is taken where QEMU has it.
+AMEND_COMMANDS = ('blockdev-amend', 'x-blockdev-amend')
+
+
+def _start_amend(mon: Monitor, name: str, params: dict[str, t.Any]) -> None:
+    """Amend the format options of an attached image (e.g. a qcow2's LUKS key slots).
+
+    :raise InvalidArgument: QEMU has no amend command, or no such node.
+    """
+    schema = mon.execute('query-qmp-schema')
+    commands = {e['name'] for e in schema if e['meta-type'] == 'command'}
+    command = next((c for c in AMEND_COMMANDS if c in commands), None)
+    if command is None:
+        raise InvalidArgument(f"job '{name}': this QEMU cannot amend an attached image "
+                              '(it has no x-blockdev-amend)', name)
+    nodes = mon.execute('query-named-block-nodes', {'flat': True})
+    node = _nodes.resolve_device(params['device'], mon.execute('query-block'), nodes, name)
+    options = dict(params['amend'])
+    options.setdefault('driver', _nodes.node(nodes, node).get('drv'))
+    mon.execute(command, {'job-id': name, 'node-name': node, 'options': options})

@@ -378,6 +378,7 @@ MINIMAL: dict[str, dict[str, t.Any]] = {
     'mirror': {'device': 'disk0', 'target': '/srv/vm1/m.qcow2'},
     'backup': {'device': 'disk0', 'target': '/srv/vm1/b.qcow2'},
     'create': {'target': '/srv/vm1/c.qcow2', 'size': '64M'},
+    'amend': {'device': 'disk0', 'amend': {'encrypt': {'state': 'active', 'new-secret': 's1'}}},
 }
 
 

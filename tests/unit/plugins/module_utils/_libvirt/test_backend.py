@@ -301,6 +301,8 @@ def test_commit_and_pull_calls(session: LibvirtSession, ledger: MetadataLedger, 
 
 @pytest.mark.parametrize('params, message', [
     (block_params(type='create', target='/x', size=1), 'type create is not available'),
+    (block_params(type='amend', device='vda', amend={'encrypt': {}}),
+     'type amend is not available for libvirt domains'),
     (block_params(type='stream', device='vda', on_error='stop'),
      'on_error cannot be used with a libvirt domain'),
     (block_params(type='commit', device='vdb'), "disk 'vdb' has no backing file"),
