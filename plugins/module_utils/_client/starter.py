@@ -16,6 +16,7 @@ import typing as t
 from .._errors import JobConflict, VmjobsError, naming
 from .._ledger.files import Ledger
 from .._model.session import Note, Record, Session
+from .._model.shapes import ledger_entry
 from .observer import Observer
 from .reads import Reads, absent_record, describe
 
@@ -102,11 +103,10 @@ class Starter:
 
     def _start(self, session: Session, name: str, params: dict[str, t.Any],
                wanted: dict[str, t.Any], launch: Launch | None) -> None:
-        first: Record = {'name': name, 'type': params['type'], 'params': wanted,
-                         'state': 'starting', 'attached': [], 'started_at': self.now()}
+        facts: Record = {'attached': []}
         if params.get('copy_mode'):  # a tunable, not identity: kept beside the parameters
-            first['copy_mode'] = params['copy_mode']
-        self.ledger.put(first)
+            facts['copy_mode'] = params['copy_mode']
+        self.ledger.put(ledger_entry(name, params['type'], wanted, self.now(), **facts))
 
         def note(**facts: t.Any) -> None:
             self.ledger.update(name, **facts)

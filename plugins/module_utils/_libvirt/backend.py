@@ -23,6 +23,7 @@ from .. import _targets
 from .._errors import BackendError, JobStateError, TransportError, naming
 from .._model import closing as _closing
 from .._model.session import Note, Record
+from .._model.shapes import ledger_entry
 from .._waiter import Waiter
 from . import domxml as _libvirt_xml
 from . import jobs as _libvirt_jobs
@@ -82,10 +83,9 @@ class LibvirtSession(ReadingSession):
         if parsed is None:
             return None
         disk, kind = parsed
-        entry: Record = {'name': name, 'type': _libvirt_jobs.TYPES.get(kind, kind),
-                         'state': 'started', 'libvirt_type': kind, 'disk': disk,
-                         'adopted': True, 'started_at': time.time()}
-        entry['params'] = {'type': entry['type'], 'device': disk}
+        job_type = _libvirt_jobs.TYPES.get(kind, kind)
+        entry = ledger_entry(name, job_type, {'type': job_type, 'device': disk}, time.time(),
+                             'started', libvirt_type=kind, disk=disk, adopted=True)
         if disk is not None:
             found = [d for d in self.disks() if d['target'] == disk]
             mirror = (found[0].get('mirror') or {}) if found else {}

@@ -1,12 +1,14 @@
 # Copyright (c) vmjobs.qemu contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The shape of a job record, and the one factory that builds it.
+"""The shapes of a job record and of a ledger entry, and the factories that build them.
 
 This is a private module: its API may change between any two releases. Pure.
 
-Every module returns job records as JSON, so they are dicts; :class:`JobRecord`
-states which keys each one has and of what type, and :func:`job_record` is the only
-place one is built (from QMP, events, the ledger, libvirt, a migration or a group).
+Every module returns job records as JSON, and the ledger stores entries as JSON, so
+both are dicts; :class:`JobRecord` and :class:`LedgerEntry` state which keys each has
+and of what type. :func:`job_record` is the only place a record is built (from QMP,
+events, the ledger, libvirt, a migration or a group), :func:`ledger_entry` the only
+place a new entry is (a start, or a job adopted from outside the collection).
 """
 
 from __future__ import annotations
@@ -101,3 +103,70 @@ def job_record(name: str, job_type: str | None, status: str = ABSENT, *,
 
 #: Every key a record may carry.
 KEYS = JobRecord.__required_keys__ | JobRecord.__optional_keys__
+
+
+class _EntryCore(t.TypedDict):
+    name: str
+    type: str | None
+    state: str  # starting, started or dismissed
+
+
+class LedgerEntry(_EntryCore, total=False):
+    """What the ledger keeps of a job (see docs/ledger.md; ``schema`` is the layout's)."""
+
+    params: Record
+    started_at: float
+    last: Record
+    attached: list[str]
+    created_files: list[str]
+    targets: str
+    kept_nodes: list[str]
+    keep_copy: bool
+    user_paused: bool
+    cancel_requested: bool
+    copy_mode: str
+    active: bool
+    members: list[str]
+    disks: list[Record]
+    # migrations
+    prior: Record
+    dest_uri: str
+    source_running: bool
+    persistent: bool
+    applied: list[str]
+    finished: bool
+    # libvirt domains: how libvirt runs the job, and what its outcome is judged by
+    libvirt_type: str
+    disk: str | None
+    chain: list[str]
+    expect_source: str
+    expect_chain: list[str]
+    target_format: str
+    transient_job: bool
+    adopted: bool
+    backup_disks: list[Record]
+    checkpoint: str | None
+    # written by the ledger itself
+    scope: str
+    created: float
+    updated: float
+    schema: int
+
+
+#: Every key an entry may carry.
+ENTRY_KEYS = LedgerEntry.__required_keys__ | LedgerEntry.__optional_keys__
+
+
+def ledger_entry(name: str, job_type: str | None, params: Record, started_at: float,
+                 state: str = 'starting', **facts: t.Any) -> Record:
+    """A new ledger entry: a job about to start (``starting``), or one adopted (``started``).
+
+    :raise KeyError: a fact :class:`LedgerEntry` does not declare (a programming error).
+    """
+    unknown = set(facts) - ENTRY_KEYS
+    if unknown:
+        raise KeyError(f'not ledger entry keys: {sorted(unknown)}')
+    entry = LedgerEntry(name=name, type=job_type, state=state, params=params,
+                        started_at=started_at)
+    entry.update(t.cast(LedgerEntry, facts))
+    return t.cast(Record, entry)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 
+import pytest
 import yaml
 from ansible_collections.vmjobs.qemu.plugins.module_utils._libvirt import (
     jobs as _libvirt_jobs,
@@ -60,3 +62,18 @@ def test_every_producer_builds_the_declared_shape() -> None:
     libvirt = _libvirt_jobs.domain_record('d', {'type': 2, 'operation': 5})
     for record in [qmp, ledger, group, libvirt, *[m for m in moved if m is not None]]:
         assert CORE <= set(record) <= _shapes.KEYS, sorted(set(record) - _shapes.KEYS)
+
+
+def test_a_new_ledger_entry_has_only_declared_keys() -> None:
+    entry = _shapes.ledger_entry('b1', 'backup', {'type': 'backup'}, 1.0, attached=[])
+    assert entry == {'name': 'b1', 'type': 'backup', 'state': 'starting',
+                     'params': {'type': 'backup'}, 'started_at': 1.0, 'attached': []}
+    with pytest.raises(KeyError, match='attachd'):
+        _shapes.ledger_entry('b1', 'backup', {}, 1.0, attachd=[])
+
+
+def test_the_documented_ledger_fields_are_the_declared_ones() -> None:
+    table = (pathlib.Path(__file__).parents[5] / 'docs' / 'ledger.md').read_text()
+    rows = [line for line in table.splitlines() if line.startswith('| `')]
+    documented = {name for row in rows for name in re.findall(r'`([a-z_]+)`', row.split('|')[1])}
+    assert len(documented) > 20 and documented - {'created_file'} <= _shapes.ENTRY_KEYS
