@@ -45,7 +45,8 @@ class Observer:
 
     :param backend: the VM's backend (finishes a migration at its destination).
     :param ledger: the VM's ledger.
-    :param check_mode: write and do nothing; :attr:`acted_on` lists what would change.
+    :param check_mode: the client only predicts: no completion policy is applied and no
+        records are read again; :attr:`acted_on` lists what would change.
     :param now: wall clock, for a migration's completion policy.
     """
 

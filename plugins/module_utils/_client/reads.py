@@ -62,7 +62,8 @@ class Reads:
 
     :param backend: the VM's backend.
     :param ledger: the VM's ledger.
-    :param check_mode: write nothing, not even a witnessed outcome.
+    :param check_mode: the client only predicts (its backend and ledger are dry; the starter
+        asks this, to start nothing).
     :param keep: hands the observer records whose outcome the VM tells only once.
     """
 
