@@ -52,12 +52,12 @@ def make_client(params: dict[str, t.Any], check_mode: bool,
 def missing_library(params: dict[str, t.Any]) -> tuple[str, ImportError | None] | None:
     """The Python package the chosen backend needs and cannot import, if any."""
     if params.get('domain'):
+        from . import _lxml
         from ._libvirt import binding as _libvirt
-        from ._libvirt import domxml as _libvirt_xml
         if not _libvirt.HAS_LIBVIRT:
             return 'libvirt-python', _libvirt.LIBVIRT_IMPORT_ERROR
-        if not _libvirt_xml.HAS_LXML:
-            return 'lxml', _libvirt_xml.LXML_IMPORT_ERROR
+        if not _lxml.HAS_LXML:
+            return 'lxml', _lxml.LXML_IMPORT_ERROR
         return None
     if not _qmp.HAS_QMP:
         return 'qemu.qmp', _qmp.QMP_IMPORT_ERROR

@@ -14,14 +14,7 @@ from __future__ import annotations
 
 import typing as t
 
-try:
-    from lxml import etree
-    HAS_LXML = True
-    LXML_IMPORT_ERROR: ImportError | None = None
-except ImportError as err:  # pragma: no cover - reported by job_info
-    etree = None
-    HAS_LXML = False
-    LXML_IMPORT_ERROR = err
+from ._lxml import etree
 
 Record = dict[str, t.Any]
 

@@ -95,7 +95,7 @@ jobs_xml:
 
 import typing as t
 
-from ansible_collections.vmjobs.qemu.plugins.module_utils import _jobxml
+from ansible_collections.vmjobs.qemu.plugins.module_utils import _jobxml, _lxml
 from ansible_collections.vmjobs.qemu.plugins.module_utils._ansible import run_module
 from ansible_collections.vmjobs.qemu.plugins.module_utils._args.common import (
     JOB_INFO,
@@ -107,9 +107,9 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import Invalid
 
 def list_jobs(client: JobClient, params: dict[str, t.Any]) -> dict[str, t.Any]:
     """The matching records; never changes anything."""
-    if params['format'] == 'xml' and not _jobxml.HAS_LXML:
+    if params['format'] == 'xml' and not _lxml.HAS_LXML:
         raise InvalidArgument('format: xml needs the Python package lxml on the hypervisor host '
-                              f'({_jobxml.LXML_IMPORT_ERROR})')
+                              f'({_lxml.LXML_IMPORT_ERROR})')
     jobs = client.list(check_names(params['name']), params['type'], params['status'],
                        params['include_dismissed'])
     result: dict[str, t.Any] = {'changed': False, 'jobs': jobs}

@@ -103,10 +103,10 @@ class Starter:
 
     def _start(self, session: Session, name: str, params: dict[str, t.Any],
                wanted: dict[str, t.Any], launch: Launch | None) -> None:
-        facts: Record = {'attached': []}
+        first: Record = {'attached': []}
         if params.get('copy_mode'):  # a tunable, not identity: kept beside the parameters
-            facts['copy_mode'] = params['copy_mode']
-        self.ledger.put(ledger_entry(name, params['type'], wanted, self.now(), **facts))
+            first['copy_mode'] = params['copy_mode']
+        self.ledger.put(ledger_entry(name, params['type'], wanted, self.now(), **first))
 
         def note(**facts: t.Any) -> None:
             self.ledger.update(name, **facts)

@@ -14,15 +14,7 @@ import os
 import typing as t
 
 from .._errors import InvalidArgument, LedgerError
-
-try:
-    from lxml import etree
-    HAS_LXML = True
-    LXML_IMPORT_ERROR: ImportError | None = None
-except ImportError as err:  # pragma: no cover - reported by the modules
-    etree = None
-    HAS_LXML = False
-    LXML_IMPORT_ERROR = err
+from .._lxml import etree
 
 #: The collection's XML namespace in a domain's ``<metadata>``.
 NAMESPACE = 'https://vmjobs.github.io/xmlns/jobs/1'

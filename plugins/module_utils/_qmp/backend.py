@@ -20,7 +20,7 @@ from .._waiter import Waiter
 from . import backup as _qmp_backup
 from . import migrate as _qmp_migrate
 from . import verbs as _verbs
-from .monitor import Monitor
+from .monitor import Monitor, commands
 from .start import start_job
 
 #: QEMU's texts for a node that does not exist (7.2 says "Failed to find node with node-name=...").
@@ -81,17 +81,13 @@ class QmpSession:
 
         :raise InvalidArgument: ``change`` on a QEMU without ``block-job-change`` (probed).
         """
-        if verb == 'change' and not self._has_command('block-job-change'):
+        if verb == 'change' and 'block-job-change' not in commands(self.monitor):
             raise InvalidArgument(
                 f"job '{name}': this QEMU cannot change the copy mode of a running mirror "
                 '(block-job-change came with QEMU 8.2); start the mirror with copy_mode: '
                 'write-blocking instead', name)
         with naming(name):
             self.monitor.execute(*_verbs.job_command(name, verb, arguments))
-
-    def _has_command(self, command: str) -> bool:
-        schema = self.monitor.execute('query-qmp-schema')
-        return any(e['meta-type'] == 'command' and e['name'] == command for e in schema)
 
     def cleanup(self, entry: Record, discard: bool = False) -> list[str]:
         """Detach the nodes a start attached, unless a device now uses them.

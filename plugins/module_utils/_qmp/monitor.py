@@ -192,3 +192,9 @@ class Monitor:
         if self._sock is not None:
             self._sock.close()  # the transport closed it already, unless connecting failed
             self._sock = None
+
+
+def commands(monitor: Monitor) -> frozenset[str]:
+    """The QMP commands this QEMU has (``query-qmp-schema``): what a feature probe asks."""
+    schema = monitor.execute('query-qmp-schema')
+    return frozenset(e['name'] for e in schema if e['meta-type'] == 'command')

@@ -15,7 +15,7 @@ from .._model.session import Note
 from .._waiter import Waiter
 from . import nodes as _nodes
 from .images import TARGETS, create_image, make_file, run_internal_job
-from .monitor import Monitor
+from .monitor import Monitor, commands
 
 
 def _common(name: str, params: dict[str, t.Any]) -> dict[str, t.Any]:
@@ -155,9 +155,8 @@ def _start_amend(mon: Monitor, name: str, params: dict[str, t.Any]) -> None:
 
     :raise InvalidArgument: QEMU has no amend command, or no such node.
     """
-    schema = mon.execute('query-qmp-schema')
-    commands = {e['name'] for e in schema if e['meta-type'] == 'command'}
-    command = next((c for c in AMEND_COMMANDS if c in commands), None)
+    have = commands(mon)
+    command = next((c for c in AMEND_COMMANDS if c in have), None)
     if command is None:
         raise InvalidArgument(f"job '{name}': this QEMU cannot amend an attached image "
                               '(it has no x-blockdev-amend)', name)
