@@ -42,8 +42,10 @@ description:
     QEMU opens and formats it, and refuses existing files, symbolic links and directories other
     users may write to (see O(vmjobs.qemu.block_job#module:target)). Backing files are recorded
     relative to the target's directory, so a chain can be moved as a whole.
-  - For a libvirt O(domain) the backup is a push backup through libvirt (C(backupBegin)); the
-    chain is libvirt's checkpoints, one per backup, named after it (see C(docs/libvirt.md)).
+  - For a libvirt O(domain) the backup is a push backup through libvirt (C(backupBegin)),
+    planned and refused by the same rules. The changes are tracked by libvirt's checkpoints
+    instead of the bitmaps, one per full or incremental backup, named after it (see
+    C(docs/libvirt.md)).
 author:
   - vmjobs.qemu contributors (@vmjobs)
 extends_documentation_fragment:

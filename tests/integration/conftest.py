@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 from harness import ansible, images, mounts
-from harness.libvirt import LibvirtHost
+from harness.domain import Domain
+from harness.libvirt import LibvirtHost, create_domain
 from harness.paths import COLLECTIONS_PATH
 from harness.procs import Daemon
 from harness.qmp import QMPConnection
@@ -125,6 +126,27 @@ def libvirt_host() -> Iterator[LibvirtHost]:
         daemon.save_caps()
     finally:
         daemon.teardown()
+
+
+@pytest.fixture
+def domain(libvirt_host: LibvirtHost, workdir: Path,
+           run_module: Callable[..., dict[str, Any]]) -> Iterator[Callable[..., Domain]]:
+    """``domain(disks={'vda': image}, persistent=False)`` -> Domain on the module's libvirtd;
+    destroyed (and undefined) afterwards."""
+    made: list[Domain] = []
+
+    def make(disks: dict[str, Path], persistent: bool = False, running: bool = False,
+             name: str | None = None) -> Domain:
+        name = name or f'{workdir.name}-{len(made)}'
+        create_domain(libvirt_host, workdir, name, disks, persistent, running)
+        made.append(Domain(libvirt_host, workdir, run_module, name))
+        return made[-1]
+    yield make
+    for dom in made:
+        if not dom.stopped:
+            dom.assert_untainted()
+        libvirt_host.virsh('destroy', dom.name, check=False)
+        libvirt_host.virsh('undefine', dom.name, '--checkpoints-metadata', check=False)
 
 
 @pytest.fixture

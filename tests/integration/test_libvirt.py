@@ -6,16 +6,15 @@ Every test ends by asserting that the domain was never tainted by monitor comman
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from harness import has_pattern, image_info, write_pattern
-from harness.ansible import play_steps
+from harness.domain import Domain
 from harness.images import check_closed, compare_closed
-from harness.libvirt import LibvirtHost, create_domain, taint_messages
-from lxml import etree
+from harness.libvirt import LibvirtHost
 
 NS = 'https://vmjobs.github.io/xmlns/jobs/1'
 
@@ -24,83 +23,6 @@ NS = 'https://vmjobs.github.io/xmlns/jobs/1'
 def host(libvirt_host: LibvirtHost) -> LibvirtHost:
     """The module's private libvirtd (conftest's ``libvirt_host``)."""
     return libvirt_host
-
-
-class Domain:
-    """A domain of the test and the modules run against it."""
-
-    def __init__(self, host: LibvirtHost, workdir: Path, run_module: Callable[..., dict[str, Any]],
-                 name: str) -> None:
-        self.host = host
-        self.workdir = workdir
-        self.name = name
-        self._run = run_module
-        self._plays = 0
-        self.stopped = False
-
-    def connection(self) -> dict[str, str]:
-        return {'domain': self.name, 'uri': self.host.uri,
-                'ledger_dir': str(self.workdir / 'ledger')}
-
-    def run(self, module: str, check: bool = False, **args: Any) -> dict[str, Any]:
-        return self._run(module, dict(self.connection(), **args), check)
-
-    def play(self, *steps: tuple[str, dict[str, Any]]) -> list[dict[str, Any]]:
-        """Run several module calls in one playbook (one ansible start-up); their results.
-
-        A failing step does not stop the play; its result says ``failed``.
-        """
-        self._plays += 1
-        return play_steps(self.workdir, self.connection(), steps,
-                          self.workdir / f'{self.name}-play{self._plays}.json')
-
-    def ok(self, module: str, **args: Any) -> dict[str, Any]:
-        result = self.run(module, **args)
-        assert not result['failed'], result
-        return result
-
-    def xml(self, inactive: bool = False) -> Any:
-        args = ['dumpxml', self.name] + (['--inactive'] if inactive else [])
-        return etree.fromstring(self.host.virsh(*args).stdout.encode())
-
-    def source(self, target: str, inactive: bool = False) -> str:
-        disk = self.xml(inactive).xpath(f"devices/disk[target/@dev='{target}']")[0]
-        return disk.find('source').get('file')
-
-    def chain(self, target: str) -> list[str]:
-        disk = self.xml().xpath(f"devices/disk[target/@dev='{target}']")[0]
-        return [disk.find('source').get('file')] + [
-            s.get('file') for s in disk.xpath('.//backingStore/source')]
-
-    def stop(self) -> None:
-        """Shut QEMU down (it flushes its caches), to read the images from outside."""
-        self.assert_untainted()
-        self.host.virsh('destroy', self.name, '--graceful')
-        self.stopped = True
-
-    def assert_untainted(self) -> None:
-        messages = ' '.join(taint_messages(self.host, self.name))
-        assert 'custom monitor' not in messages and 'custom-monitor' not in messages, messages
-
-
-@pytest.fixture
-def domain(host: LibvirtHost, workdir: Path,
-           run_module: Callable[..., dict[str, Any]]) -> Iterator[Callable[..., Domain]]:
-    """``domain(disks={'vda': image}, persistent=False)`` -> Domain; destroyed afterwards."""
-    made: list[Domain] = []
-
-    def make(disks: dict[str, Path], persistent: bool = False, running: bool = False,
-             name: str | None = None) -> Domain:
-        name = name or f'{workdir.name}-{len(made)}'
-        create_domain(host, workdir, name, disks, persistent, running)
-        made.append(Domain(host, workdir, run_module, name))
-        return made[-1]
-    yield make
-    for dom in made:
-        if not dom.stopped:
-            dom.assert_untainted()
-        host.virsh('destroy', dom.name, check=False)
-        host.virsh('undefine', dom.name, '--checkpoints-metadata', check=False)
 
 
 def chain3(make_image: Callable[..., Path]) -> tuple[Path, Path, Path]:
@@ -300,39 +222,6 @@ def test_incremental_backup_through_a_checkpoint(host, workdir, make_image, doma
     subprocess.run(['qemu-img', 'rebase', '-u', '-b', str(full), '-F', 'qcow2', str(inc)],
                    check=True)
     compare(disk, inc)
-
-
-def test_backup_two_disks_through_the_backup_module(host, workdir, make_image, domain):
-    """Two-disk push backups with the backup module, full then incremental on its
-    checkpoint."""
-    disk_a = make_image('a.qcow2', '16M', pattern=0x0A)
-    disk_b = make_image('b.qcow2', '8M', pattern=0x0B)
-    dom = domain({'vda': disk_a, 'vdb': disk_b}, persistent=True)
-
-    def backup(name: str, mode: str) -> Any:
-        (workdir / name).mkdir()
-        args = {'name': name, 'target_dir': str(workdir / name), 'mode': mode,
-                'bitmap': 'nightly'}
-        done, again = dom.play(('backup', dict(args, wait='concluded')), ('backup', args))
-        assert done['changed'] and done['job']['outcome'] == 'succeeded', done
-        assert not again['changed'], again
-        return done
-
-    backup('full', 'full')
-    assert host.virsh('checkpoint-list', dom.name, '--name').stdout.split() == ['full']
-    host.virsh('destroy', dom.name, '--graceful')
-    write_pattern(disk_b, 0x0C, '1M', '1M')
-    host.virsh('start', dom.name, '--paused')
-    backup('inc', 'incremental')
-    assert sorted(host.virsh('checkpoint-list', dom.name, '--name').stdout.split()) == [
-        'full', 'inc']
-    dom.stop()
-    compare(disk_a, workdir / 'full' / 'vda.qcow2')  # vda did not change since the full
-    for disk, image in (('vda', disk_a), ('vdb', disk_b)):
-        incremental = workdir / 'inc' / f'{disk}.qcow2'
-        subprocess.run(['qemu-img', 'rebase', '-u', '-b', str(workdir / 'full' / f'{disk}.qcow2'),
-                        '-F', 'qcow2', str(incremental)], check=True)
-        compare(image, incremental)
 
 
 # -- jobs started elsewhere, failures ------------------------------------------------------------------

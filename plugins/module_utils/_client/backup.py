@@ -23,8 +23,6 @@ from .._errors import InvalidArgument, VmjobsError
 from .._ledger.files import Ledger
 from .._model import chains as _chains
 from .._model.session import Note, Record, Session
-from .._qmp import backup as _qmp_backup
-from .._qmp import nodes as _nodes
 from .jobs import JobClient
 from .starter import identity
 
@@ -65,16 +63,13 @@ class Backup:
         """
         name = options['name']
         params, start_only = split_start_only(backup_params(options))
-        if self.client.backend.plans_backups:
-            # libvirt plans the disks and its checkpoints itself (backupBegin): no QMP graph
-            return self.client.start(name, params, wait, wait_timeout,
-                                     lambda _records, _entries: start_only).start_output()
+        listed = [disk['device'] for disk in params['disks'] or []] or None
         with self.client.backend.session() as session:
-            graph = session.block_graph()
+            sources = session.backup_sources(name, listed)
         planned: list[Record] = []
 
         def prepare(records: dict[str, Record], entries: dict[str, Record]) -> dict[str, t.Any]:
-            planned[:] = self.plan(name, params, graph, records, entries)
+            planned[:] = self.plan(name, params, sources, records, entries)
             return start_only
 
         def launch(session: Session, job: str, given: dict[str, t.Any], note: Note) -> None:
@@ -91,24 +86,27 @@ class Backup:
 
     # -- planning ---------------------------------------------------------------------------------
 
-    def plan(self, name: str, params: dict[str, t.Any], graph: dict[str, list[Record]],
+    def plan(self, name: str, params: dict[str, t.Any], sources: list[Record],
              records: dict[str, Record], entries: dict[str, Record]) -> list[Record]:
         """One plan entry per disk (ledger lock held); record the attempt in its chain.
 
+        The same rules for every backend: only how a disk's changes are marked
+        (``Backend.change_marks``) differs.
+
         :raise InvalidArgument: the backup cannot start (nothing is recorded then).
         """
-        blocks, nodes = graph['blocks'], graph['nodes']
-        disks = resolve_disks(name, params, _qmp_backup.vm_disks(blocks))
-        sources: dict[str, str] = {}
+        by_device = {source['device']: source for source in sources}
+        disks = resolve_disks(name, params, [source['device'] for source in sources])
+        seen: dict[str, str] = {}
         for disk in disks:
-            node = _nodes.resolve_device(disk['device'], blocks, nodes, name)
-            if node in sources:
-                raise InvalidArgument(f"job '{name}': disks '{sources[node]}' and "
+            node = by_device[disk['device']]['node']
+            if node in seen:
+                raise InvalidArgument(f"job '{name}': disks '{seen[node]}' and "
                                       f"'{disk['device']}' are the same node {node}", name)
-            sources[node] = disk['device']
-            disk['node'] = node
+            seen[node] = disk['device']
             self._check_target(name, disk)
         bitmap, mode = params['bitmap'], params['mode']
+        kind = self.client.backend.change_marks
         attempts: list[Record] = []
         if bitmap is not None:
             chain = self.chains.get(bitmap) or {'name': bitmap, 'attempts': []}
@@ -122,12 +120,11 @@ class Backup:
             else:
                 step = _chains.plan_disk(name, disk['device'], mode, bitmap, attempts, records,
                                          self.exists)
-            require = step['bitmap'] if mode != 'full' else None
+            require = _chains.mark(step, kind)
             if require:
-                _qmp_backup.check_bitmap(name, disk['device'], disk['node'], require,
-                                         _qmp_backup.bitmaps(nodes, disk['node']))
-            plan.append(dict(step, device=disk['device'], target=disk['target'],
-                             format=disk['format'], require=require,
+                _chains.check_mark(name, by_device[disk['device']], require, kind)
+            plan.append(dict(step, device=disk['device'], node=by_device[disk['device']]['node'],
+                             target=disk['target'], format=disk['format'], require=require,
                              member=_chains.member_id(name, disk['device'])))
         if len({step['member'] for step in plan}) != len(plan):
             raise InvalidArgument(f"job '{name}': two disks would get the same job id; "

@@ -75,8 +75,8 @@ class DrySession:
     def adoption(self, name: str) -> Record | None:
         return self.inner.adoption(name)
 
-    def block_graph(self) -> dict[str, list[Record]]:
-        return self.inner.block_graph()
+    def backup_sources(self, name: str, devices: t.Sequence[str] | None) -> list[Record]:
+        return self.inner.backup_sources(name, devices)
 
     def migration(self, entry: Record) -> Record | None:
         return self.inner.migration(entry)
@@ -110,7 +110,7 @@ class DryBackend:
     def __init__(self, backend: Backend) -> None:
         self.inner = backend
         self.scope = backend.scope
-        self.plans_backups = backend.plans_backups
+        self.change_marks = backend.change_marks
 
     @contextlib.contextmanager
     def session(self) -> t.Iterator[Session]:

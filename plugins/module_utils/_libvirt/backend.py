@@ -20,11 +20,13 @@ import time
 import typing as t
 
 from .. import _targets
-from .._errors import BackendError, JobStateError, TransportError, naming
+from .._errors import JobStateError, TransportError, naming
 from .._model import closing as _closing
+from .._model.chains import MarkKind
 from .._model.session import Note, Record
 from .._model.shapes import ledger_entry
 from .._waiter import Waiter
+from . import backup as _libvirt_backup
 from . import domxml as _libvirt_xml
 from . import jobs as _libvirt_jobs
 from . import migrate as _libvirt_migrate
@@ -47,7 +49,7 @@ class LibvirtSession(ReadingSession):
         if params['type'] == 'migration':
             _libvirt_migrate.start(self.conn, self.domain, self.waiter, name, params, note)
             return
-        Starter(self.domain, self.entries, self.backend.targets).start(name, params, note)
+        Starter(self.domain, self.backend.targets).start(name, params, note)
 
     def _run(self, name: str, command: str, *args: t.Any) -> t.Any:
         with naming(name):
@@ -67,14 +69,12 @@ class LibvirtSession(ReadingSession):
 
     def start_backup(self, name: str, params: dict[str, t.Any], plan: list[Record], note: Note,
                      before_reset: t.Callable[[], None]) -> None:
-        """Never asked: libvirt plans a backup's disks and checkpoints itself (``start``)."""
-        raise BackendError('backupBegin', 'VIR_ERR_NO_SUPPORT',
-                           'libvirt plans backups itself; there is no QMP backup plan to start')
+        """A checkpoint is only ever added: ``before_reset`` has nothing to announce."""
+        _libvirt_backup.start(Starter(self.domain, self.backend.targets), name, params, plan,
+                              note)
 
-    def block_graph(self) -> dict[str, list[Record]]:
-        """Never asked: libvirt plans a backup's disks and checkpoints itself."""
-        raise BackendError('query-block', 'VIR_ERR_NO_SUPPORT',
-                           'libvirt plans backups from the domain XML; there is no QMP block graph')
+    def backup_sources(self, name: str, devices: t.Sequence[str] | None) -> list[Record]:
+        return _libvirt_backup.sources(self.domain, name, devices)
 
     def adoption(self, name: str) -> Record | None:
         """The entry of a job started outside the collection (a generated name), so that
@@ -147,9 +147,8 @@ class LibvirtBackend:
     :meth:`read_metadata` and :meth:`write_metadata`; the backend never holds it.
     """
 
-    #: The session plans multi-disk backups itself (disks, checkpoints) from the backup
-    #: module's parameters; no QMP block graph is needed.
-    plans_backups = True
+    #: libvirt tracks a disk's changes with checkpoints, one per backup.
+    change_marks: MarkKind = 'checkpoint'
 
     def __init__(self, uri: str, domain: str, run: _targets.Runner | None = None,
                  waiter: Waiter | None = None) -> None:

@@ -85,6 +85,14 @@ class Domain:
     def xml(self, inactive: bool = False) -> str:
         return t.cast(str, self.call('XMLDesc', XML_INACTIVE if inactive else 0))
 
+    def checkpoints(self) -> list[str]:
+        """The XML of each of the domain's checkpoints."""
+        found = self.call('listAllCheckpoints', 0)
+        try:
+            return [t.cast(str, checkpoint.getXMLDesc(0)) for checkpoint in found]
+        except libvirt.libvirtError as err:
+            raise self._error('checkpointGetXMLDesc', err) from err
+
     def metadata(self, namespace: str) -> str | None:
         """The collection's metadata element as text, or None if there is none."""
         try:

@@ -130,13 +130,21 @@ def copy_destination(path: str, fmt: str) -> str:
 
 
 def backup_xml(targets: t.Sequence[Disk], incremental: str | None = None) -> str:
-    """A push-mode ``<domainbackup>`` of the disks in ``targets`` (target, path, format)."""
+    """A push-mode ``<domainbackup>`` of the disks in ``targets`` (target, path, format).
+
+    A disk with ``since`` (a checkpoint, or None for a full copy) gets its own mode,
+    overriding ``incremental`` for that disk.
+    """
     root = etree.Element('domainbackup', mode='push')
     if incremental:
         etree.SubElement(root, 'incremental').text = incremental
     listed = etree.SubElement(root, 'disks')
     for disk in targets:
         elem = etree.SubElement(listed, 'disk', name=disk['target'], backup='yes', type='file')
+        if 'since' in disk:
+            elem.set('backupmode', 'incremental' if disk['since'] else 'full')
+            if disk['since']:
+                elem.set('incremental', disk['since'])
         etree.SubElement(elem, 'target', file=disk['path'])
         etree.SubElement(elem, 'driver', type=disk['format'])
     return _tostring(root)
@@ -151,6 +159,14 @@ def checkpoint_xml(name: str, targets: t.Sequence[str], all_targets: t.Sequence[
         etree.SubElement(listed, 'disk', name=target,
                          checkpoint='bitmap' if target in targets else 'no')
     return _tostring(root)
+
+
+def checkpoint_disks(checkpoint_xml_text: str) -> tuple[str, list[str]]:
+    """A ``<domaincheckpoint>``'s name and the disks it tracks with a bitmap."""
+    root = _parse(checkpoint_xml_text, 'checkpoint XML')
+    return (root.findtext('name') or '',
+            [disk.get('name') for disk in root.iterfind('disks/disk')
+             if disk.get('checkpoint', 'bitmap') == 'bitmap'])
 
 
 def set_disk_source(domain_xml: str, target: str, path: str, fmt: str) -> str | None:

@@ -1,6 +1,6 @@
 # Copyright (c) vmjobs.qemu contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Starting the jobs of a libvirt domain: pull, commit, copy and push backups.
+"""Starting the block jobs of a libvirt domain: pull, commit, copy and one disk's backup.
 
 This is a private module: its API may change between any two releases.
 Every start notes the facts its outcome will be judged by (the disk, its chain,
@@ -34,13 +34,10 @@ class Starter:
     that they have their mode before QEMU opens them.
 
     :param domain: the domain.
-    :param entries: the domain's ledger entries (the chains of checkpoints).
     """
 
-    def __init__(self, domain: Domain, entries: list[Record],
-                 targets: _targets.Targets | None = None) -> None:
+    def __init__(self, domain: Domain, targets: _targets.Targets | None = None) -> None:
         self.domain = domain
-        self.entries = entries
         #: Checks target paths, makes and formats target files.
         self.targets = targets or _targets.Targets()
 
@@ -81,16 +78,16 @@ class Starter:
             note(disk=target, libvirt_type='pull', chain=chain,
                  expect_chain=_libvirt_jobs.expected_chain(chain, 'pull', None, base))
             if base:
-                self._run(name, 'blockRebase', target, base, speed,
-                          _libvirt.BLOCK_REBASE_BANDWIDTH_BYTES)
+                self.run(name, 'blockRebase', target, base, speed,
+                         _libvirt.BLOCK_REBASE_BANDWIDTH_BYTES)
             else:
-                self._run(name, 'blockPull', target, speed, _libvirt.BLOCK_PULL_BANDWIDTH_BYTES)
+                self.run(name, 'blockPull', target, speed, _libvirt.BLOCK_PULL_BANDWIDTH_BYTES)
         elif kind == 'commit':
             self._start_commit(name, params, disk, chain, speed, note)
         else:
             self._start_copy(name, params, disk, speed, note)
 
-    def _run(self, name: str, command: str, *args: t.Any) -> t.Any:
+    def run(self, name: str, command: str, *args: t.Any) -> t.Any:
         with naming(name):
             return self.domain.call(command, *args)
 
@@ -116,8 +113,8 @@ class Starter:
             facts.update(libvirt_type='commit',
                          expect_chain=_libvirt_jobs.expected_chain(chain, 'commit', top, base))
         note(**facts)
-        self._run(name, 'blockCommit', disk['target'], base, None if active else top, speed,
-                  flags)
+        self.run(name, 'blockCommit', disk['target'], base, None if active else top, speed,
+                 flags)
 
     def _start_copy(self, name: str, params: dict[str, t.Any], disk: Record, speed: int,
                     note: Note) -> None:
@@ -158,14 +155,14 @@ class Starter:
             facts['created_files'] = [path]
         note(**facts)
         if not exists:
-            self._make(name, path, fmt, self._capacity(name, disk['target']),
+            self._make(name, path, fmt, self.capacity(name, disk['target']),
                        params.get('target_mode'), note, backing)
-        self._run(name, 'blockCopy', disk['target'], _libvirt_xml.copy_destination(path, fmt),
-                  typed, flags)
+        self.run(name, 'blockCopy', disk['target'], _libvirt_xml.copy_destination(path, fmt),
+                 typed, flags)
 
-    def _capacity(self, name: str, target: str) -> int:
+    def capacity(self, name: str, target: str) -> int:
         """The virtual size of disk ``target`` in bytes (``virDomainGetBlockInfo``)."""
-        info = self._run(name, 'blockInfo', target, 0)
+        info = self.run(name, 'blockInfo', target, 0)
         return int(info[0]) if info else 0
 
     def _make(self, name: str, path: str, fmt: str, size: int, mode: int | None, note: Note,
@@ -183,34 +180,19 @@ class Starter:
         self.targets.format(name, path, fmt, size, backing)
 
     def _start_backup(self, name: str, params: dict[str, t.Any], note: Note) -> None:
-        disks = self.disks()
-        writable = [d['target'] for d in disks if d['device'] == 'disk' and not d['readonly']]
+        """One disk's backup (``block_job type=backup``), its checkpoint named by ``bitmap``."""
         incremental, checkpoint = None, None
-        if 'disks' in params:  # the backup module: several disks, a chain of checkpoints
-            listed = params['disks'] or [{'device': target, 'target': None, 'format': 'qcow2'}
-                                         for target in writable]
-            targets = [self._backup_target(name, disks, disk['device'], disk['target'] or
-                                           os.path.join(params['target_dir'] or '',
-                                                        f"{disk['device']}.{disk['format']}"),
-                                           disk['format']) for disk in listed]
-            if params.get('compress') or params.get('perf'):
-                raise InvalidArgument(f"job '{name}': compress and perf cannot be used with a "
-                                      'libvirt domain', name)
-            if params.get('bitmap'):
-                incremental = self._chain_base(name, params)
-                checkpoint = name if params['mode'] != 'differential' else None
-        else:
-            sync = params.get('sync') or 'full'
-            targets = [self._backup_target(
-                name, disks, params['device'], params['target'],
-                params.get('target_format') or 'qcow2')]
-            if sync in ('incremental', 'bitmap'):
-                incremental = params['bitmap']
-            elif sync != 'full':
-                raise InvalidArgument(f"job '{name}': a libvirt backup takes sync full or "
-                                      f'incremental (got {sync})', name)
-            elif params.get('bitmap'):
-                checkpoint = params['bitmap']
+        disks = self.disks()
+        sync = params.get('sync') or 'full'
+        targets = [self._backup_target(name, disks, params['device'], params['target'],
+                                       params.get('target_format') or 'qcow2')]
+        if sync in ('incremental', 'bitmap'):
+            incremental = params['bitmap']
+        elif sync != 'full':
+            raise InvalidArgument(f"job '{name}': a libvirt backup takes sync full or "
+                                  f'incremental (got {sync})', name)
+        elif params.get('bitmap'):
+            checkpoint = params['bitmap']
         if params.get('speed'):
             raise InvalidArgument(f"job '{name}': libvirt sets no speed for backups", name)
         chosen = [disk['target'] for disk in targets]
@@ -225,13 +207,14 @@ class Starter:
                 self.targets.create(name, disk['path'], params.get('target_mode'))
                 made.append(disk['path'])
                 self.targets.format(name, disk['path'], disk['format'],
-                                    self._capacity(name, disk['target']))
+                                    self.capacity(name, disk['target']))
         except _targets.TargetRace:
             note(created_files=made)  # the one that appeared is not ours to remove
             raise
+        writable = [d['target'] for d in disks if d['device'] == 'disk' and not d['readonly']]
         ckpt = _libvirt_xml.checkpoint_xml(checkpoint, chosen, writable) if checkpoint else None
-        self._run(name, 'backupBegin', _libvirt_xml.backup_xml(targets, incremental), ckpt,
-                  _libvirt.BACKUP_BEGIN_REUSE_EXTERNAL)
+        self.run(name, 'backupBegin', _libvirt_xml.backup_xml(targets, incremental), ckpt,
+                 _libvirt.BACKUP_BEGIN_REUSE_EXTERNAL)
 
     def _backup_target(self, name: str, disks: list[Record], device: str, path: str,
                        fmt: str) -> Record:
@@ -241,24 +224,3 @@ class Starter:
             raise InvalidArgument(f"job '{name}': target {os.path.abspath(path)} of disk "
                                   f"'{disk['target']}' already exists; choose another path", name)
         return {'target': disk['target'], 'path': checked.path, 'format': fmt}
-
-    def _chain_base(self, name: str, params: dict[str, t.Any]) -> str | None:
-        """The checkpoint an incremental (last full or incremental) or differential (last
-        full) backup of the chain builds on; None for a full backup.
-
-        :raise InvalidArgument: the chain has no succeeded backup to build on.
-        """
-        mode = params['mode']
-        if mode == 'full':
-            return None
-        wanted = ('full',) if mode == 'differential' else ('full', 'incremental')
-        chain = [e for e in self.entries
-                 if e.get('type') == 'backup' and (e.get('params') or {}).get('bitmap') ==
-                 params['bitmap'] and (e.get('params') or {}).get('mode') in wanted
-                 and e.get('checkpoint')]
-        chain.sort(key=lambda e: e.get('started_at', 0))
-        if not chain or (chain[-1].get('last') or {}).get('outcome') != 'succeeded':
-            raise InvalidArgument(f"job '{name}': chain '{params['bitmap']}' has no succeeded "
-                                  f'backup to build an {mode} backup on; run a full backup',
-                                  name)
-        return t.cast(str, chain[-1]['checkpoint'])

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import typing as t
 
@@ -48,6 +49,9 @@ MAX_MEMBER_ID = 128
 
 Attempt = dict[str, t.Any]
 Record = dict[str, t.Any]
+#: What a VM tracks changes with: QEMU's named dirty bitmaps (``B`` and ``B.full``,
+#: cleared by a full backup), or libvirt's checkpoints (one per backup, named after it).
+MarkKind = t.Literal['bitmap', 'checkpoint']
 
 
 def a_mode(mode: str) -> str:
@@ -71,6 +75,12 @@ def member_id(name: str, device: str) -> str:
         return readable
     digest = hashlib.sha256(device.encode()).hexdigest()[:12]
     return f'{name[:MAX_MEMBER_ID - 13]}.{digest}'
+
+
+def backing_name(target: str, backing: str) -> str:
+    """The backing file name an image at ``target`` records: relative to its directory,
+    so that a chain moved or copied as a whole directory keeps working."""
+    return os.path.relpath(backing, os.path.dirname(target))
 
 
 def normalise(value: t.Any) -> t.Any:
@@ -219,6 +229,28 @@ def _check_images(job: str, device: str, base: Attempt, attempts: list[Attempt],
         seen.add(disk['target'])
         backing = disk.get('backing')
         attempt = by_target.get(backing) if backing and backing not in seen else None
+
+
+def mark(step: Record, kind: MarkKind) -> str | None:
+    """The change mark an incremental or differential ``step`` (from :func:`plan_disk`)
+    reads: its bitmap, or the checkpoint its base backup created; None for a full."""
+    if step['sync'] != 'bitmap':
+        return None
+    return t.cast(str, step['bitmap'] if kind == 'bitmap' else step['base'])
+
+
+def check_mark(job: str, source: Record, name: str, kind: MarkKind) -> None:
+    """The mark ``name`` must be on disk ``source`` (``{'device', 'node', 'marks'}``, each
+    mark mapped to None or what is wrong with it) and usable.
+
+    :raise InvalidArgument: it is missing, inconsistent or disabled.
+    """
+    problem = source['marks'].get(name, 'is missing')
+    if problem is None:
+        return
+    what = (f"dirty bitmap '{name}' of disk '{source['device']}' (node {source['node']})"
+            if kind == 'bitmap' else f"checkpoint '{name}' of disk '{source['device']}'")
+    raise _refuse(job, f'{what} {problem}; run a full backup')
 
 
 def prune(attempts: list[Attempt]) -> list[Attempt]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import typing as t
 
+from .chains import MarkKind
+
 Record = dict[str, t.Any]
 #: Persists start-time facts (attached nodes, created files) in the ledger.
 Note = t.Callable[..., None]
@@ -34,10 +36,14 @@ class Session(t.Protocol):
         outside the collection) before it is steered, so that its outcome is kept like
         any named job's; None when ``name`` is no such job."""
 
-    def block_graph(self) -> dict[str, list[Record]]:
-        """The VM's block graph, ``{'blocks': query-block, 'nodes': query-named-block-nodes}``,
-        which the backup planner reads; only a backend that does not plan backups itself
-        (``Backend.plans_backups``) is asked."""
+    def backup_sources(self, name: str, devices: t.Sequence[str] | None) -> list[Record]:
+        """The disks a backup of ``devices`` (every writable disk if None) copies, in order,
+        each ``{'device', 'node', 'marks'}``: the node that holds it, and the change marks
+        on it (dirty bitmaps, or checkpoints; see ``Backend.change_marks``) mapped to None
+        or what makes the mark unusable. The client's backup planner reads them.
+
+        :raise InvalidArgument: an unknown device.
+        """
 
     def start(self, name: str, params: dict[str, t.Any], note: Note) -> None:
         """Start the job ``name`` as described by ``params``.
@@ -48,10 +54,10 @@ class Session(t.Protocol):
 
     def start_backup(self, name: str, params: dict[str, t.Any], plan: list[Record], note: Note,
                      before_reset: t.Callable[[], None]) -> None:
-        """Start the multi-disk backup ``name``: one member job per disk of ``plan`` (from
-        the client's backup planner), in one transaction. ``before_reset`` is called just
-        before the first bitmap changes. Only a backend that does not plan backups itself
-        (``Backend.plans_backups``) is asked."""
+        """Start the multi-disk backup ``name``: one member per disk of ``plan`` (from the
+        client's backup planner), all started together. ``before_reset`` is called just
+        before the first change mark is cleared or replaced (a QMP full backup resets its
+        bitmaps; a libvirt checkpoint is only ever added)."""
 
     def verb(self, name: str, verb: str, **arguments: t.Any) -> None:
         """Apply a job verb: cancel, pause, resume, complete, finalize, dismiss, set-speed.
@@ -83,9 +89,9 @@ class Backend(t.Protocol):
     """Opens sessions to one VM; ``scope`` names the VM in the ledger."""
 
     scope: str
-    #: The backend plans a multi-disk backup itself from the backup module's options
-    #: (libvirt: disks and checkpoints); otherwise the client plans it from the block graph.
-    plans_backups: bool
+    #: What the VM tracks a disk's changes with, for incremental backups: QEMU's
+    #: dirty bitmaps, or libvirt's checkpoints (see ``_model/chains``).
+    change_marks: MarkKind
 
     def session(self) -> t.ContextManager[Session]:
         """Open a session (context manager)."""

@@ -15,6 +15,7 @@ from .._errors import BackendError, InvalidArgument, naming
 from .._model import closing as _closing
 from .._model import migration as _migration
 from .._model import records as _model
+from .._model.chains import MarkKind
 from .._model.session import Note, Record
 from .._waiter import Waiter
 from . import backup as _qmp_backup
@@ -45,8 +46,8 @@ class QmpSession:
         """A QEMU job's name is its id: nothing to adopt."""
         return None
 
-    def block_graph(self) -> dict[str, list[Record]]:
-        return _qmp_backup.block_graph(self.monitor)
+    def backup_sources(self, name: str, devices: t.Sequence[str] | None) -> list[Record]:
+        return _qmp_backup.backup_sources(self.monitor, name, devices)
 
     def records(self) -> list[Record]:
         jobs = self.monitor.execute('query-jobs')
@@ -125,8 +126,8 @@ class QmpBackend:
     The constructor does no I/O.
     """
 
-    #: The client plans multi-disk backups from the block graph.
-    plans_backups = False
+    #: QEMU tracks a disk's changes with named dirty bitmaps.
+    change_marks: MarkKind = 'bitmap'
 
     def __init__(self, socket: str, connect_timeout: float = 5.0,
                  waiter: Waiter | None = None) -> None:

@@ -18,6 +18,7 @@ import os
 import typing as t
 
 from .._errors import BackendError, InvalidArgument, VmjobsError
+from .._model import chains as _chains
 from .._model.session import Note, Record
 from .._waiter import Waiter
 from . import images as _qmp_images
@@ -64,22 +65,30 @@ def bitmaps(nodes: list[Node], node: str) -> dict[str, Node]:
     return {b['name']: b for b in _nodes.node(nodes, node).get('dirty-bitmaps') or []}
 
 
-def check_bitmap(job: str, device: str, node: str, name: str, found: dict[str, Node]) -> None:
-    """An incremental or differential needs its bitmap present, consistent and recording.
+def marks(found: dict[str, Node]) -> dict[str, str | None]:
+    """Each dirty bitmap by name, mapped to what makes it unusable for a backup, or None."""
+    return {name: ('is inconsistent (QEMU stopped without saving it)'
+                   if bitmap.get('inconsistent') else
+                   'is disabled (it does not record writes)'
+                   if not bitmap.get('recording', True) else None)
+            for name, bitmap in found.items()}
 
-    :raise InvalidArgument: it is not.
+
+def backup_sources(mon: Monitor, name: str, devices: t.Sequence[str] | None) -> list[Record]:
+    """The disks ``devices`` (all writable disks if None) with their nodes and bitmaps.
+
+    :return: ``[{'device', 'node', 'marks': {bitmap: None | problem}}]`` in order.
+    :raise InvalidArgument: an unknown device.
+    :raise BackendError: QEMU refused a query.
     """
-    bitmap = found.get(name)
-    if bitmap is None:
-        problem = 'is missing'
-    elif bitmap.get('inconsistent'):
-        problem = 'is inconsistent (QEMU stopped without saving it)'
-    elif not bitmap.get('recording', True):
-        problem = 'is disabled (it does not record writes)'
-    else:
-        return
-    raise InvalidArgument(f"job '{job}': dirty bitmap '{name}' of disk '{device}' (node "
-                          f"{node}) {problem}; run a full backup", job)
+    graph = block_graph(mon)
+    blocks, nodes = graph['blocks'], graph['nodes']
+    wanted = vm_disks(blocks) if devices is None else devices
+    found = []
+    for device in wanted:
+        node = _nodes.resolve_device(device, blocks, nodes, name)
+        found.append({'device': device, 'node': node, 'marks': marks(bitmaps(nodes, node))})
+    return found
 
 
 def reset_actions(node: str, names: list[str], found: dict[str, Node]) -> tuple[list[str], list[Record]]:
@@ -155,14 +164,6 @@ def backup_action(disk: Record, node: str, target: str, params: Record,
         data['speed'] = params['speed']
     data.update(perf)
     return {'type': 'blockdev-backup', 'data': data}
-
-
-def backing_name(target: str, backing: str) -> str:
-    """The backing file name to record in ``target``: relative to its directory.
-
-    A chain moved or copied as a whole directory keeps working.
-    """
-    return os.path.relpath(backing, os.path.dirname(target))
 
 
 # -- starting (QMP) --------------------------------------------------------------------------------
@@ -241,7 +242,8 @@ def start_group(mon: Monitor, waiter: Waiter, name: str, params: dict[str, t.Any
     for disk, node in zip(plan, sources):
         found = bitmaps(nodes, node)
         if disk.get('require'):
-            check_bitmap(name, disk['device'], node, disk['require'], found)
+            _chains.check_mark(name, {'device': disk['device'], 'node': node,
+                                      'marks': marks(found)}, disk['require'], 'bitmap')
         dropped, actions = reset_actions(node, disk.get('reset') or [], found)
         remove += [(node, bitmap) for bitmap in dropped]
         resets += actions
@@ -285,7 +287,7 @@ def _prepare_target(mon: Monitor, waiter: Waiter, name: str, disk: Record, sourc
     fmt_node, file_node = _nodes.target_node_names(disk['member'])
     backing = None
     if disk.get('backing'):
-        backing = (backing_name(disk['target'], disk['backing']), disk['backing_format'])
+        backing = (_chains.backing_name(disk['target'], disk['backing']), disk['backing_format'])
     _qmp_images.create_image(mon, waiter, disk['member'], path, fmt,
                              int(source['image']['virtual-size']), attached.member_note(fmt_node),
                              backing, mode)

@@ -35,6 +35,7 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._model import (
 from ansible_collections.vmjobs.qemu.plugins.module_utils._model import (
     vocabulary as _vocabulary,
 )
+from ansible_collections.vmjobs.qemu.plugins.module_utils._model.chains import MarkKind
 from ansible_collections.vmjobs.qemu.plugins.module_utils._qmp import nodes as _nodes
 
 Record = dict[str, t.Any]
@@ -120,7 +121,7 @@ class FakeVM:
     :ivar busy: how many coming session openings find the monitor busy.
     """
 
-    plans_backups = False
+    change_marks: MarkKind = 'bitmap'
 
     def __init__(self, clock: FakeClock, scope: str = SCOPE, connect_timeout: float = 5.0) -> None:
         self.clock = clock
@@ -170,8 +171,8 @@ class FakeVM:
 
     # -- Backend ------------------------------------------------------------------------------
 
-    def block_graph(self) -> dict[str, list[Record]]:
-        raise NotImplementedError('this fake VM has no block graph (see GroupVM)')
+    def backup_sources(self, name: str, devices: t.Sequence[str] | None) -> list[Record]:
+        raise NotImplementedError('this fake VM has no disks to back up (see GroupVM)')
 
     def start_backup(self, name: str, params: dict[str, t.Any], plan: list[Record], note: Note,
                      before_reset: t.Callable[[], None]) -> None:
@@ -398,8 +399,8 @@ class FakeSession:
     def know(self, entries: t.Sequence[Record]) -> None:
         pass
 
-    def block_graph(self) -> dict[str, list[Record]]:
-        return self.vm.block_graph()
+    def backup_sources(self, name: str, devices: t.Sequence[str] | None) -> list[Record]:
+        return self.vm.backup_sources(name, devices)
 
     def start_backup(self, name: str, params: dict[str, t.Any], plan: list[Record], note: Note,
                      before_reset: t.Callable[[], None]) -> None:

@@ -28,6 +28,9 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
     InvalidArgument,
     JobFailed,
 )
+from ansible_collections.vmjobs.qemu.plugins.module_utils._qmp import (
+    backup as _qmp_backup,
+)
 from ansible_collections.vmjobs.qemu.plugins.module_utils._qmp import nodes as _nodes
 from ansible_collections.vmjobs.qemu.tests.unit.plugins.module_utils.fake_backend import (
     CANCELED,
@@ -70,9 +73,8 @@ class GroupVM(FakeVM):
         #: 'before' or 'after': the next start is refused before or after the bitmaps change.
         self.refuse_start: str | None = None
 
-    def block_graph(self) -> dict[str, list[Record]]:
-        return {'blocks': self.graph.execute('query-block'),
-                'nodes': self.graph.execute('query-named-block-nodes', {'flat': True})}
+    def backup_sources(self, name: str, devices: t.Sequence[str] | None) -> list[Record]:
+        return _qmp_backup.backup_sources(t.cast(t.Any, self.graph), name, devices)
 
     def start_backup(self, name: str, params: dict[str, t.Any], plan: list[Record],
                      note: t.Callable[..., None], before_reset: t.Callable[[], None]) -> None:

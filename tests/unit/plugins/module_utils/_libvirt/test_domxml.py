@@ -146,3 +146,20 @@ def test_damaged_metadata(text: str, problem: str) -> None:
 def test_values_that_cannot_be_kept() -> None:
     with pytest.raises(LedgerError, match='cannot keep a set'):
         _libvirt_xml.encode_jobs([{'name': 'x', 'bad': {1, 2}}])
+
+
+def test_each_disk_of_a_backup_can_have_its_own_mode() -> None:
+    backup = etree.fromstring(_libvirt_xml.backup_xml(
+        [{'target': 'vda', 'path': '/b/vda.qcow2', 'format': 'qcow2', 'since': 'inc1'},
+         {'target': 'vdb', 'path': '/b/vdb.qcow2', 'format': 'qcow2', 'since': None}]))
+    assert backup.find('incremental') is None
+    assert [(d.get('name'), d.get('backupmode'), d.get('incremental'))
+            for d in backup.iter('disk')] == [('vda', 'incremental', 'inc1'),
+                                              ('vdb', 'full', None)]
+
+
+def test_the_disks_a_checkpoint_tracks() -> None:
+    text = ('<domaincheckpoint><name>full</name><creationTime>1</creationTime><disks>'
+            '<disk name="vda" checkpoint="bitmap" bitmap="full"/>'
+            '<disk name="vdb" checkpoint="no"/></disks></domaincheckpoint>')
+    assert _libvirt_xml.checkpoint_disks(text) == ('full', ['vda'])

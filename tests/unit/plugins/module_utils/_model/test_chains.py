@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import re
 import typing as t
 
 import pytest
@@ -286,3 +287,27 @@ def test_prune_keeps_everything_after_a_failed_full() -> None:
     chain = [attempt('f1', 'full'), attempt('f2', 'full', outcome='failed'),
              attempt('f3', 'full', outcome=None, state='starting')]
     assert _chains.prune(chain) == chain
+
+
+@pytest.mark.parametrize('target, backing, expected', [
+    ('/b/vm1/c1/2026-11-22-incremental/disk0.qcow2', '/b/vm1/c1/2026-11-21-full/disk0.qcow2',
+     '../2026-11-21-full/disk0.qcow2'),
+    ('/b/i1.qcow2', '/b/f1.qcow2', 'f1.qcow2'),
+])
+def test_backing_names_are_relative(target: str, backing: str, expected: str) -> None:
+    assert _chains.backing_name(target, backing) == expected
+
+
+@pytest.mark.parametrize('kind, expected', [('bitmap', 'nightly'), ('checkpoint', 'inc1')])
+def test_the_mark_an_incremental_reads(kind: t.Any, expected: str) -> None:
+    step = {'sync': 'bitmap', 'bitmap': 'nightly', 'base': 'inc1'}
+    assert _chains.mark(step, kind) == expected
+    assert _chains.mark(dict(step, sync='full'), kind) is None
+
+
+def test_a_missing_checkpoint_is_refused_with_its_disk() -> None:
+    source = {'device': 'vdb', 'node': 'vdb', 'marks': {'full': None}}
+    _chains.check_mark('inc2', source, 'full', 'checkpoint')
+    with pytest.raises(InvalidArgument, match=re.escape(
+            "job 'inc2': checkpoint 'inc1' of disk 'vdb' is missing; run a full backup")):
+        _chains.check_mark('inc2', source, 'inc1', 'checkpoint')

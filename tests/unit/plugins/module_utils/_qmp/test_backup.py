@@ -24,6 +24,9 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
     BackendError,
     InvalidArgument,
 )
+from ansible_collections.vmjobs.qemu.plugins.module_utils._model import (
+    chains as _chains,
+)
 from ansible_collections.vmjobs.qemu.plugins.module_utils._qmp import (
     backend as _qmp_backend,
 )
@@ -126,28 +129,33 @@ def test_bitmaps_of_a_node(rec: Record) -> None:
 
 # -- bitmaps -------------------------------------------------------------------------------------
 
-def test_check_bitmap_accepts_a_recording_bitmap(rec: Record) -> None:
-    found = _qmp_backup.bitmaps(rec['vm'][FLAT], 'disk0-fmt')
-    _qmp_backup.check_bitmap('i1', 'disk0', 'disk0-fmt', 'nightly.full', found)
+def source(rec: Record, device: str) -> Record:
+    node = f'{device}-fmt'
+    return {'device': device, 'node': node,
+            'marks': _qmp_backup.marks(_qmp_backup.bitmaps(rec['vm'][FLAT], node))}
+
+
+def test_a_recording_bitmap_is_a_usable_mark(rec: Record) -> None:
+    _chains.check_mark('i1', source(rec, 'disk0'), 'nightly.full', 'bitmap')
 
 
 @pytest.mark.parametrize('bitmap, problem', [
     ('nightly.full', 'is missing'),
     ('old', 'is disabled (it does not record writes)'),
 ])
-def test_check_bitmap_refuses(rec: Record, bitmap: str, problem: str) -> None:
-    found = _qmp_backup.bitmaps(rec['vm'][FLAT], 'disk1-fmt')
+def test_a_missing_or_disabled_bitmap_is_refused(rec: Record, bitmap: str, problem: str) -> None:
     with pytest.raises(InvalidArgument, match='^' + re.escape(
             f"job 'i1': dirty bitmap '{bitmap}' of disk 'disk1' (node disk1-fmt) {problem}; "
             'run a full backup') + '$'):
-        _qmp_backup.check_bitmap('i1', 'disk1', 'disk1-fmt', bitmap, found)
+        _chains.check_mark('i1', source(rec, 'disk1'), bitmap, 'bitmap')
 
 
-def test_check_bitmap_refuses_an_inconsistent_bitmap(rec: Record) -> None:
+def test_an_inconsistent_bitmap_is_refused(rec: Record) -> None:
     found = _qmp_backup.bitmaps(rec['vm'][FLAT], 'disk0-fmt')
     found['nightly']['inconsistent'] = True
+    marked = {'device': 'disk0', 'node': 'disk0-fmt', 'marks': _qmp_backup.marks(found)}
     with pytest.raises(InvalidArgument, match='is inconsistent'):
-        _qmp_backup.check_bitmap('i1', 'disk0', 'disk0-fmt', 'nightly', found)
+        _chains.check_mark('i1', marked, 'nightly', 'bitmap')
 
 
 def test_reset_clears_usable_bitmaps_and_replaces_others(rec: Record) -> None:
@@ -218,15 +226,6 @@ def test_backup_actions() -> None:
         'auto-finalize': True, 'auto-dismiss': False, 'bitmap': 'nightly',
         'bitmap-mode': 'on-success', 'compress': True, 'speed': 1024,
         'x-perf': {'max-workers': 2}}
-
-
-@pytest.mark.parametrize('target, backing, expected', [
-    ('/b/vm1/c1/2026-11-22-incremental/disk0.qcow2', '/b/vm1/c1/2026-11-21-full/disk0.qcow2',
-     '../2026-11-21-full/disk0.qcow2'),
-    ('/b/i1.qcow2', '/b/f1.qcow2', 'f1.qcow2'),
-])
-def test_backing_names_are_relative(target: str, backing: str, expected: str) -> None:
-    assert _qmp_backup.backing_name(target, backing) == expected
 
 
 # -- starting ------------------------------------------------------------------------------------
@@ -442,7 +441,14 @@ def test_cleanup_of_an_interrupted_group_start(rec: Record, tmp_path: pathlib.Pa
     assert not any(path.exists() for path in made)
 
 
-def test_the_block_graph_is_two_queries(rec: Record) -> None:
+def test_backup_sources_are_the_disks_with_their_bitmaps(rec: Record) -> None:
     session = _qmp_backend.QmpSession(t.cast(t.Any, FakeMonitor(rec)), WAITER)
-    graph = session.block_graph()
-    assert graph['blocks'] == rec['vm']['query-block'] and graph['nodes'] == rec['vm'][FLAT]
+    found = session.backup_sources('b1', None)
+    pairs = [(s['device'], s['node']) for s in found]
+    assert pairs == [('disk0', 'disk0-fmt'), ('disk1', 'disk1-fmt')]
+    assert found[0]['marks'] == {'nightly': None, 'nightly.full': None}
+    assert found[1]['marks'] == {'old': 'is disabled (it does not record writes)',
+                                 'nightly': None}
+    assert [s['device'] for s in session.backup_sources('b1', ['disk1'])] == ['disk1']
+    with pytest.raises(InvalidArgument, match="^job 'b1': "):
+        session.backup_sources('b1', ['nodisk'])
