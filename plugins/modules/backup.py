@@ -99,13 +99,19 @@ options:
       - C(full) copies every disk whole.
       - C(incremental) copies what changed since the chain's last full or incremental backup.
       - C(differential) copies what changed since the chain's last full backup.
+      - C(auto) decides per disk, for backups run every night. A disk whose chain is sound gets
+        an C(incremental). A disk the module would refuse an incremental for gets a C(full).
+        This happens when the disk is new to the chain, its bitmap or checkpoint is missing or
+        inconsistent (QEMU was killed), the last backup failed or its outcome is unknown, or an
+        image of the chain is gone. The result gives each disk's mode and the reason
+        (RV(backup.disks)). A backup of the chain that still runs is refused as for any mode.
     type: str
-    choices: [full, incremental, differential]
+    choices: [full, incremental, differential, auto]
     default: full
   bitmap:
     description:
-      - Name of the chain's dirty bitmap on each disk. Needed for C(incremental) and
-        C(differential); without it a C(full) backup starts no chain.
+      - Name of the chain's dirty bitmap on each disk. Needed for C(incremental),
+        C(differential) and C(auto); without it a C(full) backup starts no chain.
       - The companion bitmap C(<bitmap>.full) is made too, so names ending in C(.full) are refused.
       - The bitmaps are persistent, which needs qcow2 disks.
     type: str
@@ -186,6 +192,21 @@ EXAMPLES = r'''
     socket: /run/vm1/qmp.sock
     name: vm1-2026-11-22-incremental
     state: absent
+
+- name: Nightly, whatever happened since; a disk that cannot continue its chain gets a full copy
+  vmjobs.qemu.backup:
+    socket: /run/vm1/qmp.sock
+    name: vm1-2026-11-23
+    mode: auto
+    bitmap: nightly
+    target_dir: /backup/vm1/2026-11-23
+    wait: concluded
+  register: nightly
+
+- name: Say which disks started over, and why
+  ansible.builtin.debug:
+    msg: "{{ item.device }}: {{ item.reason }}"
+  loop: "{{ nightly.backup.disks | selectattr('reason') }}"
 '''
 
 RETURN = r'''
@@ -240,14 +261,19 @@ backup:
   type: dict
   contains:
     mode:
-      description: C(full), C(incremental) or C(differential).
+      description: C(full), C(incremental), C(differential) or C(auto), as asked.
       type: str
     bitmap:
       description: The chain's bitmap, or null.
       type: str
     disks:
-      description: Per disk C(device), C(target), C(format) and C(backing) (the image the target
-        builds on, null for a full backup).
+      description:
+        - Per disk C(device), C(target), C(format) and C(backing) (the image the target builds
+          on, null for a full backup).
+        - C(mode) is the disk's own mode (C(full) or C(incremental) for O(mode=auto)).
+        - C(reason) says why O(mode=auto) gave the disk a full backup, for example
+          C(there is no full backup of disk 'vdb' with bitmap 'nightly' to build an incremental
+          backup on), and is null otherwise.
       type: list
       elements: dict
 elapsed:

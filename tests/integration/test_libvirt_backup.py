@@ -53,6 +53,10 @@ def remember(workdir: Path, point: str, disks: dict[str, Path]) -> dict[str, Pat
     return copies
 
 
+def modes(result: dict[str, Any]) -> dict[str, tuple[str, str | None]]:
+    return {disk['device']: (disk['mode'], disk['reason']) for disk in result['backup']['disks']}
+
+
 def checkpoints(host: LibvirtHost, dom: Domain) -> list[str]:
     return sorted(host.virsh('checkpoint-list', dom.name, '--name').stdout.split())
 
@@ -113,3 +117,34 @@ def test_refusals_are_those_of_the_qmp_path(host, workdir, make_image, domain):
     dom.stop()
     for device, image in disks.items():
         compare(workdir / 'i2' / f'{device}.qcow2', image)
+
+
+def test_auto_heals_per_disk_as_on_qmp(host, workdir, make_image, domain):
+    disks = {'vda': make_image('a.qcow2', '16M', pattern=0x2A),
+             'vdb': make_image('b.qcow2', '8M', pattern=0x2B)}
+    dom = domain(disks, persistent=True)
+    first = backup(dom, 'a1', 'auto')
+    no_full = ("there is no full backup of disk '{}' with bitmap 'nightly' to build an "
+               'incremental backup on')
+    assert modes(first) == {d: ('full', no_full.format(d)) for d in disks}, first
+    offline(host, dom, (disks['vda'], 0x2C, '1M'), (disks['vdb'], 0x2D, '2M'))
+    os.unlink(workdir / 'a1' / 'vdb.qcow2')
+    expected = {'a2': remember(workdir, 'a2', disks)}
+    healed = backup(dom, 'a2', 'auto')
+    gone = (f"image {workdir}/a1/vdb.qcow2 of full backup 'a1' (disk 'vdb'), which this backup "
+            'would build on, is gone')
+    assert modes(healed) == {'vda': ('incremental', None), 'vdb': ('full', gone)}, healed
+    host.virsh('checkpoint-delete', dom.name, 'a2')
+    offline(host, dom, (disks['vdb'], 0x2E, '3M'))
+    expected['a3'] = remember(workdir, 'a3', disks)
+    missing = backup(dom, 'a3', 'auto')
+    assert modes(missing) == {
+        disk: ('full', f"checkpoint 'a2' of disk '{disk}' is missing") for disk in disks}, missing
+    offline(host, dom, (disks['vda'], 0x2F, '4M'))
+    expected['a4'] = remember(workdir, 'a4', disks)
+    again = backup(dom, 'a4', 'auto')
+    assert set(modes(again).values()) == {('incremental', None)}, again
+    dom.stop()
+    for name, copies in expected.items():
+        for device, copy in copies.items():
+            compare(workdir / name / f'{device}.qcow2', copy)

@@ -147,7 +147,7 @@ def test_evacuate_migrates_the_vms_of_one_hypervisor(workdir, vms_of_hosts, run_
     assert recap_changed(again.stdout) == {'a': 0, 'b': 0, 'c': 0}
 
 
-def test_nightly_backup_starts_a_chain_then_adds_incrementals(workdir, vm, make_image,
+def test_nightly_backup_starts_a_chain_then_adds_auto_backups(workdir, vm, make_image,
                                                               run_playbook, ledger_dir):
     daemon = vm(disks={'disk0': make_image('d0.qcow2', '8M', pattern=0x44)})
     backups = workdir / 'backup'
@@ -163,8 +163,9 @@ def test_nightly_backup_starts_a_chain_then_adds_incrementals(workdir, vm, make_
     second = night('2026-11-21')
     assert_ok(second)
     chain = backups / 'vm1' / 'chain-2026-11-20'
-    assert sorted(p.name for p in chain.iterdir()) == ['2026-11-20-full', '2026-11-21-incremental']
-    assert has_pattern(chain / '2026-11-21-incremental' / 'disk0.qcow2', 0x44, 0, '8M')
+    assert sorted(p.name for p in chain.iterdir()) == ['2026-11-20-full', '2026-11-21-auto']
+    assert has_pattern(chain / '2026-11-21-auto' / 'disk0.qcow2', 0x44, 0, '8M')
+    assert 'full backup:' not in second.stdout, 'the chain went on: an incremental'
 
     again = night('2026-11-21')
     assert_ok(again)
@@ -175,7 +176,7 @@ def test_nightly_backup_starts_a_chain_then_adds_incrementals(workdir, vm, make_
     assert sorted(p.name for p in (backups / 'vm1').iterdir()) == ['chain-2026-11-20',
                                                                    'chain-2026-11-22']
     assert_ok(night('2026-11-23', full_weekday=7))
-    assert (backups / 'vm1' / 'chain-2026-11-22' / '2026-11-23-incremental').is_dir()
+    assert (backups / 'vm1' / 'chain-2026-11-22' / '2026-11-23-auto').is_dir()
 
 
 def test_a_failed_move_leaves_the_vm_on_its_disk_and_can_be_retried(

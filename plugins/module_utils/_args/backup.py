@@ -11,7 +11,7 @@ import os
 import typing as t
 
 from .._errors import InvalidArgument
-from .._model.chains import COMPANION_SUFFIX, MODES, a_mode
+from .._model.chains import CHOICES, COMPANION_SUFFIX, a_mode
 from .._model.vocabulary import NAME_RE, validate_name
 from .._targets import parse_mode
 
@@ -28,7 +28,7 @@ BACKUP: dict[str, dict[str, t.Any]] = {
     # The file mode of the targets (``mode`` is the kind of backup). No default:
     # parameters recorded before this option existed compare equal.
     'target_mode': {'type': 'raw'},
-    'mode': {'type': 'str', 'default': 'full', 'choices': list(MODES)},
+    'mode': {'type': 'str', 'default': 'full', 'choices': list(CHOICES)},
     'bitmap': {'type': 'str'},
     'compress': {'type': 'bool', 'default': False},
     'speed': {'type': 'int'},

@@ -114,17 +114,10 @@ class Backup:
             self._save(bitmap, attempts, chain['attempts'])
         plan = []
         for disk in disks:
-            if bitmap is None:
-                step: Record = {'backing': None, 'backing_format': None, 'base': None,
-                                'bitmap': None, 'bitmap_mode': None, 'sync': 'full', 'reset': []}
-            else:
-                step = _chains.plan_disk(name, disk['device'], mode, bitmap, attempts, records,
-                                         self.exists)
-            require = _chains.mark(step, kind)
-            if require:
-                _chains.check_mark(name, by_device[disk['device']], require, kind)
+            step = _chains.plan_step(name, disk['device'], mode, bitmap, attempts, records,
+                                     self.exists, by_device[disk['device']], kind)
             plan.append(dict(step, device=disk['device'], node=by_device[disk['device']]['node'],
-                             target=disk['target'], format=disk['format'], require=require,
+                             target=disk['target'], format=disk['format'],
                              member=_chains.member_id(name, disk['device'])))
         if len({step['member'] for step in plan}) != len(plan):
             raise InvalidArgument(f"job '{name}': two disks would get the same job id; "
@@ -134,7 +127,8 @@ class Backup:
                        'identity': _chains.normalise(identity(params)),
                        'disks': {step['device']: {'target': step['target'],
                                                   'format': step['format'],
-                                                  'backing': step['backing']}
+                                                  'backing': step['backing'],
+                                                  'mode': step['mode']}
                                  for step in plan}}
             self._save(bitmap, _chains.prune([*attempts, attempt]), attempts)
         return plan
@@ -187,9 +181,9 @@ class Backup:
             self._save(bitmap, attempts, chain['attempts'])
 
     def summary(self, name: str, params: dict[str, t.Any], planned: list[Record]) -> Record:
-        """What the backup copies where: mode, bitmap and each disk's target and backing file."""
+        """What the backup copies where: mode, bitmap and each disk's target, backing file,
+        mode and (for ``auto``) why a disk gets a full copy."""
         entry = self.client.ledger.get(name) or {}
         disks = entry.get('disks') or planned
         return {'mode': params['mode'], 'bitmap': params['bitmap'],
-                'disks': [{key: disk.get(key) for key in ('device', 'target', 'format', 'backing')}
-                          for disk in disks]}
+                'disks': [{key: disk.get(key) for key in _chains.DISK_KEYS} for disk in disks]}

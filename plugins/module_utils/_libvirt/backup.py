@@ -75,8 +75,7 @@ def start(starter: Starter, name: str, params: dict[str, t.Any], plan: list[Reco
     chosen = [step['node'] for step in plan]
     note(libvirt_type='backup', backup_disks=chosen, checkpoint=checkpoint,
          created_files=[step['target'] for step in plan],
-         disks=[{key: step[key] for key in ('device', 'target', 'format', 'backing')}
-                for step in plan])
+         disks=[{key: step.get(key) for key in _chains.DISK_KEYS} for step in plan])
     made: list[str] = []
     try:
         for step in plan:

@@ -13,7 +13,8 @@ A *chain* belongs to one dirty bitmap name.  Its history is a list of
      'state': 'starting' | 'started' | 'not-started' | 'gone',
      'outcome': None | 'succeeded' | 'failed' | 'canceled',
      'reset': True once a full backup is about to clear its bitmaps,
-     'disks': {device: {'target': path, 'format': fmt, 'backing': path | None}}}
+     'disks': {device: {'target': path, 'format': fmt, 'backing': path | None,
+                        'mode': the disk's own mode (an ``auto`` backup chose it)}}}
 
 Two bitmaps per disk make a chain:
 
@@ -40,6 +41,13 @@ import typing as t
 from .._errors import InvalidArgument
 
 MODES = ('full', 'incremental', 'differential')
+#: ``auto``: per disk, an incremental when the chain is sound, else a full backup.
+CHOICES = (*MODES, 'auto')
+#: What a backup's result and ledger entry say of each disk.
+DISK_KEYS = ('device', 'target', 'format', 'backing', 'mode', 'reason')
+#: The plan of a disk copied whole.
+FULL_COPY: dict[str, t.Any] = {'backing': None, 'backing_format': None, 'base': None,
+                               'bitmap': None, 'bitmap_mode': None, 'sync': 'full', 'reset': []}
 #: Suffix of the companion bitmap that counts changes since the last full backup.
 COMPANION_SUFFIX = '.full'
 FINAL = ('succeeded', 'failed', 'canceled')
@@ -123,6 +131,49 @@ def learn(attempts: list[Attempt], records: dict[str, Record], entries: dict[str
     return learned
 
 
+def disk_mode(attempt: Attempt, device: str) -> str:
+    """The mode ``attempt`` backed up ``device`` with (an ``auto`` backup chose per disk)."""
+    return t.cast(str, attempt['disks'][device].get('mode') or attempt['mode'])
+
+
+def reason(job: str, refusal: InvalidArgument) -> str:
+    """Why a disk cannot have an incremental: the refusal without the job and the advice."""
+    text = str(refusal).removeprefix(f"job '{job}': ")
+    for advice in ('; run a full backup first', '; run a full backup'):
+        text = text.removesuffix(advice)
+    return text
+
+
+def plan_step(job: str, device: str, mode: str, bitmap: str | None, attempts: list[Attempt],
+              records: dict[str, Record], exists: t.Callable[[str], bool], source: Record,
+              kind: MarkKind) -> Record:
+    """The plan of one disk: :func:`plan_disk`, its change mark checked on ``source``.
+
+    ``mode: auto`` is an incremental when the chain of the disk is sound, else a full
+    backup, with the reason (a refusal of the incremental) in ``reason``.
+
+    :return: :func:`plan_disk`'s step plus ``mode`` (``full``, ``incremental`` or
+        ``differential``), ``reason`` (None unless ``auto`` fell back) and ``require``
+        (the mark read, or None).
+    :raise InvalidArgument: the backup cannot go on (for ``auto``: not even as a full).
+    """
+    if bitmap is None:
+        return dict(FULL_COPY, mode='full', reason=None, require=None)
+    if mode == 'auto':
+        try:
+            return plan_step(job, device, 'incremental', bitmap, attempts, records, exists,
+                             source, kind)
+        except InvalidArgument as refusal:
+            step = plan_step(job, device, 'full', bitmap, attempts, records, exists, source,
+                             kind)
+            return dict(step, reason=reason(job, refusal))
+    step = plan_disk(job, device, mode, bitmap, attempts, records, exists)
+    require = mark(step, kind)
+    if require:
+        check_mark(job, source, require, kind)
+    return dict(step, mode=mode, reason=None, require=require)
+
+
 def status(attempt: Attempt, records: dict[str, Record]) -> str:
     """What is known of a learned attempt.
 
@@ -172,18 +223,18 @@ def plan_disk(job: str, device: str, mode: str, bitmap: str, attempts: list[Atte
     mine = [a for a in attempts if device in a['disks'] and a['job'] != job]
     for attempt in mine:
         if status(attempt, records) == 'running':
-            raise _refuse(job, f"{attempt['mode']} backup '{attempt['job']}' of disk '{device}' "
-                               f"with bitmap '{bitmap}' is still running; wait for it to conclude")
+            raise _refuse(job, f"{disk_mode(attempt, device)} backup '{attempt['job']}' of "
+                               f"disk '{device}' with bitmap '{bitmap}' is still running; wait for it to conclude")
     if mode == 'full':
-        return {'backing': None, 'backing_format': None, 'base': None, 'bitmap': None,
-                'bitmap_mode': None, 'sync': 'full', 'reset': [bitmap, companion(bitmap)]}
+        return dict(FULL_COPY, reset=[bitmap, companion(bitmap)])
     base: Attempt | None = None
     full: Attempt | None = None
     for attempt in reversed(mine):
         known = status(attempt, records)
-        if attempt['mode'] == 'differential' or known == 'never-started':
+        done = disk_mode(attempt, device)
+        if done == 'differential' or known == 'never-started':
             continue
-        if attempt['mode'] == 'incremental':
+        if done == 'incremental':
             if known == 'succeeded' and base is None:
                 base = attempt
             elif known == 'unknown' and base is None and mode == 'incremental':
@@ -223,7 +274,7 @@ def _check_images(job: str, device: str, base: Attempt, attempts: list[Attempt],
     while attempt is not None:
         disk = attempt['disks'][device]
         if not exists(disk['target']):
-            raise _refuse(job, f"image {disk['target']} of {attempt['mode']} backup "
+            raise _refuse(job, f"image {disk['target']} of {disk_mode(attempt, device)} backup "
                                f"'{attempt['job']}' (disk '{device}'), which this backup would "
                                'build on, is gone; run a full backup')
         seen.add(disk['target'])
@@ -261,8 +312,8 @@ def prune(attempts: list[Attempt]) -> list[Attempt]:
     """
     kept = []
     for index, attempt in enumerate(attempts):
-        newer_fulls = [a for a in attempts[index + 1:]
-                       if a['mode'] == 'full' and a.get('outcome') == 'succeeded']
-        if not all(any(device in a['disks'] for a in newer_fulls) for device in attempt['disks']):
+        newer = [a for a in attempts[index + 1:] if a.get('outcome') == 'succeeded']
+        if not all(any(device in a['disks'] and disk_mode(a, device) == 'full' for a in newer)
+                   for device in attempt['disks']):
             kept.append(attempt)
     return kept

@@ -250,9 +250,8 @@ def start_group(mon: Monitor, waiter: Waiter, name: str, params: dict[str, t.Any
     perf = perf_arguments(name, params['perf'], mon.execute('query-qmp-schema')) \
         if params.get('perf') else {}
     note(members=[disk['member'] for disk in plan],
-         disks=[{'device': disk['device'], 'member': disk['member'], 'node': node,
-                 'target': disk['target'], 'format': disk['format'], 'backing': disk['backing']}
-                for disk, node in zip(plan, sources)])
+         disks=[dict({key: disk.get(key) for key in _chains.DISK_KEYS}, member=disk['member'],
+                     node=node) for disk, node in zip(plan, sources)])
     attached = _Attached(note)
     try:
         targets = [_prepare_target(mon, waiter, name, disk, _nodes.node(nodes, node), attached,

@@ -60,13 +60,40 @@ class Disks:
     def __init__(self, vm: Callable[..., Daemon], make_image: Callable[..., Path], workdir: Path,
                  patterns: tuple[int, ...] = (0x11, 0x22), size: str = '8M', name: str = 'vm') -> None:
         self.workdir = workdir
-        self.images = {f'disk{i}': make_image(f'{name}-disk{i}.qcow2', size, pattern=p)
-                       for i, p in enumerate(patterns)}
-        self.references = {}
-        for dev, image in self.images.items():
-            self.references[dev] = workdir / f'{name}-{dev}.ref.qcow2'
-            shutil.copyfile(image, self.references[dev])
+        self.name = name
+        self._vm, self._make_image, self._size = vm, make_image, size
+        self.images: dict[str, Path] = {}
+        self.references: dict[str, Path] = {}
+        for pattern in patterns:
+            self._add(pattern)
         self.daemon = vm(name=name, extra_args=shared_disk_args(self.images))
+        self.obs = QMPConnection(self.daemon.obs_sock).connect()
+
+    def _add(self, pattern: int) -> None:
+        dev = f'disk{len(self.images)}'
+        self.images[dev] = self._make_image(f'{self.name}-{dev}.qcow2', self._size,
+                                            pattern=pattern)
+        self.references[dev] = self.workdir / f'{self.name}-{dev}.ref.qcow2'
+        shutil.copyfile(self.images[dev], self.references[dev])
+
+    def restart(self, crash: bool = False, add: tuple[int, ...] = ()) -> None:
+        """Stop QEMU and start it again on the same images, with disks ``add`` added.
+
+        A clean stop (SIGTERM) saves the persistent bitmaps; a ``crash`` (SIGKILL) leaves
+        them marked in use, so QEMU finds them inconsistent when it opens them again.
+        """
+        self.obs.close()
+        if crash:
+            self.daemon.proc.kill()
+            self.daemon.proc.wait(10)
+        else:
+            self.daemon.stop(grace=30)
+        assert self.daemon.proc.returncode is not None
+        for sock in (self.daemon.sock, self.daemon.obs_sock):
+            sock.unlink(missing_ok=True)
+        for pattern in add:
+            self._add(pattern)
+        self.daemon = self._vm(name=self.name, extra_args=shared_disk_args(self.images))
         self.obs = QMPConnection(self.daemon.obs_sock).connect()
 
     def close(self) -> None:

@@ -28,6 +28,9 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
     InvalidArgument,
     JobFailed,
 )
+from ansible_collections.vmjobs.qemu.plugins.module_utils._model import (
+    chains as _chains,
+)
 from ansible_collections.vmjobs.qemu.plugins.module_utils._qmp import (
     backup as _qmp_backup,
 )
@@ -87,8 +90,7 @@ class GroupVM(FakeVM):
         if self.refuse_start == 'after':
             raise BackendError('transaction', 'GenericError', 'Device has no medium')
         note(members=[step['member'] for step in plan],
-             disks=[{key: step[key] for key in ('device', 'member', 'target', 'format',
-                                                'backing')} for step in plan])
+             disks=[{key: step[key] for key in ('member', *_chains.DISK_KEYS)} for step in plan])
         for step in plan:
             pathlib.Path(step['target']).touch()
             node = _nodes.resolve_device(step['device'], self.graph.vm['query-block'],
@@ -332,3 +334,75 @@ def test_a_full_without_bitmap_starts_no_chain(client: JobClient, vm: GroupVM,
     result = run(client, 'f1', 'full', dirs('f1'), bitmap=None)
     assert result['job']['outcome'] == 'succeeded' and result['backup']['bitmap'] is None
     assert vm.plans[-1][0]['reset'] == [] and chain(client) == []
+
+
+# -- mode: auto ----------------------------------------------------------------------------------
+
+def modes(result: Record) -> dict[str, tuple[str, str | None]]:
+    return {disk['device']: (disk['mode'], disk['reason']) for disk in result['backup']['disks']}
+
+
+def test_auto_starts_a_chain_with_a_full_of_every_disk(client: JobClient, vm: GroupVM,
+                                                       dirs: t.Callable[[str], str]) -> None:
+    first = run(client, 'a1', 'auto', dirs('a1'))
+    assert first['backup']['mode'] == 'auto'
+    why = "there is no full backup of disk '{}' with bitmap 'nightly' to build an incremental " \
+          'backup on'
+    assert modes(first) == {device: ('full', why.format(device)) for device in ('disk0', 'disk1')}
+    assert [step['reset'] for step in vm.plans[-1]] == [['nightly', 'nightly.full']] * 2
+    second = run(client, 'a2', 'auto', dirs('a2'))
+    assert modes(second) == {'disk0': ('incremental', None), 'disk1': ('incremental', None)}
+    assert backings(second)['disk1'] == dirs('a1') + '/disk1.qcow2'
+    assert run(client, 'a2', 'auto', dirs('a2'))['backup'] == second['backup'], 'a re-run'
+
+
+def test_auto_heals_the_disk_that_cannot_go_on_and_continues_the_other(
+        client: JobClient, vm: GroupVM, dirs: t.Callable[[str], str]) -> None:
+    run(client, 'f1', 'full', dirs('f1'))
+    os.unlink(dirs('f1') + '/disk1.qcow2')
+    healed = run(client, 'a1', 'auto', dirs('a1'))
+    gone = (f"image {dirs('f1')}/disk1.qcow2 of full backup 'f1' (disk 'disk1'), which this "
+            'backup would build on, is gone')
+    assert modes(healed) == {'disk0': ('incremental', None), 'disk1': ('full', gone)}
+    assert [(s['device'], s['sync'], s['reset']) for s in vm.plans[-1]] == [
+        ('disk0', 'bitmap', []), ('disk1', 'full', ['nightly', 'nightly.full'])]
+    after = run(client, 'a2', 'auto', dirs('a2'))
+    assert modes(after) == {'disk0': ('incremental', None), 'disk1': ('incremental', None)}
+    assert backings(after) == {'disk0': dirs('a1') + '/disk0.qcow2',
+                               'disk1': dirs('a1') + '/disk1.qcow2'}
+    diff = run(client, 'd1', 'differential', dirs('d1'))
+    assert backings(diff) == {'disk0': dirs('f1') + '/disk0.qcow2',
+                              'disk1': dirs('a1') + '/disk1.qcow2'}, \
+        'the full copy of disk1 within an auto backup is its chain\'s new full'
+
+
+def test_auto_copies_whole_a_disk_whose_bitmap_is_unusable(
+        client: JobClient, vm: GroupVM, dirs: t.Callable[[str], str]) -> None:
+    run(client, 'f1', 'full', dirs('f1'))
+    node = _nodes.node(vm.graph.vm['query-named-block-nodes flat'], 'disk0-fmt')
+    next(b for b in node['dirty-bitmaps'] if b['name'] == 'nightly')['inconsistent'] = True
+    healed = run(client, 'a1', 'auto', dirs('a1'))
+    why = ("dirty bitmap 'nightly' of disk 'disk0' (node disk0-fmt) is inconsistent (QEMU "
+           'stopped without saving it)')
+    assert modes(healed)['disk0'] == ('full', why)
+    assert modes(healed)['disk1'] == ('incremental', None)
+
+
+def test_auto_waits_for_a_backup_of_the_chain_that_still_runs(
+        client: JobClient, vm: GroupVM, dirs: t.Callable[[str], str]) -> None:
+    run(client, 'f1', 'full', dirs('f1'))
+    vm.frozen.update({'i1.disk0', 'i1.disk1'})
+    run(client, 'i1', 'incremental', dirs('i1'), wait='none')
+    with pytest.raises(InvalidArgument, match="^job 'a1': incremental backup 'i1' of disk "
+                                              "'disk0' with bitmap 'nightly' is still running"):
+        run(client, 'a1', 'auto', dirs('a1'))
+
+
+def test_auto_needs_a_bitmap_and_qcow2_targets(client: JobClient,
+                                               dirs: t.Callable[[str], str]) -> None:
+    with pytest.raises(InvalidArgument, match="^job 'a1': an auto backup needs a bitmap$"):
+        run(client, 'a1', 'auto', dirs('a1'), bitmap=None)
+    with pytest.raises(InvalidArgument, match="^job 'a1': disk 'disk0': an auto backup needs a "
+                                              'qcow2 target'):
+        run(client, 'a1', 'auto', dirs('a1'), disks=[{'device': 'disk0', 'target': None,
+                                                      'format': 'raw'}])

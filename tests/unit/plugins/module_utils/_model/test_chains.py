@@ -311,3 +311,52 @@ def test_a_missing_checkpoint_is_refused_with_its_disk() -> None:
     with pytest.raises(InvalidArgument, match=re.escape(
             "job 'inc2': checkpoint 'inc1' of disk 'vdb' is missing; run a full backup")):
         _chains.check_mark('inc2', source, 'inc1', 'checkpoint')
+
+
+# -- per-disk modes and auto ---------------------------------------------------------------------
+
+def source(marks: dict[str, str | None] | None = None) -> Record:
+    return {'device': 'disk0', 'node': 'disk0-fmt',
+            'marks': {B: None, B + '.full': None} if marks is None else marks}
+
+
+def step(mode: str, attempts: list[Record], marks: dict[str, str | None] | None = None,
+         exists: t.Callable[[str], bool] = everything) -> Record:
+    return _chains.plan_step('new', 'disk0', mode, B, attempts, {}, exists, source(marks),
+                             'bitmap')
+
+
+def test_auto_is_an_incremental_on_a_sound_chain() -> None:
+    planned = step('auto', [attempt('f1', 'full')])
+    assert (planned['mode'], planned['reason'], planned['require']) == ('incremental', None, B)
+    assert planned['backing'] == '/b/f1/disk0.qcow2'
+
+
+@pytest.mark.parametrize('attempts, marks, why', [
+    ([], None, ("there is no full backup of disk 'disk0' with bitmap 'nightly' to build an "
+                'incremental backup on')),
+    ([attempt('f1', 'full', outcome='failed')], None,
+     "the last full backup of disk 'disk0' with bitmap 'nightly', 'f1', failed"),
+    ([attempt('f1', 'full')], {B: 'is inconsistent (QEMU stopped without saving it)'},
+     ("dirty bitmap 'nightly' of disk 'disk0' (node disk0-fmt) is inconsistent (QEMU stopped "
+      'without saving it)')),
+    ([attempt('f1', 'full')], {}, "dirty bitmap 'nightly' of disk 'disk0' (node disk0-fmt) is missing"),
+])
+def test_auto_falls_back_to_a_full_with_the_reason(attempts: list[Record],
+                                                   marks: dict[str, str | None] | None,
+                                                   why: str) -> None:
+    planned = step('auto', attempts, marks)
+    assert (planned['mode'], planned['sync'], planned['reason']) == ('full', 'full', why)
+    assert planned['reset'] == [B, B + '.full'] and planned['require'] is None
+
+
+def test_a_full_copy_within_an_auto_backup_is_the_disks_new_full() -> None:
+    mixed = attempt('a1', 'auto', backing='f1')
+    mixed['disks']['disk0'].update(mode='full', backing=None)
+    mixed['disks']['disk1']['mode'] = 'incremental'
+    attempts = [attempt('f1', 'full'), mixed]
+    assert _chains.disk_mode(mixed, 'disk0') == 'full'
+    assert plan('differential', attempts)['backing'] == '/b/a1/disk0.qcow2'
+    assert plan('differential', attempts, device='disk1')['backing'] == '/b/f1/disk1.qcow2'
+    assert _chains.prune([*attempts, attempt('f2', 'full', devices=('disk0',))]) == [
+        attempts[0], mixed, attempt('f2', 'full', devices=('disk0',))]

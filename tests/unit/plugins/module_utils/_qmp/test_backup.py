@@ -234,7 +234,8 @@ def step(tmp: pathlib.Path, device: str, mode: str = 'full', **extra: t.Any) -> 
     """A plan entry as the backup module makes it."""
     entry = {'device': device, 'member': f'b1.{device}', 'target': str(tmp / f'{device}.qcow2'),
              'format': 'qcow2', 'sync': 'full', 'bitmap': None, 'bitmap_mode': None,
-             'backing': None, 'backing_format': None, 'reset': [], 'require': None}
+             'backing': None, 'backing_format': None, 'reset': [], 'require': None,
+             'mode': mode, 'reason': None}
     if mode == 'full':
         entry['reset'] = ['nightly', 'nightly.full']
     else:
@@ -264,9 +265,11 @@ def test_start_a_full_backup_of_two_disks(rec: Record, tmp_path: pathlib.Path) -
     fmt1, file1 = _nodes.target_node_names('b1.disk1')
     assert notes.facts[0] == {'members': ['b1.disk0', 'b1.disk1'], 'disks': [
         {'device': 'disk0', 'member': 'b1.disk0', 'node': 'disk0-fmt', 'format': 'qcow2',
-         'target': str(tmp_path / 'disk0.qcow2'), 'backing': None},
+         'target': str(tmp_path / 'disk0.qcow2'), 'backing': None, 'mode': 'full',
+         'reason': None},
         {'device': 'disk1', 'member': 'b1.disk1', 'node': 'disk1-fmt', 'format': 'qcow2',
-         'target': str(tmp_path / 'disk1.qcow2'), 'backing': None}]}, \
+         'target': str(tmp_path / 'disk1.qcow2'), 'backing': None, 'mode': 'full',
+         'reason': None}]}, \
         'members are noted before anything is created'
     assert notes.merged()['attached'] == [fmt0, file0, fmt1, file1]
     assert notes.merged()['created_files'] == [str(tmp_path / 'disk0.qcow2'),
