@@ -9,11 +9,11 @@ socket path).  Files are written atomically (temporary file, fsync, rename,
 fsync of the directory) with mode 0600 in directories of mode 0700; writers
 of one scope are serialised by ``flock`` on the scope's ``.lock`` file.
 
-Every record carries the ``schema`` it was written in (:data:`SCHEMA`).  Records
-of older schemas (0.1.0 wrote none: schema 1) are upgraded when read and written
-back in the current schema by the next write; a record of a newer schema, or one
-that cannot be read, fails the operations on that job name with a one-line
-message naming its file, and every other job stays usable.
+Every record carries the ``schema`` it was written in (see ``schema``).  Records
+of older schemas are upgraded when read and written back in the current schema
+by the next write; a record of a newer schema, or one that cannot be read, fails
+the operations on that job name with a one-line message naming its file, and
+every other job stays usable.
 """
 
 from __future__ import annotations
@@ -29,41 +29,9 @@ import typing as t
 
 from .._errors import InvalidArgument, LedgerError
 from .._model.vocabulary import validate_name
+from .schema import SCHEMA, normalise, stored, upgrade
 
 DEFAULT_RETENTION_DAYS = 90.0
-
-#: The schema of the records this release writes.
-SCHEMA = 2
-
-
-def normalise(record: dict[str, t.Any]) -> dict[str, t.Any]:
-    """``record`` with the files a start created in ``created_files`` only.
-
-    Schema 1 (0.1.0) kept a single-disk start's file in ``created_file`` and a
-    multi-disk backup's in ``created_files``; a start may still note either.
-    """
-    if 'created_file' not in record:
-        return record
-    record = dict(record)
-    created = [record.pop('created_file'), *(record.get('created_files') or [])]
-    record['created_files'] = list(dict.fromkeys(p for p in created if p))
-    return record
-
-
-def upgrade(record: t.Any, where: str) -> dict[str, t.Any]:
-    """A record read from the ledger, in the current schema (see :func:`normalise`).
-
-    :param where: the file (or domain) the record came from, for messages.
-    :raise LedgerError: not a job record, or written by a newer release.
-    """
-    if not isinstance(record, dict) or not isinstance(record.get('name'), str):
-        raise LedgerError(f'ledger record {where} is damaged: it holds no job record')
-    schema = record.get('schema', 1)
-    if not isinstance(schema, int) or schema > SCHEMA:
-        raise LedgerError(f"job '{record['name']}': ledger record {where} has schema {schema!r}, "
-                          f'newer than this release reads ({SCHEMA}); upgrade vmjobs.qemu',
-                          record['name'])
-    return dict(normalise(record), schema=SCHEMA)
 
 
 def default_root() -> str:
@@ -231,7 +199,7 @@ class Ledger(RecordKeeper):
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, 'w', encoding='utf-8') as handle:
-                json.dump(record, handle, sort_keys=True, indent=1)
+                json.dump(stored(record), handle, sort_keys=True, indent=1)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.rename(tmp, path)

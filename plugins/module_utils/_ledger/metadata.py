@@ -31,14 +31,8 @@ import typing as t
 from .._errors import LedgerError, TransportError
 from .._libvirt import domxml as _libvirt_xml
 from .._model.vocabulary import validate_name
-from .files import (
-    DEFAULT_RETENTION_DAYS,
-    SCHEMA,
-    Ledger,
-    RecordKeeper,
-    normalise,
-    upgrade,
-)
+from .files import DEFAULT_RETENTION_DAYS, Ledger, RecordKeeper
+from .schema import SCHEMA, normalise, stored, upgrade
 
 Record = dict[str, t.Any]
 
@@ -141,7 +135,7 @@ class MetadataLedger(RecordKeeper):
         if self.store.domain_job_running():
             self.pending.put(changed)
             return
-        text = _libvirt_xml.encode_jobs(records.values()) if records else None
+        text = _libvirt_xml.encode_jobs(stored(r) for r in records.values()) if records else None
         self.store.write_metadata(text)
         for change in self.pending.all():
             self.pending.delete(change['name'])

@@ -146,6 +146,7 @@ class LedgerEntry(_EntryCore, total=False):
     adopted: bool
     backup_disks: list[Record]
     checkpoint: str | None
+    incremental: str | None
     # written by the ledger itself
     scope: str
     created: float
@@ -155,6 +156,14 @@ class LedgerEntry(_EntryCore, total=False):
 
 #: Every key an entry may carry.
 ENTRY_KEYS = LedgerEntry.__required_keys__ | LedgerEntry.__optional_keys__
+#: The keys only one backend writes, by backend: the ledger stores them in a sub-record
+#: of that name (``_ledger/schema``). Every other key is common to both.
+BACKEND_KEYS: dict[str, frozenset[str]] = {
+    'qmp': frozenset({'attached', 'kept_nodes', 'members', 'prior'}),
+    'libvirt': frozenset({'libvirt_type', 'disk', 'chain', 'expect_source', 'expect_chain',
+                          'target_format', 'transient_job', 'adopted', 'backup_disks',
+                          'checkpoint', 'incremental'}),
+}
 
 
 def ledger_entry(name: str, job_type: str | None, params: Record, started_at: float,

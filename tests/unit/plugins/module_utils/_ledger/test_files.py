@@ -137,7 +137,7 @@ def test_reading_an_empty_ledger_creates_nothing(ledger: Ledger, root: pathlib.P
 def test_put_and_get(ledger: Ledger, clock: FakeClock) -> None:
     written = ledger.put({'name': 'b1', 'type': 'backup', 'params': {'device': 'disk0'}})
     assert written == {'name': 'b1', 'type': 'backup', 'params': {'device': 'disk0'},
-                       'scope': SCOPE, 'updated': NOW, 'created': NOW, 'schema': 2}
+                       'scope': SCOPE, 'updated': NOW, 'created': NOW, 'schema': 3}
     assert ledger.get('b1') == written
     clock.advance(60)
     again = ledger.put(dict(written, state='started'))

@@ -16,9 +16,16 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._client.backup import 
 from ansible_collections.vmjobs.qemu.plugins.module_utils._client.jobs import JobClient
 from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import LedgerError
 from ansible_collections.vmjobs.qemu.plugins.module_utils._ledger import (
-    files as _ledger,
+    files as _files,
+)
+from ansible_collections.vmjobs.qemu.plugins.module_utils._ledger import (
+    schema as _schema,
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._ledger.files import Ledger
+from ansible_collections.vmjobs.qemu.plugins.module_utils._model.shapes import (
+    BACKEND_KEYS,
+    ENTRY_KEYS,
+)
 from ansible_collections.vmjobs.qemu.plugins.module_utils._waiter import Waiter
 from ansible_collections.vmjobs.qemu.tests.unit.plugins.module_utils.fake_backend import (
     CheckedLedger,
@@ -59,7 +66,7 @@ def test_the_0_1_0_records_are_read_in_the_current_schema(ledger: CheckedLedger)
     records = {r['name']: r for r in ledger.all()}
     assert sorted(records) == ['full-disk0', 'move-disk1', 'nightly-1', 'scratch']
     assert ledger.damaged == {}
-    assert {r['schema'] for r in records.values()} == {_ledger.SCHEMA}
+    assert {r['schema'] for r in records.values()} == {_schema.SCHEMA}
     assert not any('created_file' in r for r in records.values())
     assert records['full-disk0']['created_files'] == ['/tmp/exp/b0.qcow2']
     assert records['nightly-1']['created_files'] == ['/tmp/exp/nightly/disk0.qcow2',
@@ -70,7 +77,7 @@ def test_the_0_1_0_records_are_read_in_the_current_schema(ledger: CheckedLedger)
 def test_the_0_1_0_chain_record_is_read(ledger: CheckedLedger) -> None:
     chains = chain_ledger(ledger)
     chain = chains.get('nightly')
-    assert chain is not None and chain['schema'] == _ledger.SCHEMA
+    assert chain is not None and chain['schema'] == _schema.SCHEMA
     assert [a['job'] for a in chain['attempts']] == ['nightly-1']
 
 
@@ -79,7 +86,7 @@ def test_a_write_stores_the_upgraded_record(ledger: CheckedLedger, root: pathlib
         ledger.update('scratch', state='started')
     [path] = root.glob('*/scratch.json')
     stored = json.loads(path.read_text())
-    assert stored['schema'] == _ledger.SCHEMA and 'created_file' not in stored
+    assert stored['schema'] == _schema.SCHEMA and 'created_file' not in stored
     assert stored['created_files'] == ['/tmp/exp/s.qcow2']
 
 
@@ -97,6 +104,43 @@ def test_the_jobs_0_1_0_recorded_are_still_recognised(client: JobClient) -> None
     tomb = client.start('move-disk1', block_job_params('move-disk1', 'mirror', device='disk1',
                                                        target='/tmp/exp/m1.qcow2'))
     assert tomb.changed is False and tomb.record['dismissed'] is True
+
+
+# -- schema 3: backend keys in sub-records -------------------------------------------------------
+
+SCHEMA_2 = {'name': 'cp', 'type': 'mirror', 'state': 'started', 'params': {'device': 'vda'},
+            'created_files': ['/srv/cp.qcow2'], 'targets': 'closed', 'attached': ['vjcp'],
+            'kept_nodes': [], 'libvirt_type': 'copy', 'disk': 'vda', 'expect_source': '/srv/cp',
+            'scope': SCOPE, 'created': 1.0, 'updated': 2.0, 'schema': 2}
+
+
+def test_the_backend_keys_are_declared_entry_keys_of_one_backend_each() -> None:
+    qmp, libvirt = BACKEND_KEYS['qmp'], BACKEND_KEYS['libvirt']
+    assert qmp <= ENTRY_KEYS and libvirt <= ENTRY_KEYS and not qmp & libvirt
+    assert not set(BACKEND_KEYS) & ENTRY_KEYS, 'a sub-record name is no entry key'
+
+
+def test_a_record_is_stored_with_its_backend_keys_apart(root: pathlib.Path,
+                                                        ledger: CheckedLedger) -> None:
+    with ledger.lock():
+        written = ledger.put(dict(SCHEMA_2))
+    assert written['schema'] == 3 and written['attached'] == ['vjcp'], 'used flat'
+    [path] = root.glob('*/cp.json')
+    on_disk = json.loads(path.read_text())
+    assert on_disk['qmp'] == {'attached': ['vjcp'], 'kept_nodes': []}
+    assert on_disk['libvirt'] == {'libvirt_type': 'copy', 'disk': 'vda',
+                                  'expect_source': '/srv/cp'}
+    assert not (set(on_disk) & (BACKEND_KEYS['qmp'] | BACKEND_KEYS['libvirt']))
+    assert on_disk['created_files'] == ['/srv/cp.qcow2'] and on_disk['targets'] == 'closed'
+    assert ledger.get('cp') == dict(written)
+
+
+def test_a_schema_2_record_is_read_flat_and_stored_in_schema_3() -> None:
+    read = _schema.upgrade(dict(SCHEMA_2), 'cp.json')
+    assert read == dict(SCHEMA_2, schema=3)
+    assert _schema.upgrade(_schema.stored(read), 'cp.json') == read
+    assert _schema.stored({'name': 'nightly', 'attempts': []}) == {
+        'name': 'nightly', 'attempts': []}, 'a chain record has no backend keys'
 
 
 # -- records that cannot be read -----------------------------------------------------------------
@@ -132,14 +176,14 @@ def test_a_record_that_cannot_be_read_leaves_the_other_jobs_usable(
 
 def test_a_ledger_that_cannot_be_written_fails_the_start_before_qemu(
         client: JobClient, ledger: CheckedLedger, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_open = _ledger.os.open
+    real_open = _files.os.open
 
     def full(path: str, flags: int, mode: int = 0o777) -> int:
         if path.endswith('.tmp'):
             raise OSError(28, 'No space left on device')
         return real_open(path, flags, mode)
 
-    monkeypatch.setattr(_ledger.os, 'open', full)
+    monkeypatch.setattr(_files.os, 'open', full)
     with pytest.raises(LedgerError) as err:
         client.start('b2', block_job_params('b2', 'backup', device='disk0', target='/srv/b2'))
     assert str(err.value).startswith("job 'b2': cannot write ledger record ")

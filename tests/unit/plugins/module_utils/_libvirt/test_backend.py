@@ -383,8 +383,8 @@ def test_jobs_started_elsewhere_are_adopted_when_steered(
     steer(session, ledger, 'libvirt-vda-copy', 'complete')
     assert domain.calls[-1] == ('blockJobAbort', 'vda', _libvirt.BLOCK_JOB_ABORT_PIVOT)
     (entry,) = decode_jobs(domain.metadata_text)
-    assert entry['name'] == 'libvirt-vda-copy' and entry['adopted']
-    assert entry['expect_source'] == f'{DIR}/copy.qcow2'
+    assert entry['name'] == 'libvirt-vda-copy' and entry['libvirt']['adopted']
+    assert entry['libvirt']['expect_source'] == f'{DIR}/copy.qcow2', 'in its sub-record'
     domain.live_xml = fixture('domain-after-pivot.xml')
     assert look(session, ledger)[0]['outcome'] == 'succeeded'
     steer(session, ledger, 'libvirt-domain-backup', 'cancel')

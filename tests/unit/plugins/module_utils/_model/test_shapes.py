@@ -74,6 +74,15 @@ def test_a_new_ledger_entry_has_only_declared_keys() -> None:
 
 def test_the_documented_ledger_fields_are_the_declared_ones() -> None:
     table = (pathlib.Path(__file__).parents[5] / 'docs' / 'ledger.md').read_text()
-    rows = [line for line in table.splitlines() if line.startswith('| `')]
-    documented = {name for row in rows for name in re.findall(r'`([a-z_]+)`', row.split('|')[1])}
+    rows = [line.split('|') for line in table.splitlines() if line.startswith('| `')]
+    documented: set[str] = set()
+    for cells in rows:
+        names = re.findall(r'`([a-z_]+)`', cells[1])
+        if names and names[0] in _shapes.BACKEND_KEYS:  # a sub-record's fields
+            fields = set(re.findall(r'`([a-z_]+)`', cells[2]))
+            assert fields <= _shapes.BACKEND_KEYS[names[0]], fields
+            documented |= fields
+        else:
+            documented |= set(names)
     assert len(documented) > 20 and documented - {'created_file'} <= _shapes.ENTRY_KEYS
+    assert set().union(*_shapes.BACKEND_KEYS.values()) <= documented, 'every backend field'
