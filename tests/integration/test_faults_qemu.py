@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from harness.faults import assert_clean_failure, ledger_records
+from harness.faults import assert_clean_failure, connected_clients, ledger_records
 
 
 def test_qemu_killed_mid_wait(workdir, make_image, vm, run_module, qmp_observer):
@@ -29,10 +29,11 @@ def test_qemu_killed_mid_wait(workdir, make_image, vm, run_module, qmp_observer)
     waiter.start()
     obs = qmp_observer(daemon.obs_sock)
     deadline = time.monotonic() + 30
-    while obs.cmd('query-jobs')[0]['current-progress'] < 8 << 20:  # the waiter has seen some
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    time.sleep(1.5)
+    # the job has made progress, and job_wait is connected to the VM, waiting
+    while (obs.cmd('query-jobs')[0]['current-progress'] < 8 << 20
+           or connected_clients(daemon.sock) == 0):
+        assert time.monotonic() < deadline and waiter.is_alive()
+        time.sleep(0.05)
     progress_at_kill = obs.cmd('query-jobs')[0]['current-progress']
     daemon.proc.kill()
     killed = time.monotonic()

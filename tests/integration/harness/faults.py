@@ -52,6 +52,22 @@ def created_counts(conn: QMPConnection) -> Counter[str]:
                    and event['data']['status'] == 'created')
 
 
+def connected_clients(socket: Path) -> int:
+    """How many connections a listening UNIX socket has accepted and not yet closed.
+
+    Accepted sockets carry the listener's path in ``/proc/net/unix``; state 03 is
+    "connected" (the listener itself is 01).
+    """
+    count = 0
+    with open('/proc/net/unix', encoding='utf-8') as table:
+        next(table)
+        for line in table:
+            fields = line.split()
+            if len(fields) >= 8 and fields[7] == str(socket) and fields[5] == '03':
+                count += 1
+    return count
+
+
 def ledger_records(ledger_dir: Path) -> dict[str, dict[str, Any]]:
     """Every ledger record under ``ledger_dir``, by job name."""
     records = {}
