@@ -3,59 +3,87 @@
 The source libvirtd runs in the root network namespace, the destination in a
 namespace of its own, joined by a veth pair; each has its own mount and UTS
 namespace (its own /run/libvirt, /etc/libvirt, hostname and host UUID).
+
+A migration that must still be running when the test acts on it is started slow and
+held: once its stream is connected, the stream is stopped on the wire
+(``held_migrations``) until the test releases it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from harness.faults import ledger_records
 from harness.libvirt import LibvirtHost, create_domain, taint_messages
-from harness.libvirt_net import remote_namespace
+from harness.libvirt_net import Link, held_migrations, remote_namespace
 from lxml import etree
 
 NS = 'https://vmjobs.github.io/xmlns/jobs/1'
+#: RAM of a guest whose migration is held: at 1 MiB/s even its zero pages take seconds,
+#: while the hold starts within milliseconds of the stream's connection.
+SLOW_MIB = 2048
 
 
 @pytest.fixture(scope='module')
-def hosts() -> Iterator[tuple[LibvirtHost, LibvirtHost]]:
+def network() -> Iterator[Link]:
     with remote_namespace() as link:
-        source = LibvirtHost(name='vjsrc')
-        dest = LibvirtHost(name='vjdst', netns=link.netns, listen=link.remote,
-                           migration_address=link.remote)
-        try:
-            source.start()
-            dest.start()
-            yield source, dest
-        finally:
-            dest.teardown()
-            source.teardown()
+        yield link
+
+
+@pytest.fixture(scope='module')
+def hosts(network: Link) -> Iterator[tuple[LibvirtHost, LibvirtHost]]:
+    source = LibvirtHost(name='vjsrc')
+    dest = LibvirtHost(name='vjdst', netns=network.netns, listen=network.remote,
+                       migration_address=network.migration)
+    try:
+        source.start()
+        dest.start()
+        yield source, dest
+    finally:
+        dest.teardown()
+        source.teardown()
+
+
+@pytest.fixture
+def held(network: Link) -> Iterator[Callable[[], None]]:
+    """Migrations to the destination are held until ``held()`` releases them."""
+    with held_migrations(network) as release:
+        yield release
 
 
 @pytest.mark.parametrize('wait', ['concluded', 'none'])
-def test_migrate_a_running_domain(hosts, workdir: Path, make_image, run_module, wait):
+def test_migrate_a_running_domain(hosts, network, workdir: Path, make_image, run_module, wait):
     """Waiting in the task, or not: libvirtd carries the migration on after the module exited.
 
-    With ``wait: none`` the guest has 2 GiB of RAM at 1 MiB/s, so the migration still runs
-    when the module returns (even zero pages take a while at that rate); it succeeds later.
+    With ``wait: none`` the migration is held while the module returns and the test
+    looks at it (it still runs); released, it succeeds without the module.
     """
     source, dest = hosts
     disk = make_image('disk.qcow2', '16M', pattern=0x44)
     name = f'{workdir.name}-m'
     create_domain(source, workdir, name, {'vda': disk}, running=True,
-                  memory_mib=2048 if wait == 'none' else 64)
+                  memory_mib=SLOW_MIB if wait == 'none' else 64)
     connection = {'domain': name, 'uri': source.uri, 'ledger_dir': str(workdir / 'ledger')}
     task = dict(connection, name='evacuate', dest_uri=dest.tcp_uri,
-                bandwidth=(1 if wait == 'none' else 512) << 20, unsafe=True, downtime_limit=300,
-                auto_converge=True, wait=wait, wait_timeout=120)
-    moved = run_module('migration', task)
+                bandwidth=(1 << 20) if wait == 'none' else (512 << 20), unsafe=True,
+                downtime_limit=300, auto_converge=True, wait=wait, wait_timeout=120)
+    if wait == 'concluded':
+        moved = run_module('migration', task)
+    else:
+        with held_migrations(network):
+            moved = run_module('migration', task)
+            assert not moved['failed'], moved
+            assert moved['job']['status'] == 'running', moved['job']
+            listed = run_module('job_info', dict(connection, name=['evacuate']))
+            assert [j['type'] for j in listed['jobs']] == ['migration'], listed
+            assert listed['jobs'][0]['status'] == 'running', listed
     assert not moved['failed'], moved
     assert moved['changed']
     if wait == 'none':
-        assert moved['job']['status'] == 'running', moved['job']
-        listed = run_module('job_info', dict(connection, name=['evacuate']))
-        assert [j['type'] for j in listed['jobs']] == ['migration'], listed
         moved = run_module('job_wait', dict(connection, name=['evacuate'], timeout=120))
         assert not moved['failed'], moved
         moved['job'] = moved['jobs'][0]
@@ -90,22 +118,35 @@ def test_migration_refusals(hosts, workdir: Path, make_image, run_module):
     source.virsh('destroy', name)
 
 
-def slow_migration(hosts, workdir: Path, make_image, suffix: str,
-                   memory_mib: int) -> tuple[dict, dict]:
-    """A running domain and the options of a migration at 1 MiB/s: even the zero pages
-    of its RAM take about 2.5 s per GiB at that rate. The sizes leave room for a busy
-    machine, where libvirt's answers (and so the policy's checks) take seconds."""
+def domain_to_move(hosts, workdir: Path, make_image, suffix: str) -> tuple[dict, dict]:
+    """A running domain, and the options of a slow migration to the destination."""
     source, dest = hosts
     name = f'{workdir.name}-{suffix}'
     create_domain(source, workdir, name, {'vda': make_image('disk.qcow2', '16M')}, running=True,
-                  memory_mib=memory_mib)
+                  memory_mib=SLOW_MIB)
     connection = {'domain': name, 'uri': source.uri, 'ledger_dir': str(workdir / 'ledger')}
-    return connection, dict(connection, dest_uri=dest.tcp_uri, bandwidth=1 << 20, unsafe=True)
+    return connection, dict(connection, dest_uri=dest.tcp_uri, unsafe=True, bandwidth=1 << 20)
 
 
-def test_cancel_midway(hosts, workdir: Path, make_image, run_module):
+def release_once_applied(release: Callable[[], None], ledger: Path, name: str,
+                         action: str) -> threading.Thread:
+    """Release the held migration as soon as its ledger record says the completion policy
+    applied ``action`` (written before the module goes on waiting)."""
+    def watch() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if action in (ledger_records(ledger).get(name, {}).get('applied') or []):
+                break
+            time.sleep(0.05)
+        release()
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_cancel_midway(hosts, held, workdir: Path, make_image, run_module):
     source, dest = hosts
-    connection, options = slow_migration(hosts, workdir, make_image, 'c', 16384)
+    connection, options = domain_to_move(hosts, workdir, make_image, 'c')
     started = run_module('migration', dict(options, name='slow'))
     assert started['changed'] and started['job']['status'] == 'running', started
     canceled = run_module('job', dict(connection, name='slow', state='canceled', wait_timeout=30))
@@ -120,11 +161,14 @@ def test_cancel_midway(hosts, workdir: Path, make_image, run_module):
 
 
 @pytest.mark.parametrize('action', ['cancel', 'postcopy', 'pause'])
-def test_completion_policy(hosts, workdir: Path, make_image, run_module, action):
+def test_completion_policy(hosts, held, workdir: Path, make_image, run_module, action):
+    """Held, the migration cannot complete within ``completion_timeout``; the policy acts,
+    and once it has (its record says so) the migration is released."""
     source, dest = hosts
-    connection, options = slow_migration(
-        hosts, workdir, make_image, action[:2], 16384 if action == 'cancel' else 8192)
+    connection, options = domain_to_move(hosts, workdir, make_image, action[:2])
     domain = connection['domain']
+    if action != 'cancel':
+        release_once_applied(held, workdir / 'ledger', f'policy-{action}', action)
     moved = run_module('migration', dict(
         options, name=f'policy-{action}', postcopy=action == 'postcopy', completion_timeout=1,
         completion_action=action, wait='concluded', wait_timeout=120))
