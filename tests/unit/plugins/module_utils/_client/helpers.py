@@ -12,6 +12,9 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._client import (
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._client.jobs import JobClient
 from ansible_collections.vmjobs.qemu.plugins.module_utils._client.reads import Result
+from ansible_collections.vmjobs.qemu.plugins.module_utils._model.shapes import (
+    ledger_entry,
+)
 from ansible_collections.vmjobs.qemu.tests.unit.plugins.module_utils.fake_backend import (
     MINIMAL,
     CheckedLedger,
@@ -50,9 +53,8 @@ def ledger_files(ledger: CheckedLedger) -> list[str]:
 def tombstone(ledger: CheckedLedger, name: str, kind: str = 'backup', outcome: str = 'succeeded',
               error: str | None = None, **options: t.Any) -> Record:
     """The ledger record ``job state=absent`` leaves behind."""
-    return ledger.put({
-        'name': name, 'type': kind, 'params': _starter.identity(params(name, kind, **options)),
-        'state': 'dismissed', 'attached': [], 'kept_nodes': [],
-        'last': {'status': 'concluded', 'outcome': outcome, 'error': error,
-                 'progress': {'current': 64, 'total': 64, 'percent': 100.0}, 'speed': 0},
-    })
+    return ledger.put(ledger_entry(
+        name, kind, _starter.identity(params(name, kind, **options)), 0.0, state='dismissed',
+        attached=[], kept_nodes=[],
+        last={'status': 'concluded', 'outcome': outcome, 'error': error,
+              'progress': {'current': 64, 'total': 64, 'percent': 100.0}, 'speed': 0}))

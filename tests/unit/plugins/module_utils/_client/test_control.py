@@ -23,6 +23,9 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
     JobStateError,
     JobTimeout,
 )
+from ansible_collections.vmjobs.qemu.plugins.module_utils._model.shapes import (
+    ledger_entry,
+)
 from ansible_collections.vmjobs.qemu.plugins.module_utils._qmp import nodes as _nodes
 from ansible_collections.vmjobs.qemu.tests.unit.plugins.module_utils.fake_backend import (
     MINIMAL,
@@ -506,7 +509,7 @@ def test_cancel_what_is_over_changes_nothing(driver: JobDriver, client: JobClien
         driver.run('b1', 'absent')
         vm.calls.clear()
     else:
-        ledger.put({'name': 'b1', 'type': 'backup', 'state': 'started', 'params': {}})
+        ledger.put(ledger_entry('b1', 'backup', {}, 0.0, state='started'))
     assert driver.run('b1', 'canceled').changed is False
     assert verbs(vm) == []
 
@@ -670,7 +673,7 @@ def test_forget_a_tombstone(driver: JobDriver, client: JobClient, vm: FakeVM,
 def test_absent_and_forget_a_lost_job(driver: JobDriver, vm: FakeVM,
                                       ledger: CheckedLedger) -> None:
     # QEMU no longer has it and nobody saw its outcome: absent makes the entry a tombstone.
-    ledger.put({'name': 'lost1', 'type': 'stream', 'state': 'started', 'params': {}})
+    ledger.put(ledger_entry('lost1', 'stream', {}, 0.0, state='started'))
     result = driver.run('lost1', 'absent')
     assert (result.changed, result.record['dismissed']) == (True, True)
     entry = ledger.get('lost1')

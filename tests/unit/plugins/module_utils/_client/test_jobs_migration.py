@@ -22,6 +22,9 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
     JobTimeout,
     TransportError,
 )
+from ansible_collections.vmjobs.qemu.plugins.module_utils._model.shapes import (
+    ledger_entry,
+)
 from ansible_collections.vmjobs.qemu.plugins.module_utils._waiter import Waiter
 from ansible_collections.vmjobs.qemu.tests.unit.plugins.module_utils.fake_backend import (
     CheckedLedger,
@@ -154,10 +157,9 @@ def test_without_a_witness_the_migration_is_lost(client: JobClient, vm: Migratin
 def test_qemus_previous_migration_is_not_ours(client: JobClient, vm: MigratingVM,
                                               ledger: CheckedLedger) -> None:
     vm.migrate = reply('completed', downtime=3)
-    ledger.put({'name': 'mig', 'type': 'migration', 'state': 'starting', 'attached': [],
-                'params': {'type': 'migration', 'dest_uri': 'tcp:10.0.0.2:4444'},
-                'started_at': vm.clock(), 'prior': [
-                    'completed', 100, 1, TOTAL]})
+    ledger.put(ledger_entry('mig', 'migration',
+                            {'type': 'migration', 'dest_uri': 'tcp:10.0.0.2:4444'}, vm.clock(),
+                            attached=[], prior=['completed', 100, 1, TOTAL]))
     record = client.get('mig')[0]
     assert record['status'] == 'absent', 'QEMU still shows the migration before this one'
 

@@ -23,6 +23,9 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
 from ansible_collections.vmjobs.qemu.plugins.module_utils._model import (
     records as _model,
 )
+from ansible_collections.vmjobs.qemu.plugins.module_utils._model.shapes import (
+    ledger_entry,
+)
 from ansible_collections.vmjobs.qemu.plugins.module_utils._waiter import Waiter
 from ansible_collections.vmjobs.qemu.tests.unit.plugins.module_utils._client.helpers import (
     Record,
@@ -126,7 +129,7 @@ def test_list(client: JobClient, vm: FakeVM, ledger: CheckedLedger,
     vm.load(replies['backup_canceled_and_failed'])
     start(client, 'm1', 'mirror')
     tombstone(ledger, 'a-old')
-    ledger.put({'name': 'lost1', 'type': 'stream', 'state': 'started', 'params': {}})
+    ledger.put(ledger_entry('lost1', 'stream', {}, 0.0, state='started'))
 
     def listed(**filters: t.Any) -> list[str]:
         return [r['name'] for r in client.list(**filters)]
@@ -143,8 +146,8 @@ def test_list(client: JobClient, vm: FakeVM, ledger: CheckedLedger,
 
 
 def test_a_job_that_vanished_is_lost(client: JobClient, ledger: CheckedLedger) -> None:
-    ledger.put({'name': 'lost1', 'type': 'stream', 'state': 'started',
-                'params': {'type': 'stream'}, 'last': {'status': 'running'}})
+    ledger.put(ledger_entry('lost1', 'stream', {'type': 'stream'}, 0.0, state='started',
+                            last={'status': 'running'}))
     record, entry = client.get('lost1')
     assert entry is not None
     assert (record['status'], record['lost'], record['dismissed']) == ('absent', True, False)

@@ -17,6 +17,9 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
     JobConflict,
     JobFailed,
 )
+from ansible_collections.vmjobs.qemu.plugins.module_utils._model.shapes import (
+    ledger_entry,
+)
 from ansible_collections.vmjobs.qemu.plugins.module_utils._qmp import nodes as _nodes
 from ansible_collections.vmjobs.qemu.tests.unit.plugins.module_utils._client.helpers import (
     DAY,
@@ -220,9 +223,9 @@ def test_check_mode_start_does_not_prune(check_client: JobClient, ledger: Checke
 def crashed_start(ledger: CheckedLedger, name: str = 'm1', kind: str = 'mirror') -> Record:
     """The ledger entry of a start that died before QEMU had the job (or before 'started')."""
     fmt_node, file_node = _nodes.target_node_names(name)
-    return ledger.put({'name': name, 'type': kind,
-                       'params': _starter.identity(params(name, kind)), 'state': 'starting',
-                       'attached': [fmt_node, file_node], 'created_files': ['/srv/vm1/m.qcow2']})
+    return ledger.put(ledger_entry(name, kind, _starter.identity(params(name, kind)), 0.0,
+                                   attached=[fmt_node, file_node],
+                                   created_files=['/srv/vm1/m.qcow2']))
 
 
 def test_a_crashed_start_is_cleaned_up_and_the_job_started(client: JobClient, vm: FakeVM,

@@ -26,6 +26,9 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
 from ansible_collections.vmjobs.qemu.plugins.module_utils._model import (
     records as _model,
 )
+from ansible_collections.vmjobs.qemu.plugins.module_utils._model.shapes import (
+    ledger_entry,
+)
 from ansible_collections.vmjobs.qemu.tests.unit.plugins.module_utils._client.helpers import (
     Record,
     params,
@@ -113,7 +116,7 @@ def test_wait_checks_names(client: JobClient, vm: FakeVM, name: str) -> None:
 
 
 def test_wait_for_a_lost_job(client: JobClient, ledger: CheckedLedger) -> None:
-    ledger.put({'name': 'lost1', 'type': 'stream', 'state': 'started', 'params': {}})
+    ledger.put(ledger_entry('lost1', 'stream', {}, 0.0, state='started'))
     with pytest.raises(JobStateError, match="'lost1' \\(stream\\) is absent and cannot reach "
                                             "concluded; verbs allowed now: none"):
         client.wait(['lost1'], 'concluded', 60)
@@ -222,7 +225,7 @@ def test_an_auto_dismissed_job_that_vanished_unwatched_is_lost(
 ])
 def test_note_event(client: JobClient, ledger: CheckedLedger, event: str, data: Record,
                     outcome: str) -> None:
-    ledger.put({'name': 'b1', 'type': 'backup', 'state': 'started', 'last': {'status': 'running'}})
+    ledger.put(ledger_entry('b1', 'backup', {}, 0.0, state='started', last={'status': 'running'}))
     client.observer.note_event({'event': event, 'data': data}, ['b1'])
     entry = ledger.get('b1')
     assert entry is not None
@@ -239,13 +242,14 @@ def test_note_event(client: JobClient, ledger: CheckedLedger, event: str, data: 
 ])
 def test_note_event_ignores_other_events(client: JobClient, ledger: CheckedLedger,
                                          event: Record) -> None:
-    entry = ledger.put({'name': 'b1', 'type': 'backup', 'state': 'started'})
+    entry = ledger.put(ledger_entry('b1', 'backup', {}, 0.0, state='started'))
     client.observer.note_event(event, ['b1'])
     assert ledger.get('b1') == entry
 
 
 def test_note_event_keeps_a_known_outcome(client: JobClient, ledger: CheckedLedger) -> None:
-    entry = ledger.put({'name': 'b1', 'type': 'backup', 'last': {'outcome': 'failed'}})
+    entry = ledger.put(ledger_entry('b1', 'backup', {}, 0.0, state='started',
+                                    last={'outcome': 'failed'}))
     client.observer.note_event({'event': 'BLOCK_JOB_CANCELLED', 'data': {'device': 'b1'}}, ['b1'])
     assert ledger.get('b1') == entry
 
@@ -258,7 +262,7 @@ def test_note_event_without_an_entry(client: JobClient, ledger: CheckedLedger) -
 def test_recorded_events_are_understood(client: JobClient, ledger: CheckedLedger,
                                         nodes_replies: dict[str, t.Any]) -> None:
     for name in ('m1', 'b1'):
-        ledger.put({'name': name, 'type': 'x', 'state': 'started'})
+        ledger.put(ledger_entry(name, 'x', {}, 0.0, state='started'))
     for event in nodes_replies['events']:
         client.observer.note_event(event, ['m1', 'b1'])
     # The first m1 completed, the second was canceled: the first outcome seen stays.

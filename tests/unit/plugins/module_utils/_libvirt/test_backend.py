@@ -41,6 +41,9 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._libvirt.backend impor
 from ansible_collections.vmjobs.qemu.plugins.module_utils._libvirt.domxml import (
     decode_jobs,
 )
+from ansible_collections.vmjobs.qemu.plugins.module_utils._model.shapes import (
+    ledger_entry,
+)
 
 FIXTURES = pathlib.Path(__file__).parents[4] / 'unit' / 'fixtures' / 'libvirt'
 DIR = '/tmp/vjrec'
@@ -198,8 +201,7 @@ def started(session: LibvirtSession, ledger: MetadataLedger, name: str,
             params: Record) -> list[Record]:
     """Start through the session the way the job client does: entry first, notes, started."""
     session.know(ledger.all())
-    ledger.put({'name': name, 'type': params['type'], 'state': 'starting', 'params': params,
-                'started_at': 1.0})
+    ledger.put(ledger_entry(name, params['type'], params, 1.0))
     notes: list[Record] = []
 
     def note(**facts: t.Any) -> None:
