@@ -55,8 +55,19 @@ options:
     description:
       - The backup's name. Member jobs get the QEMU job id C(<name>.<device>).
       - 1 to 128 characters; a letter first, then letters, digits, C(.), C(_) or C(-).
+      - Required unless O(state=absent).
     type: str
-    required: true
+  state:
+    description:
+      - C(present) starts (or finds) the backup O(name).
+      - C(absent) forgets the chain O(bitmap) instead. Its bitmaps (C(<bitmap>) and
+        C(<bitmap>.full) on each disk) or, for a libvirt O(domain), the checkpoints its backups
+        made are removed from the VM, and its history from the ledger. The images stay where
+        they are. A chain whose backup still runs is refused. The next backup of the chain
+        must be a full one (or C(auto)).
+    type: str
+    choices: [present, absent]
+    default: present
   disks:
     description:
       - The disks to back up. Empty (the default) backs up every writable disk of the VM that is
@@ -276,6 +287,29 @@ backup:
           backup on), and is null otherwise.
       type: list
       elements: dict
+    marks:
+      description:
+        - The change marks the chain keeps on each disk (C(device)) after this backup
+          (C(names)) - its two dirty bitmaps, or the libvirt checkpoint this backup made.
+        - Empty without O(bitmap).
+      type: list
+      elements: dict
+chain:
+  description: For O(state=absent), what forgetting the chain removed.
+  returned: when O(state=absent)
+  type: dict
+  contains:
+    bitmap:
+      description: The chain's bitmap name.
+      type: str
+    removed:
+      description: Per disk (C(device)) the bitmaps or checkpoints removed (C(names)).
+      type: list
+      elements: dict
+    backups:
+      description: The backups the chain's history listed.
+      type: list
+      elements: str
 elapsed:
   description: Seconds spent waiting, when O(wait) is not C(none).
   returned: when waited
@@ -290,11 +324,19 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._args.common import (
     check_timeout,
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._client.backup import Backup
+from ansible_collections.vmjobs.qemu.plugins.module_utils._client.forget import (
+    forget_chain,
+)
 from ansible_collections.vmjobs.qemu.plugins.module_utils._client.jobs import JobClient
+from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import InvalidArgument
 
 
 def start(client: JobClient, params: dict[str, t.Any]) -> dict[str, t.Any]:
-    """Start (or find) the named backup and optionally wait for it."""
+    """Start (or find) the named backup and optionally wait for it; or forget a chain."""
+    if params['state'] == 'absent':
+        if not params['bitmap']:
+            raise InvalidArgument('state=absent forgets a chain: give its bitmap')
+        return forget_chain(client, params['bitmap'])
     return Backup(client).run(params, params['wait'],
                               check_timeout(params['wait_timeout'], 'wait_timeout'))
 

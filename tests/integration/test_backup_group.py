@@ -214,3 +214,27 @@ def test_refusals_name_the_job_and_say_what_to_do(disks, run_module, ledger_dir,
         'this backup would build on, is gone; run a full backup'), refused
     assert not os.listdir(workdir / 'i1') and not os.listdir(workdir / 'd1'), \
         'a refused backup leaves nothing behind'
+
+
+def test_forgetting_a_chain_removes_its_bitmaps(disks, run_module, ledger_dir, workdir):
+    first = backup(run_module, disks, ledger_dir, 'f1', 'full')
+    assert first['backup']['marks'] == [
+        {'device': d, 'names': ['nightly', 'nightly.full']} for d in ('disk0', 'disk1')]
+    disks.obs.cmd('block-dirty-bitmap-add', node='disk1-fmt', name='other', persistent=True)
+    args = {'socket': str(disks.daemon.sock), 'ledger_dir': str(ledger_dir),
+            'state': 'absent', 'bitmap': 'nightly'}
+    planned = run_module('backup', args, True)
+    assert planned['changed'] and set(disks.bitmaps('disk0')) == {'nightly', 'nightly.full'}
+    forgot = run_module('backup', args)
+    assert forgot['changed'] and forgot['chain']['backups'] == ['f1'], forgot
+    assert forgot['chain']['removed'] == [
+        {'device': d, 'names': ['nightly', 'nightly.full']} for d in ('disk0', 'disk1')]
+    assert disks.bitmaps('disk0') == {} and set(disks.bitmaps('disk1')) == {'other'}, \
+        "only the chain's bitmaps go"
+    assert (workdir / 'f1' / 'disk0.qcow2').exists(), 'the images stay'
+    again = run_module('backup', args)
+    assert not again['failed'] and not again['changed'], again
+    refused = backup(run_module, disks, ledger_dir, 'i1', 'incremental')
+    assert 'there is no full backup' in refused['msg'], refused
+    nameless = run_module('backup', dict(args, state='present'))
+    assert nameless['failed'] and 'a backup needs a name' in nameless['msg'], nameless

@@ -144,6 +144,10 @@ def test_auto_heals_per_disk_as_on_qmp(host, workdir, make_image, domain):
     expected['a4'] = remember(workdir, 'a4', disks)
     again = backup(dom, 'a4', 'auto')
     assert set(modes(again).values()) == {('incremental', None)}, again
+    assert again['backup']['marks'] == [{'device': d, 'names': ['a4']} for d in disks]
+    (forgot,) = dom.play(('backup', {'state': 'absent', 'bitmap': 'nightly'}))
+    assert forgot['changed'] and checkpoints(host, dom) == [], forgot
+    assert {tuple(r['names']) for r in forgot['chain']['removed']} == {('a4', 'a3', 'a1')}
     dom.stop()
     for name, copies in expected.items():
         for device, copy in copies.items():

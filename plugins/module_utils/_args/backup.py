@@ -18,7 +18,9 @@ from .._targets import parse_mode
 FORMATS = ['qcow2', 'raw']
 
 BACKUP: dict[str, dict[str, t.Any]] = {
-    'name': {'type': 'str', 'required': True},
+    'name': {'type': 'str'},
+    # ``absent`` forgets the chain ``bitmap``; not part of a backup's identity.
+    'state': {'type': 'str', 'default': 'present', 'choices': ['present', 'absent']},
     'disks': {'type': 'list', 'elements': 'dict', 'default': [], 'options': {
         'device': {'type': 'str', 'required': True},
         'target': {'type': 'path'},
@@ -69,6 +71,9 @@ def backup_params(options: dict[str, t.Any]) -> dict[str, t.Any]:
 
     :raise InvalidArgument: a missing, contradictory or impossible option.
     """
+    if options.get('name') is None:
+        raise InvalidArgument('a backup needs a name (only state=absent, which forgets a chain, '
+                              'goes without)')
     name = validate_name(options['name'])
     mode, bitmap = options['mode'], options.get('bitmap')
     if bitmap is not None:

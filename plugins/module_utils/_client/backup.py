@@ -146,8 +146,14 @@ class Backup:
                                   'does not exist', name)
 
     def _save(self, bitmap: str, attempts: list[Record], before: list[Record]) -> None:
-        if not self.client.check_mode and attempts != before:
-            self.chains.put({'name': bitmap, 'attempts': attempts})
+        """Write the chain's attempts; ``marking`` keeps, unpruned, every backup that made a
+        change mark (a libvirt checkpoint is named after it), for forgetting the chain."""
+        if self.client.check_mode or attempts == before:
+            return
+        chain = self.chains.get(bitmap) or {'name': bitmap}
+        marking = [*chain.get('marking', []),
+                   *(a['job'] for a in attempts if a['mode'] != 'differential')]
+        self.chains.put(dict(chain, attempts=attempts, marking=list(dict.fromkeys(marking))))
 
     def mark_reset(self, name: str, params: dict[str, t.Any]) -> None:
         """Note that full backup ``name`` now clears its bitmaps (the start holds the lock).
@@ -185,5 +191,14 @@ class Backup:
         mode and (for ``auto``) why a disk gets a full copy."""
         entry = self.client.ledger.get(name) or {}
         disks = entry.get('disks') or planned
-        return {'mode': params['mode'], 'bitmap': params['bitmap'],
-                'disks': [{key: disk.get(key) for key in _chains.DISK_KEYS} for disk in disks]}
+        bitmap = params['bitmap']
+        if bitmap is None:
+            marks: list[str] = []
+        elif self.client.backend.change_marks == 'bitmap':
+            marks = [bitmap, _chains.companion(bitmap)]
+        else:
+            marks = [entry['checkpoint']] if entry.get('checkpoint') else []
+        return {'mode': params['mode'], 'bitmap': bitmap,
+                'disks': [{key: disk.get(key) for key in _chains.DISK_KEYS} for disk in disks],
+                'marks': [{'device': disk['device'], 'names': marks} for disk in disks
+                          if marks]}

@@ -90,6 +90,9 @@ class DrySession:
     def start(self, name: str, params: dict[str, t.Any], note: Note) -> None:
         pass
 
+    def remove_marks(self, marks: dict[str, list[str]]) -> None:
+        pass
+
     def start_backup(self, name: str, params: dict[str, t.Any], plan: list[Record], note: Note,
                      before_reset: t.Callable[[], None]) -> None:
         pass

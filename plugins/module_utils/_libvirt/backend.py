@@ -76,6 +76,11 @@ class LibvirtSession(ReadingSession):
     def backup_sources(self, name: str, devices: t.Sequence[str] | None) -> list[Record]:
         return _libvirt_backup.sources(self.domain, name, devices)
 
+    def remove_marks(self, marks: dict[str, list[str]]) -> None:
+        """Delete the checkpoints (a checkpoint covers all its disks), newest first."""
+        for name in dict.fromkeys(mark for names in marks.values() for mark in names):
+            self.domain.delete_checkpoint(name)
+
     def adoption(self, name: str) -> Record | None:
         """The entry of a job started outside the collection (a generated name), so that
         its outcome is kept like that of any named job once the client writes it."""

@@ -93,6 +93,14 @@ class Domain:
         except libvirt.libvirtError as err:
             raise self._error('checkpointGetXMLDesc', err) from err
 
+    def delete_checkpoint(self, name: str) -> None:
+        """Delete checkpoint ``name`` (libvirt merges its bitmap into its parent's)."""
+        checkpoint = self.call('checkpointLookupByName', name, 0)
+        try:
+            checkpoint.delete(0)
+        except libvirt.libvirtError as err:
+            raise self._error('checkpointDelete', err) from err
+
     def metadata(self, namespace: str) -> str | None:
         """The collection's metadata element as text, or None if there is none."""
         try:

@@ -304,6 +304,18 @@ def check_mark(job: str, source: Record, name: str, kind: MarkKind) -> None:
     raise _refuse(job, f'{what} {problem}; run a full backup')
 
 
+def chain_marks(bitmap: str, chain: Record | None, kind: MarkKind) -> list[str]:
+    """The change marks chain ``bitmap`` made on the VM's disks, newest first: its two
+    bitmaps, or the checkpoint of every backup that made one (the chain record's
+    ``marking``, which pruning leaves alone, and its attempts)."""
+    if kind == 'bitmap':
+        return [bitmap, companion(bitmap)]
+    chain = chain or {}
+    made = [*chain.get('marking', []),
+            *(a['job'] for a in chain.get('attempts', []) if a['mode'] != 'differential')]
+    return list(reversed(dict.fromkeys(made)))
+
+
 def prune(attempts: list[Attempt]) -> list[Attempt]:
     """Drop attempts no backup can build on any more.
 

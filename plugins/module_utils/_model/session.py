@@ -45,6 +45,13 @@ class Session(t.Protocol):
         :raise InvalidArgument: an unknown device.
         """
 
+    def remove_marks(self, marks: dict[str, list[str]]) -> None:
+        """Remove change marks: by node (as ``backup_sources`` names it), the dirty bitmaps or
+        checkpoints to remove, newest first.
+
+        :raise BackendError: the VM refused.
+        """
+
     def start(self, name: str, params: dict[str, t.Any], note: Note) -> None:
         """Start the job ``name`` as described by ``params``.
 

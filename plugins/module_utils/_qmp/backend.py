@@ -49,6 +49,11 @@ class QmpSession:
     def backup_sources(self, name: str, devices: t.Sequence[str] | None) -> list[Record]:
         return _qmp_backup.backup_sources(self.monitor, name, devices)
 
+    def remove_marks(self, marks: dict[str, list[str]]) -> None:
+        self.monitor.execute('transaction', {'actions': [
+            {'type': 'block-dirty-bitmap-remove', 'data': {'node': node, 'name': name}}
+            for node, names in marks.items() for name in names]})
+
     def records(self) -> list[Record]:
         jobs = self.monitor.execute('query-jobs')
         block_jobs = self.monitor.execute('query-block-jobs')

@@ -174,6 +174,9 @@ class FakeVM:
     def backup_sources(self, name: str, devices: t.Sequence[str] | None) -> list[Record]:
         raise NotImplementedError('this fake VM has no disks to back up (see GroupVM)')
 
+    def remove_marks(self, marks: dict[str, list[str]]) -> None:
+        raise NotImplementedError('this fake VM has no bitmaps (see GroupVM)')
+
     def start_backup(self, name: str, params: dict[str, t.Any], plan: list[Record], note: Note,
                      before_reset: t.Callable[[], None]) -> None:
         raise NotImplementedError('this fake VM starts no backup groups (see GroupVM)')
@@ -401,6 +404,10 @@ class FakeSession:
 
     def backup_sources(self, name: str, devices: t.Sequence[str] | None) -> list[Record]:
         return self.vm.backup_sources(name, devices)
+
+    def remove_marks(self, marks: dict[str, list[str]]) -> None:
+        self.vm.calls.append(('remove_marks', copy.deepcopy(marks)))
+        self.vm.remove_marks(marks)
 
     def start_backup(self, name: str, params: dict[str, t.Any], plan: list[Record], note: Note,
                      before_reset: t.Callable[[], None]) -> None:

@@ -22,6 +22,9 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._args import (
 from ansible_collections.vmjobs.qemu.plugins.module_utils._client import (
     backup as _backup,
 )
+from ansible_collections.vmjobs.qemu.plugins.module_utils._client.forget import (
+    forget_chain,
+)
 from ansible_collections.vmjobs.qemu.plugins.module_utils._client.jobs import JobClient
 from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
     BackendError,
@@ -99,6 +102,11 @@ class GroupVM(FakeVM):
             super().start(step['member'], {'type': 'backup', 'target': step['target'],
                                            'auto_finalize': True, 'auto_dismiss': False,
                                            'speed': params.get('speed')}, lambda **facts: None)
+
+    def remove_marks(self, marks: dict[str, list[str]]) -> None:
+        for node, names in marks.items():
+            found = _nodes.node(self.graph.vm['query-named-block-nodes flat'], node)
+            found['dirty-bitmaps'] = [b for b in found['dirty-bitmaps'] if b['name'] not in names]
 
     def fail_group(self, name: str, failing: str = 'disk1') -> None:
         """Make the next group ``name`` fail on ``failing``; QEMU cancels the other members."""
@@ -406,3 +414,56 @@ def test_auto_needs_a_bitmap_and_qcow2_targets(client: JobClient,
                                               'qcow2 target'):
         run(client, 'a1', 'auto', dirs('a1'), disks=[{'device': 'disk0', 'target': None,
                                                       'format': 'raw'}])
+
+
+# -- forgetting a chain --------------------------------------------------------------------------
+
+def bitmaps(vm: GroupVM, node: str) -> list[str]:
+    found = _nodes.node(vm.graph.vm['query-named-block-nodes flat'], node)['dirty-bitmaps']
+    return sorted(b['name'] for b in found)
+
+
+def test_a_backup_lists_the_bitmaps_of_its_chain(client: JobClient,
+                                                 dirs: t.Callable[[str], str]) -> None:
+    full = run(client, 'f1', 'full', dirs('f1'))
+    assert full['backup']['marks'] == [
+        {'device': device, 'names': ['nightly', 'nightly.full']} for device in ('disk0', 'disk1')]
+    assert run(client, 'f2', 'full', dirs('f2'), bitmap=None)['backup']['marks'] == []
+
+
+def test_forgetting_a_chain_removes_its_bitmaps_and_history(client: JobClient, vm: GroupVM,
+                                                            dirs: t.Callable[[str], str]) -> None:
+    run(client, 'f1', 'full', dirs('f1'))
+    run(client, 'i1', 'incremental', dirs('i1'))
+    forgot = forget_chain(client, 'nightly')
+    assert forgot == {'changed': True, 'chain': {
+        'bitmap': 'nightly', 'backups': ['f1', 'i1'],
+        'removed': [{'device': 'disk0', 'names': ['nightly', 'nightly.full']},
+                    {'device': 'disk1', 'names': ['nightly', 'nightly.full']}]}}
+    assert bitmaps(vm, 'disk0-fmt') == [] and bitmaps(vm, 'disk1-fmt') == ['old'], \
+        'only the chain\'s bitmaps'
+    assert chain(client) == [] and os.path.exists(dirs('i1') + '/disk0.qcow2'), 'images stay'
+    again = forget_chain(client, 'nightly')
+    assert again['changed'] is False and again['chain']['removed'] == []
+    with pytest.raises(InvalidArgument, match="there is no full backup of disk 'disk0'"):
+        run(client, 'i2', 'incremental', dirs('i2'))
+
+
+def test_a_chain_is_not_forgotten_while_a_backup_of_it_runs(
+        client: JobClient, vm: GroupVM, dirs: t.Callable[[str], str]) -> None:
+    run(client, 'f1', 'full', dirs('f1'))
+    vm.frozen.update({'i1.disk0', 'i1.disk1'})
+    run(client, 'i1', 'incremental', dirs('i1'), wait='none')
+    with pytest.raises(InvalidArgument, match="^chain 'nightly': backup 'i1' is still running; "
+                                              'wait for it to conclude before forgetting'):
+        forget_chain(client, 'nightly')
+    assert bitmaps(vm, 'disk0-fmt') == ['nightly', 'nightly.full']
+
+
+def test_check_mode_says_what_forgetting_would_remove(client: JobClient, check_client: JobClient,
+                                                      vm: GroupVM,
+                                                      dirs: t.Callable[[str], str]) -> None:
+    run(client, 'f1', 'full', dirs('f1'))
+    planned = forget_chain(check_client, 'nightly')
+    assert planned['changed'] and len(planned['chain']['removed']) == 2
+    assert bitmaps(vm, 'disk0-fmt') == ['nightly', 'nightly.full'] and chain(client) != []

@@ -360,3 +360,12 @@ def test_a_full_copy_within_an_auto_backup_is_the_disks_new_full() -> None:
     assert plan('differential', attempts, device='disk1')['backing'] == '/b/f1/disk1.qcow2'
     assert _chains.prune([*attempts, attempt('f2', 'full', devices=('disk0',))]) == [
         attempts[0], mixed, attempt('f2', 'full', devices=('disk0',))]
+
+
+def test_the_marks_a_chain_made() -> None:
+    assert _chains.chain_marks(B, None, 'bitmap') == [B, B + '.full']
+    attempts = [attempt('i1', 'incremental'), attempt('d1', 'differential'),
+                attempt('i2', 'incremental')]
+    chain = {'marking': ['f1', 'i1'], 'attempts': attempts}
+    assert _chains.chain_marks(B, chain, 'checkpoint') == ['i2', 'i1', 'f1']
+    assert _chains.chain_marks(B, None, 'checkpoint') == []
