@@ -25,11 +25,13 @@ from .._model import closing as _closing
 from .._model.chains import MarkKind
 from .._model.session import Note, Record
 from .._model.shapes import ledger_entry
+from .._model.vocabulary import SNAPSHOT_TYPES
 from .._waiter import Waiter
 from . import backup as _libvirt_backup
 from . import domxml as _libvirt_xml
 from . import jobs as _libvirt_jobs
 from . import migrate as _libvirt_migrate
+from . import snapshots as _libvirt_snapshots
 from . import verbs as _verbs
 from .connection import Connection, Domain
 from .reading import ReadingSession
@@ -48,6 +50,9 @@ class LibvirtSession(ReadingSession):
     def start(self, name: str, params: dict[str, t.Any], note: Note) -> None:
         if params['type'] == 'migration':
             _libvirt_migrate.start(self.conn, self.domain, self.waiter, name, params, note)
+            return
+        if params['type'] in SNAPSHOT_TYPES:
+            _libvirt_snapshots.start(self.domain, name, params, note)
             return
         Starter(self.domain, self.backend.targets).start(name, params, note)
 

@@ -93,6 +93,13 @@ class Domain:
         except libvirt.libvirtError as err:
             raise self._error('checkpointGetXMLDesc', err) from err
 
+    def snapshot_delete(self, snapshot: t.Any) -> None:
+        """Delete a domain snapshot (``virDomainSnapshotDelete``)."""
+        try:
+            snapshot.delete(0)
+        except libvirt.libvirtError as err:
+            raise self._error('snapshotDelete', err) from err
+
     def delete_checkpoint(self, name: str) -> None:
         """Delete checkpoint ``name`` (libvirt merges its bitmap into its parent's)."""
         checkpoint = self.call('checkpointLookupByName', name, 0)

@@ -20,6 +20,7 @@ from .._waiter import Waiter
 from . import binding as _libvirt
 from . import domxml as _libvirt_xml
 from . import jobs as _libvirt_jobs
+from . import snapshots as _libvirt_snapshots
 from .connection import Connection, Domain
 
 #: Longest wait for libvirt to report a block job that has left ``blockJobInfo``.
@@ -120,7 +121,9 @@ class ReadingSession:
         last = entry.get('last') or {}
         if last.get('outcome'):
             return _libvirt_jobs.concluded(entry, last['outcome'], last.get('error'))
-        if entry.get('libvirt_type') == 'backup':
+        if entry.get('libvirt_type') == _libvirt_snapshots.LIBVIRT_TYPE:
+            result, error = _libvirt_snapshots.outcome(self.domain, entry)
+        elif entry.get('libvirt_type') == 'backup':
             found = None
             for stats in [*self.completed, self._completed_stats()]:
                 found = _libvirt_jobs.finished_stats(stats, 'backup') or found

@@ -55,8 +55,9 @@ MIGRATION_VERBS: dict[str, frozenset[str]] = dict.fromkeys(VERBS, frozenset()) |
 DETAIL_KEPT = ('members', 'downtime', 'expected_downtime', 'setup_time', 'total_time',
                'passes', 'transferred', 'postcopy', 'dirty_page_rate')
 
-#: QEMU job types the collection reports as QEMU names them but does not start.
-FOREIGN_TYPES = frozenset({'snapshot-load', 'snapshot-save', 'snapshot-delete'})
+#: QEMU's internal snapshot jobs (VM state and the disks' internal snapshots), which the
+#: ``snapshot`` module starts.
+SNAPSHOT_TYPES = frozenset({'snapshot-load', 'snapshot-save', 'snapshot-delete'})
 
 #: Job types that reach READY and then wait for ``complete`` (or cancel).
 READY_TYPES = frozenset({'mirror', 'commit'})

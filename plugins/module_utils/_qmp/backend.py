@@ -17,11 +17,13 @@ from .._model import migration as _migration
 from .._model import records as _model
 from .._model.chains import MarkKind
 from .._model.session import Note, Record
+from .._model.vocabulary import SNAPSHOT_TYPES
 from .._waiter import Waiter
 from . import backup as _qmp_backup
 from . import migrate as _qmp_migrate
 from . import verbs as _verbs
 from .monitor import Monitor, commands
+from .snapshots import start_snapshot
 from .start import start_job
 
 #: QEMU's texts for a node that does not exist (7.2 says "Failed to find node with node-name=...").
@@ -72,6 +74,8 @@ class QmpSession:
         if params['type'] == 'migration':
             _qmp_migrate.start_migration(self.monitor, name, params, note,
                                          self.monitor.connect_timeout)
+        elif params['type'] in SNAPSHOT_TYPES:
+            start_snapshot(self.monitor, name, params)
         else:
             start_job(self.monitor, self.waiter, name, params, note)
 

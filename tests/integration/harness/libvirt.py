@@ -205,13 +205,15 @@ class LibvirtHost:
 
 def domain_xml(name: str, disks: dict[str, Path], cache: str | None = None,
                memory_mib: int = 64) -> str:
-    """A guest-less q35 domain (TCG, no graphics) with qcow2 virtio disks ``{target: image}``.
+    """A guest-less q35 domain (TCG, no graphics) with virtio disks ``{target: image}``:
+    qcow2, or raw for an image named ``*.img``.
 
     ``cache='none'`` lets libvirt migrate it without shared storage being declared.
     """
     mode = f" cache='{cache}'" if cache else ''
     devices = ''.join(
-        f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'{mode}/>"
+        f"<disk type='file' device='disk'><driver name='qemu' "
+        f"type='{'raw' if Path(path).suffix == '.img' else 'qcow2'}'{mode}/>"
         f"<source file='{path}'/><target dev='{target}' bus='virtio'/></disk>"
         for target, path in disks.items())
     return (f"<domain type='qemu'><name>{name}</name><memory unit='MiB'>{memory_mib}</memory>"

@@ -46,7 +46,7 @@ def test_every_job_status_is_known(path: pathlib.Path) -> None:
 
 @pytest.mark.parametrize('path', RECORDED, ids=[p.stem for p in RECORDED])
 def test_every_job_type_is_started_or_reported(path: pathlib.Path) -> None:
-    known = set(JOB_TYPES) | _vocabulary.FOREIGN_TYPES
+    known = set(JOB_TYPES) | _vocabulary.SNAPSHOT_TYPES
     assert not set(enums(path)['JobType']) - known, enums(path)['JobType']
 
 
