@@ -137,21 +137,31 @@ def record(domain: Domain, entry: Record, completed: list[Record]) -> Record | N
         found = _libvirt_jobs.domain_record(entry['name'], stats)
         found.update(raw_status='active', dest_uri=entry['dest_uri'])
         return found
+    asked = entry.get('cancel_requested') or 'cancel' in (entry.get('applied') or [])
     flags_ = _libvirt.JOB_STATS_COMPLETED | _libvirt.JOB_STATS_KEEP_COMPLETED
     for done in [*completed, domain.call('jobStats', flags_)]:
-        ended = _libvirt_jobs.finished_stats(done, 'migration')
+        ended = _finished(done, asked)
         if ended is not None:
             return _concluded(entry, *ended, detail=done)
     # libvirt keeps completed-job statistics of successful migrations only; the end of
     # an aborted or failed one shows for a moment, without statistics. After that, a
     # cancel the collection asked for is the witness, while the domain still runs here.
-    ended = _libvirt_jobs.finished_stats(stats, 'migration')
+    ended = _finished(stats, asked)
     if ended is not None:
         return _concluded(entry, *ended)
-    asked = entry.get('cancel_requested') or 'cancel' in (entry.get('applied') or [])
     if asked and domain.call('isActive') == 1:
         return _concluded(entry, 'canceled', None)
     return None
+
+
+def _finished(stats: Record, asked: bool) -> tuple[str, str | None] | None:
+    """How a migration ended by libvirt's statistics. A cancel the collection asked for
+    that libvirt ends as failed without a reason (the stream broke as QEMU dropped it)
+    was a cancel."""
+    ended = _libvirt_jobs.finished_stats(stats, 'migration')
+    if ended is not None and asked and ended[0] == 'failed' and not stats.get('errmsg'):
+        return 'canceled', None
+    return ended
 
 
 def _concluded(entry: Record, result: str, error: str | None, detail: Record | None = None) -> Record:

@@ -125,3 +125,21 @@ def test_a_cancel_asked_for_does_not_explain_a_domain_that_left() -> None:
 def test_an_end_nobody_saw_or_asked_for_is_unknown() -> None:
     assert _libvirt_migrate.record(StatsDomain({'type': 0}), ENTRY, []) is None
     assert _libvirt_migrate.record(StatsDomain({'type': 0}), dict(ENTRY, applied=['pause']), []) is None
+
+
+@pytest.mark.parametrize('source', ['now', 'kept'])
+def test_a_cancel_asked_for_that_libvirt_ends_as_failed_without_a_reason(source: str) -> None:
+    """Cancelling a migration whose stream is stuck can end in libvirt's failed state (the
+    stream broke as QEMU dropped it); asked for by the collection, it was a cancel. A
+    failure with libvirt's own reason stays a failure."""
+    failed = {'type': 4, 'operation': OUT}
+    domain = StatsDomain(failed if source == 'now' else {'type': 0},
+                         None if source == 'now' else failed)
+    found = _libvirt_migrate.record(domain, dict(ENTRY, applied=['cancel']), [])
+    assert found is not None and (found['outcome'], found['error']) == ('canceled', None)
+    unasked = _libvirt_migrate.record(domain, ENTRY, [])
+    assert unasked is not None and unasked['outcome'] == 'failed'
+    reason = dict(failed, errmsg='unable to connect to server: Connection refused')
+    explained = _libvirt_migrate.record(StatsDomain(reason), dict(ENTRY, applied=['cancel']), [])
+    assert explained is not None and explained['outcome'] == 'failed'
+    assert explained['error'] == 'unable to connect to server: Connection refused'
