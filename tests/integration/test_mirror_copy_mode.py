@@ -1,8 +1,14 @@
-"""A mirror's copy mode: write-blocking from the start, or switched while it runs."""
+"""A mirror's copy mode: write-blocking from the start, or switched while it runs, and a
+mirror that converges under a guest writing faster than the background copy."""
 
 from __future__ import annotations
 
+import threading
+
 from harness import has_pattern
+
+#: The disk's virtio device, whose block backend sits above any filter a job inserts.
+DEVICE = '/machine/peripheral/disk0/virtio-backend'
 
 
 def has_command(obs, command: str) -> bool:
@@ -52,3 +58,45 @@ def test_switching_a_running_mirror(workdir, make_image, vm, qmp_observer, run_m
         assert 'copy_mode' not in info['jobs'][0], 'nothing changed'
     canceled = run_module('job', dict(args, name='bg', state='canceled'))
     assert not canceled['failed'] and canceled['job']['outcome'] == 'canceled', canceled
+
+
+def test_write_blocking_converges_under_continuous_guest_writes(workdir, make_image, vm,
+                                                                qmp_observer, run_module):
+    """A guest rewrites the disk without pause, faster than the mirror's background copy
+    (held to 1 MiB/s); write-blocking still brings the mirror to ready, and the copy that
+    takes over holds every write, read after QEMU has gone."""
+    size, chunk = 8 << 20, 64 << 10
+    daemon = vm(disks={'disk0': make_image('disk0.qcow2', size, pattern=0x21)})
+    obs = qmp_observer(daemon.obs_sock)
+    stop, last = threading.Event(), {}
+
+    def guest() -> None:  # through the device, like the guest: above the mirror's filter
+        count = 0
+        while not stop.is_set():
+            offset, pattern = (count * 7 % (size // chunk)) * chunk, 0x40 + count % 64
+            out = obs.cmd('human-monitor-command', {
+                'command-line': f'qemu-io -d {DEVICE} "write -P {pattern} {offset} {chunk}"'})
+            if str(out).strip():
+                raise AssertionError(out)
+            last[offset] = pattern
+            count += 1
+
+    writer = threading.Thread(target=guest)
+    writer.start()
+    try:
+        args = {'socket': str(daemon.sock), 'ledger_dir': str(workdir / 'ledger')}
+        target = workdir / 'copy.qcow2'
+        ready = run_module('block_job', dict(args, name='busy', type='mirror', device='disk0',
+                                             target=str(target), speed=1 << 20,
+                                             copy_mode='write-blocking', wait='ready',
+                                             wait_timeout=600))
+        assert not ready['failed'] and ready['job']['status'] == 'ready', ready
+        assert len(last) > 0, 'the guest wrote while the mirror ran'
+        done = run_module('job', dict(args, name='busy', state='completed'))
+        assert not done['failed'] and done['job']['outcome'] == 'succeeded', done
+    finally:
+        stop.set()
+        writer.join(60)
+    daemon.stop()
+    for offset, pattern in last.items():
+        assert has_pattern(target, pattern, offset, chunk), f'{offset}: the last write is lost'
