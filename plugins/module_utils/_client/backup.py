@@ -22,6 +22,7 @@ from .._args.common import split_start_only
 from .._errors import InvalidArgument, VmjobsError
 from .._ledger.files import Ledger
 from .._model import chains as _chains
+from .._model import planning as _planning
 from .._model.session import Note, Record, Session
 from .jobs import JobClient
 from .starter import identity
@@ -114,8 +115,8 @@ class Backup:
             self._save(bitmap, attempts, chain['attempts'])
         plan = []
         for disk in disks:
-            step = _chains.plan_step(name, disk['device'], mode, bitmap, attempts, records,
-                                     self.exists, by_device[disk['device']], kind)
+            step = _planning.plan_step(name, disk['device'], mode, bitmap, attempts, records,
+                                       self.exists, by_device[disk['device']], kind)
             plan.append(dict(step, device=disk['device'], node=by_device[disk['device']]['node'],
                              target=disk['target'], format=disk['format'],
                              member=_chains.member_id(name, disk['device'])))

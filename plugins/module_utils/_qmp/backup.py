@@ -19,6 +19,7 @@ import typing as t
 
 from .._errors import BackendError, InvalidArgument, VmjobsError
 from .._model import chains as _chains
+from .._model import planning as _planning
 from .._model.session import Note, Record
 from .._waiter import Waiter
 from . import images as _qmp_images
@@ -242,8 +243,8 @@ def start_group(mon: Monitor, waiter: Waiter, name: str, params: dict[str, t.Any
     for disk, node in zip(plan, sources):
         found = bitmaps(nodes, node)
         if disk.get('require'):
-            _chains.check_mark(name, {'device': disk['device'], 'node': node,
-                                      'marks': marks(found)}, disk['require'], 'bitmap')
+            _planning.check_mark(name, {'device': disk['device'], 'node': node,
+                                        'marks': marks(found)}, disk['require'], 'bitmap')
         dropped, actions = reset_actions(node, disk.get('reset') or [], found)
         remove += [(node, bitmap) for bitmap in dropped]
         resets += actions

@@ -12,6 +12,9 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import Invalid
 from ansible_collections.vmjobs.qemu.plugins.module_utils._model import (
     chains as _chains,
 )
+from ansible_collections.vmjobs.qemu.plugins.module_utils._model import (
+    planning as _planning,
+)
 
 Record = dict[str, t.Any]
 B = 'nightly'
@@ -43,7 +46,7 @@ def everything(_path: str) -> bool:
 
 def plan(mode: str, attempts: list[Record], records: dict[str, Record] | None = None,
          device: str = 'disk0', exists: t.Callable[[str], bool] = everything) -> Record:
-    return _chains.plan_disk('new', device, mode, B, attempts, records or {}, exists)
+    return _planning.plan_disk('new', device, mode, B, attempts, records or {}, exists)
 
 
 def refusal(mode: str, attempts: list[Record], records: dict[str, Record] | None = None,
@@ -301,16 +304,16 @@ def test_backing_names_are_relative(target: str, backing: str, expected: str) ->
 @pytest.mark.parametrize('kind, expected', [('bitmap', 'nightly'), ('checkpoint', 'inc1')])
 def test_the_mark_an_incremental_reads(kind: t.Any, expected: str) -> None:
     step = {'sync': 'bitmap', 'bitmap': 'nightly', 'base': 'inc1'}
-    assert _chains.mark(step, kind) == expected
-    assert _chains.mark(dict(step, sync='full'), kind) is None
+    assert _planning.mark(step, kind) == expected
+    assert _planning.mark(dict(step, sync='full'), kind) is None
 
 
 def test_a_missing_checkpoint_is_refused_with_its_disk() -> None:
     source = {'device': 'vdb', 'node': 'vdb', 'marks': {'full': None}}
-    _chains.check_mark('inc2', source, 'full', 'checkpoint')
+    _planning.check_mark('inc2', source, 'full', 'checkpoint')
     with pytest.raises(InvalidArgument, match=re.escape(
             "job 'inc2': checkpoint 'inc1' of disk 'vdb' is missing; run a full backup")):
-        _chains.check_mark('inc2', source, 'inc1', 'checkpoint')
+        _planning.check_mark('inc2', source, 'inc1', 'checkpoint')
 
 
 # -- per-disk modes and auto ---------------------------------------------------------------------
@@ -322,8 +325,8 @@ def source(marks: dict[str, str | None] | None = None) -> Record:
 
 def step(mode: str, attempts: list[Record], marks: dict[str, str | None] | None = None,
          exists: t.Callable[[str], bool] = everything) -> Record:
-    return _chains.plan_step('new', 'disk0', mode, B, attempts, {}, exists, source(marks),
-                             'bitmap')
+    return _planning.plan_step('new', 'disk0', mode, B, attempts, {}, exists, source(marks),
+                               'bitmap')
 
 
 def test_auto_is_an_incremental_on_a_sound_chain() -> None:

@@ -25,7 +25,7 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
     InvalidArgument,
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._model import (
-    chains as _chains,
+    planning as _planning,
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._qmp import (
     backend as _qmp_backend,
@@ -136,7 +136,7 @@ def source(rec: Record, device: str) -> Record:
 
 
 def test_a_recording_bitmap_is_a_usable_mark(rec: Record) -> None:
-    _chains.check_mark('i1', source(rec, 'disk0'), 'nightly.full', 'bitmap')
+    _planning.check_mark('i1', source(rec, 'disk0'), 'nightly.full', 'bitmap')
 
 
 @pytest.mark.parametrize('bitmap, problem', [
@@ -147,7 +147,7 @@ def test_a_missing_or_disabled_bitmap_is_refused(rec: Record, bitmap: str, probl
     with pytest.raises(InvalidArgument, match='^' + re.escape(
             f"job 'i1': dirty bitmap '{bitmap}' of disk 'disk1' (node disk1-fmt) {problem}; "
             'run a full backup') + '$'):
-        _chains.check_mark('i1', source(rec, 'disk1'), bitmap, 'bitmap')
+        _planning.check_mark('i1', source(rec, 'disk1'), bitmap, 'bitmap')
 
 
 def test_an_inconsistent_bitmap_is_refused(rec: Record) -> None:
@@ -155,7 +155,7 @@ def test_an_inconsistent_bitmap_is_refused(rec: Record) -> None:
     found['nightly']['inconsistent'] = True
     marked = {'device': 'disk0', 'node': 'disk0-fmt', 'marks': _qmp_backup.marks(found)}
     with pytest.raises(InvalidArgument, match='is inconsistent'):
-        _chains.check_mark('i1', marked, 'nightly', 'bitmap')
+        _planning.check_mark('i1', marked, 'nightly', 'bitmap')
 
 
 def test_reset_clears_usable_bitmaps_and_replaces_others(rec: Record) -> None:
