@@ -31,11 +31,6 @@ UNSUPPORTED = {'compress': 'compress and perf cannot be used with a libvirt doma
                'speed': 'libvirt sets no speed for backups'}
 
 
-def writable(disks: t.Sequence[Record]) -> list[Record]:
-    """The disks a backup copies by default: read-write disks (no CD-ROMs or floppies)."""
-    return [disk for disk in disks if disk['device'] == 'disk' and not disk['readonly']]
-
-
 def sources(domain: Domain, name: str, devices: t.Sequence[str] | None) -> list[Record]:
     """The disks ``devices`` (every writable disk if None), each with the checkpoints that
     track it: ``[{'device', 'node': target, 'marks': {checkpoint: None}}]``.
@@ -49,7 +44,7 @@ def sources(domain: Domain, name: str, devices: t.Sequence[str] | None) -> list[
         for target in targets:
             tracked.setdefault(target, {})[checkpoint] = None
     if devices is None:
-        found = [(disk['target'], disk) for disk in writable(disks)]
+        found = [(disk['target'], disk) for disk in _libvirt_xml.writable(disks)]
     else:
         found = [(device, _libvirt_xml.find_disk(disks, device, name)) for device in devices]
     return [{'device': device, 'node': disk['target'], 'marks': tracked.get(disk['target'], {})}
@@ -93,7 +88,7 @@ def start(starter: Starter, name: str, params: dict[str, t.Any], plan: list[Reco
         raise
     targets = [{'target': step['node'], 'path': step['target'], 'format': step['format'],
                 'since': step.get('require')} for step in plan]
-    every = [disk['target'] for disk in writable(starter.disks())]
+    every = [disk['target'] for disk in _libvirt_xml.writable(starter.disks())]
     every += [target for target in chosen if target not in every]
     ckpt = _libvirt_xml.checkpoint_xml(checkpoint, chosen, every) if checkpoint else None
     starter.run(name, 'backupBegin', _libvirt_xml.backup_xml(targets), ckpt,

@@ -85,6 +85,12 @@ def disks(domain_xml: str) -> list[Disk]:
     return found
 
 
+def writable(found: t.Sequence[Disk]) -> list[Disk]:
+    """The disks a backup or snapshot takes by default: read-write disks (no CD-ROMs or
+    floppies)."""
+    return [disk for disk in found if disk['device'] == 'disk' and not disk['readonly']]
+
+
 def chain_paths(disk: Disk) -> list[str]:
     """The paths of a disk's images, top first."""
     return [image['path'] for image in disk['chain'] if image['path']]

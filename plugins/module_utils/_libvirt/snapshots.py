@@ -18,13 +18,12 @@ import typing as t
 from .._errors import InvalidArgument, naming
 from .._lxml import etree
 from .._model.session import Note, Record
+from .._model.vocabulary import check_snapshot_format
 from . import domxml as _libvirt_xml
 from .connection import Domain
 
 #: libvirt's way of reaching each snapshot job's state.
 LIBVIRT_TYPE = 'snapshot'
-#: Formats whose images hold internal snapshots.
-SNAPSHOT_FORMATS = ('qcow2',)
 
 
 def snapshot_xml(tag: str, chosen: t.Sequence[str], every: t.Sequence[str], memory: bool) -> str:
@@ -51,14 +50,12 @@ def start(domain: Domain, name: str, params: dict[str, t.Any], note: Note) -> No
         raise InvalidArgument(f"job '{name}': vmstate cannot be used with a libvirt domain "
                               '(libvirt chooses the image that holds the VM state)', name)
     disks = _libvirt_xml.disks(domain.xml())
-    every = [d['target'] for d in disks if d['device'] == 'disk' and not d['readonly']]
+    writable = _libvirt_xml.writable(disks)
+    every = [disk['target'] for disk in writable]
     chosen = [_libvirt_xml.find_disk(disks, device, name) for device in params['devices']] \
-        or [d for d in disks if d['target'] in every]
+        or writable
     for disk in chosen:
-        if disk['format'] not in SNAPSHOT_FORMATS:
-            raise InvalidArgument(f"job '{name}': disk '{disk['target']}' is a {disk['format']} "
-                                  'image, which cannot hold internal snapshots; only qcow2 '
-                                  'images can', name)
+        check_snapshot_format(name, f"disk '{disk['target']}'", disk['format'])
     note(libvirt_type=LIBVIRT_TYPE, disk=None)
     with naming(name):
         if kind == 'snapshot-save':

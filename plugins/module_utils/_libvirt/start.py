@@ -211,7 +211,7 @@ class Starter:
         except _targets.TargetRace:
             note(created_files=made)  # the one that appeared is not ours to remove
             raise
-        writable = [d['target'] for d in disks if d['device'] == 'disk' and not d['readonly']]
+        writable = [disk['target'] for disk in _libvirt_xml.writable(disks)]
         ckpt = _libvirt_xml.checkpoint_xml(checkpoint, chosen, writable) if checkpoint else None
         self.run(name, 'backupBegin', _libvirt_xml.backup_xml(targets, incremental), ckpt,
                  _libvirt.BACKUP_BEGIN_REUSE_EXTERNAL)

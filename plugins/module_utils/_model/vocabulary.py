@@ -58,6 +58,8 @@ DETAIL_KEPT = ('members', 'downtime', 'expected_downtime', 'setup_time', 'total_
 #: QEMU's internal snapshot jobs (VM state and the disks' internal snapshots), which the
 #: ``snapshot`` module starts.
 SNAPSHOT_TYPES = frozenset({'snapshot-load', 'snapshot-save', 'snapshot-delete'})
+#: Image formats that hold internal snapshots.
+SNAPSHOT_FORMATS = ('qcow2',)
 
 #: Job types that reach READY and then wait for ``complete`` (or cancel).
 READY_TYPES = frozenset({'mirror', 'commit'})
@@ -66,6 +68,16 @@ READY_TYPES = frozenset({'mirror', 'commit'})
 CANCELED_ERRORS = ('Operation canceled', 'Operation cancelled')
 
 WAIT_TARGETS = ('ready', 'pending', 'concluded', 'absent')
+
+
+def check_snapshot_format(job: str, disk: str, fmt: str | None) -> None:
+    """``disk`` (as a message names it) must be of a format that holds internal snapshots.
+
+    :raise InvalidArgument: it is not.
+    """
+    if fmt not in SNAPSHOT_FORMATS:
+        raise InvalidArgument(f"job '{job}': {disk} is a {fmt} image, which cannot hold "
+                              'internal snapshots; only qcow2 images can', job)
 
 
 def validate_name(name: str) -> str:

@@ -15,12 +15,10 @@ import typing as t
 
 from .._errors import InvalidArgument
 from .._model.session import Record
+from .._model.vocabulary import check_snapshot_format
 from . import backup as _qmp_backup
 from . import nodes as _nodes
 from .monitor import Monitor, commands
-
-#: Formats whose images hold internal snapshots.
-SNAPSHOT_FORMATS = ('qcow2',)
 
 
 def start_snapshot(mon: Monitor, name: str, params: dict[str, t.Any]) -> None:
@@ -33,28 +31,22 @@ def start_snapshot(mon: Monitor, name: str, params: dict[str, t.Any]) -> None:
     kind = params['type']
     if kind not in commands(mon):
         raise InvalidArgument(f"job '{name}': this QEMU has no {kind} command", name)
-    blocks = mon.execute('query-block')
-    nodes = mon.execute('query-named-block-nodes', {'flat': True})
+    graph = _qmp_backup.block_graph(mon)
+    blocks, nodes = graph['blocks'], graph['nodes']
     devices = params['devices'] or _qmp_backup.vm_disks(blocks)
     if not devices:
         raise InvalidArgument(f"job '{name}': the VM has no writable disks; list them in "
                               'devices', name)
     chosen = [(device, _nodes.resolve_device(device, blocks, nodes, name)) for device in devices]
     for device, node in chosen:
-        _check_format(name, device, node, _nodes.node(nodes, node))
+        check_snapshot_format(name, f"disk '{device}' (node {node})",
+                              _nodes.node(nodes, node).get('drv'))
     args: Record = {'job-id': name, 'tag': params['tag'], 'devices': [n for _d, n in chosen]}
     if kind != 'snapshot-delete':
         vmstate = params.get('vmstate')
         args['vmstate'] = (_nodes.resolve_device(vmstate, blocks, nodes, name)
                            if vmstate else chosen[0][1])
         if vmstate and args['vmstate'] not in args['devices']:
-            _check_format(name, vmstate, args['vmstate'], _nodes.node(nodes, args['vmstate']))
+            check_snapshot_format(name, f"disk '{vmstate}' (node {args['vmstate']})",
+                                  _nodes.node(nodes, args['vmstate']).get('drv'))
     mon.execute(kind, args)
-
-
-def _check_format(name: str, device: str, node: str, info: Record) -> None:
-    driver = info.get('drv')
-    if driver not in SNAPSHOT_FORMATS:
-        raise InvalidArgument(f"job '{name}': disk '{device}' (node {node}) is a {driver} image, "
-                              'which cannot hold internal snapshots; only qcow2 images can',
-                              name)
