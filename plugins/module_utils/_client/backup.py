@@ -112,7 +112,7 @@ class Backup:
         if bitmap is not None:
             chain = self.chains.get(bitmap) or {'name': bitmap, 'attempts': []}
             attempts = _chains.learn(chain['attempts'], records, entries)
-            self._save(bitmap, attempts, chain['attempts'])
+            chain = self._save(chain, attempts)
         plan = []
         for disk in disks:
             step = _planning.plan_step(name, disk['device'], mode, bitmap, attempts, records,
@@ -131,7 +131,7 @@ class Backup:
                                                   'backing': step['backing'],
                                                   'mode': step['mode']}
                                  for step in plan}}
-            self._save(bitmap, _chains.prune([*attempts, attempt]), attempts)
+            self._save(chain, _chains.prune([*attempts, attempt]))
         return plan
 
     def _check_target(self, name: str, disk: Record) -> None:
@@ -146,15 +146,16 @@ class Backup:
             raise InvalidArgument(f"job '{name}': the directory {directory} of target {target} "
                                   'does not exist', name)
 
-    def _save(self, bitmap: str, attempts: list[Record], before: list[Record]) -> None:
-        """Write the chain's attempts; ``marking`` keeps, unpruned, every backup that made a
-        change mark (a libvirt checkpoint is named after it), for forgetting the chain."""
-        if self.client.check_mode or attempts == before:
-            return
-        chain = self.chains.get(bitmap) or {'name': bitmap}
+    def _save(self, chain: Record, attempts: list[Record]) -> Record:
+        """Write the chain record ``chain`` (as read) with ``attempts`` if they changed; return
+        it as it now stands. ``marking`` keeps, unpruned, every backup that made a change mark
+        (a libvirt checkpoint is named after it), for forgetting the chain."""
+        if self.client.check_mode or attempts == chain['attempts']:
+            return chain
         marking = [*chain.get('marking', []),
                    *(a['job'] for a in attempts if a['mode'] != 'differential')]
-        self.chains.put(dict(chain, attempts=attempts, marking=list(dict.fromkeys(marking))))
+        return self.chains.put(dict(chain, attempts=attempts,
+                                    marking=list(dict.fromkeys(marking))))
 
     def mark_reset(self, name: str, params: dict[str, t.Any]) -> None:
         """Note that full backup ``name`` now clears its bitmaps (the start holds the lock).
@@ -185,7 +186,7 @@ class Backup:
             entries = {entry['name']: entry for entry in self.client.ledger.all()}
             attempts = _chains.learn(chain['attempts'], {r['name']: r for r in records},
                                      entries, only=name)
-            self._save(bitmap, attempts, chain['attempts'])
+            self._save(chain, attempts)
 
     def summary(self, name: str, params: dict[str, t.Any], planned: list[Record]) -> Record:
         """What the backup copies where: mode, bitmap and each disk's target, backing file,
