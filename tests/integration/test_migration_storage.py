@@ -4,7 +4,7 @@ mirror per disk on the source (``storage: copy``)."""
 from __future__ import annotations
 
 import pytest
-from harness.guest import guest_write
+from harness.guest import device_write
 from harness.images import compare_closed
 from harness.migration import disk_pair
 from harness.qmp import QMPConnection
@@ -52,16 +52,16 @@ def assert_clean(source, dest):
 def test_disks_arrive_equal_and_rerun_is_unchanged(workdir, pairs, run_module):
     source, dest, images = pairs({'disk0': '64M', 'disk1': '32M'})
     with QMPConnection(source.obs_sock) as qmp:
-        guest_write(qmp, 'disk0', 0x11, '0', '8M')
-        guest_write(qmp, 'disk1', 0x22, '1M', '4M')
+        device_write(qmp, 'disk0', 0x11, '0', '8M')
+        device_write(qmp, 'disk1', 0x22, '1M', '4M')
     started = run_module('migration', args(source, dest, workdir, name='move'))
     assert started['changed'] and not started['failed'], started.get('msg')
     job = started['job']
     assert job['phase'] == 'storage' and job['storage'] == 'copy'
     assert [d['device'] for d in job['disks']] == ['disk0', 'disk1']
     with QMPConnection(source.obs_sock) as qmp:  # written while the disks are copied
-        guest_write(qmp, 'disk0', 0x33, '32M', '4M')
-        guest_write(qmp, 'disk1', 0x44, '0', '512k')
+        device_write(qmp, 'disk0', 0x33, '32M', '4M')
+        device_write(qmp, 'disk1', 0x44, '0', '512k')
     info = run_module('job_info', on_source(source, workdir, name=['move']))
     assert [j['name'] for j in info['jobs']] == ['move'], 'the disk copies are members, not jobs'
     waited = run_module('job_wait', on_source(source, workdir, name=['move'], timeout=120))
@@ -102,7 +102,7 @@ def test_cancel_midway_leaves_the_source_running_on_its_disks(workdir, pairs, ru
     dest.proc.wait(10)  # QEMU ends a destination whose incoming migration broke off
     assert_clean(source, None)
     with QMPConnection(source.obs_sock) as qmp:
-        guest_write(qmp, 'disk0', 0x55, '0', '1M')  # still writable, on its own disk
+        device_write(qmp, 'disk0', 0x55, '0', '1M')  # still writable, on its own disk
     assert query(source, 'query-block')[0]['inserted']['image']['filename'] == str(
         images['disk0'][0])
     again = run_module('job', on_source(source, workdir, name='held', state='canceled'))
