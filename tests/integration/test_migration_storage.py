@@ -4,6 +4,8 @@ mirror per disk on the source (``storage: copy``)."""
 from __future__ import annotations
 
 import pytest
+from harness import assert_ok, recap_changed
+from harness.ansible import inventory
 from harness.guest import device_write
 from harness.images import compare_closed
 from harness.migration import disk_pair
@@ -138,3 +140,23 @@ def test_failures_name_the_job_and_leave_both_sides_clean(workdir, pairs, run_mo
     assert query(source, 'query-status')['status'] == 'running'
     assert_clean(source, dest)
     print(failed['msg'])
+
+
+def test_evacuate_copies_the_disks(workdir, pairs, run_playbook):
+    source, dest, images = pairs({'disk0': '32M'})
+    with QMPConnection(source.obs_sock) as qmp:
+        device_write(qmp, 'disk0', 0x66, '1M', '2M')
+    hosts = inventory(workdir, {'a': {'vm_socket': str(source.sock), 'vm_hypervisor': 'hv1',
+                                      'vm_dest_socket': str(dest.sock), 'vm_storage': 'copy'}})
+    extra = {'evacuate_from': 'hv1', 'evacuate_stamp': '2026-12-04',
+             'live_migration_ledger_dir': str(workdir / 'ledger')}
+    first = run_playbook('vmjobs.qemu.evacuate', extra, '-i', str(hosts))
+    assert_ok(first)
+    assert query(dest, 'query-status')['status'] == 'running'
+    assert_clean(source, dest)
+    again = run_playbook('vmjobs.qemu.evacuate', extra, '-i', str(hosts))
+    assert_ok(again)
+    assert recap_changed(again.stdout) == {'a': 0}
+    source.stop()
+    dest.stop()
+    compare_closed(images['disk0'][1], images['disk0'][0])
