@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from harness.images import compare_closed, make_image
 from harness.libvirt import LibvirtHost, create_domain
-from harness.libvirt_net import Link, remote_namespace
+from harness.libvirt_net import Link, libvirt_hosts, remote_namespace
 
 #: RAM of a guest whose migration is held (see test_libvirt_migration).
 SLOW_MIB = 2048
@@ -36,16 +36,8 @@ def network() -> Iterator[Link]:
 
 @pytest.fixture(scope='module')
 def hosts(network: Link, disks_dir: Path) -> Iterator[tuple[LibvirtHost, LibvirtHost]]:
-    source = LibvirtHost(name='vjsrc')
-    dest = LibvirtHost(name='vjdst', netns=network.netns, listen=network.remote,
-                       migration_address=network.migration, private=disks_dir)
-    try:
-        source.start()
-        dest.start()
-        yield source, dest
-    finally:
-        dest.teardown()
-        source.teardown()
+    with libvirt_hosts(network, disks_dir) as pair:
+        yield pair
 
 
 def domain_with_disks(hosts, workdir: Path, disks_dir: Path, suffix: str,

@@ -139,7 +139,10 @@ def test_failures_name_the_job_and_leave_both_sides_clean(workdir, pairs, run_mo
         assert words in failed['msg']
     assert query(source, 'query-status')['status'] == 'running'
     assert_clean(source, dest)
-    print(failed['msg'])
+    again = run_module('migration', args(source, dest, workdir, name='bad', wait='concluded',
+                                         wait_timeout=60))
+    assert again['failed'] and not again['changed'] and again['msg'] == failed['msg']
+    assert_clean(source, dest)
 
 
 def test_evacuate_copies_the_disks(workdir, pairs, run_playbook):
