@@ -79,12 +79,12 @@ def disk_pair(workdir: Path, sizes: dict[str, str], dest_sizes: dict[str, str] |
             make_image(dest_image, dest_size)
         images[device] = (source_image, dest_image)
     loader = f'loader,file={ram_image(workdir, ram_mb)},addr={RAM_ADDRESS:#x},force-raw=on'
-    source = start_vm(workdir, {d: s for d, (s, _) in images.items()}, name='src',
+    source = start_vm(workdir, {d: pair[0] for d, pair in images.items()}, name='src',
                       extra_args=['-device', loader])
     try:
         with QMPConnection(source.obs_sock) as qmp:
             qmp.cmd('cont')
-        dest = start_vm(workdir, {d: i for d, (_, i) in images.items() if i.exists()},
+        dest = start_vm(workdir, {d: pair[1] for d, pair in images.items() if pair[1].exists()},
                         name='dst', extra_args=['-incoming', 'defer'])
     except BaseException:
         source.stop()
