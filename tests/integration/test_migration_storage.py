@@ -9,7 +9,7 @@ from harness.ansible import inventory
 from harness.guest import device_write
 from harness.images import compare_closed
 from harness.migration import disk_pair
-from harness.qmp import QMPConnection
+from harness.qmp import QMPCommandError, QMPConnection
 
 
 @pytest.fixture
@@ -163,3 +163,20 @@ def test_evacuate_copies_the_disks(workdir, pairs, run_playbook):
     source.stop()
     dest.stop()
     compare_closed(images['disk0'][1], images['disk0'][0])
+
+
+def test_a_start_qemu_refuses_is_undone_and_leaves_what_is_not_ours(workdir, pairs, run_module):
+    """The destination already runs an NBD server (someone else's): QEMU refuses a second one;
+    the start is undone, that server is left alone, and no record remains."""
+    source, dest, _images = pairs({'disk0': '32M'})
+    theirs = workdir / 'theirs.nbd'
+    query(dest, 'nbd-server-start', addr={'type': 'unix', 'data': {'path': str(theirs)}})
+    failed = run_module('migration', args(source, dest, workdir, name='busy-dest'))
+    assert failed['failed'] and failed['msg'].startswith("job 'busy-dest'"), failed.get('msg')
+    assert 'NBD server already running' in failed['msg'], failed['msg']
+    assert '\n' not in failed['msg'] and 'Traceback' not in failed['raw']
+    assert_clean(source, dest)
+    with pytest.raises(QMPCommandError, match='already running'):  # theirs is still there
+        query(dest, 'nbd-server-start', addr={'type': 'unix', 'data': {'path': str(theirs)}})
+    info = run_module('job_info', on_source(source, workdir, include_dismissed=True))
+    assert info['jobs'] == [], 'a start QEMU refused leaves no record'
