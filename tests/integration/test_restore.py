@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from harness.chains import Disks, compare
-from harness.images import image_info
+from harness.images import corrupt_cluster, image_info
 
 POINTS = [('f1', 'full'), ('i1', 'incremental'), ('i2', 'incremental'), ('d1', 'differential')]
 
@@ -100,3 +100,68 @@ def test_restore_an_image_to_raw_without_a_vm(chain, run_module, ledger_dir, wor
     assert result['job']['source'] == str(workdir / 'i2' / 'disk1.qcow2')
     assert image_info(target)['format'] == 'raw'
     compare(target, chain['i2']['disk1'])
+
+
+def refused(result: dict[str, Any], *words: str) -> str:
+    assert result.get('failed'), result
+    msg = result['msg']
+    assert '\n' not in msg and 'Traceback' not in result['raw'], msg
+    for word in words:
+        assert word in msg, msg
+    return msg
+
+
+def no_daemon(ledger_dir: Path) -> None:
+    daemons = ledger_dir / 'daemons'
+    left = [p for p in daemons.rglob('*') if p.is_file() or p.is_socket()] if daemons.exists() else []
+    assert left == [], left
+
+
+def test_refusals_change_nothing(chain, disks, run_module, ledger_dir, workdir):
+    target = workdir / 'r.qcow2'
+    msg = refused(restore(run_module, disks, ledger_dir, 'r1', backup='nope', device='disk0',
+                          target=str(target)), "job 'r1'", "no backup named 'nope'", 'f1, i1')
+    msg = refused(restore(run_module, disks, ledger_dir, 'r1', backup='i1', device='disk9',
+                          target=str(target)), "job 'r1'", "no disk 'disk9'", 'disk0, disk1')
+    missing_dir = workdir / 'nowhere' / 'r.qcow2'
+    msg = refused(restore(run_module, disks, ledger_dir, 'r1', backup='i1', device='disk0',
+                          target=str(missing_dir)), "job 'r1'", 'does not exist')
+    assert not target.exists()
+    no_daemon(ledger_dir)
+
+    target.write_bytes(b'mine')
+    msg = refused(restore(run_module, disks, ledger_dir, 'r1', backup='i1', device='disk0',
+                          target=str(target)), "job 'r1'", 'already exists', 'overwrite')
+    assert target.read_bytes() == b'mine'
+    no_daemon(ledger_dir)
+    # Nothing of the refused starts was kept: the same name starts now.
+    done = restore(run_module, disks, ledger_dir, 'r1', backup='i1', device='disk0',
+                   target=str(target), overwrite=True)
+    assert done['changed'] and done['job']['outcome'] == 'succeeded', done
+    compare(target, chain['i1']['disk0'])
+    del msg
+
+
+def test_a_missing_chain_image_is_named(chain, disks, run_module, ledger_dir, workdir):
+    full = workdir / 'f1' / 'disk0.qcow2'
+    full.rename(workdir / 'away.qcow2')
+    target = workdir / 'r.qcow2'
+    refused(restore(run_module, disks, ledger_dir, 'r2', backup='i2', device='disk0',
+                    target=str(target)), "job 'r2'", str(full))
+    assert not target.exists()
+    no_daemon(ledger_dir)
+
+
+def test_a_failed_copy_leaves_no_image(chain, disks, run_module, ledger_dir, workdir):
+    corrupt_cluster(workdir / 'i1' / 'disk0.qcow2', 1 << 20)  # written by the guest before i1
+    target = workdir / 'r.qcow2'
+    result = restore(run_module, disks, ledger_dir, 'r3', backup='i2', device='disk0',
+                     target=str(target))
+    refused(result, "job 'r3' failed", 'Input/output error')
+    assert result['job']['outcome'] == 'failed' and result['job']['target_state'] == 'removed'
+    assert not target.exists()
+    no_daemon(ledger_dir)
+    again = restore(run_module, disks, ledger_dir, 'r3', backup='i2', device='disk0',
+                    target=str(target))
+    refused(again, "job 'r3' failed", 'Input/output error')
+    assert not again['changed'] and not target.exists()

@@ -23,7 +23,7 @@ from __future__ import annotations
 import typing as t
 
 from .. import _targets
-from .._errors import VmjobsError
+from .._errors import JobFailed, VmjobsError
 from .._ledger.files import Ledger
 from .._model import closing as _closing
 from .._model.session import Record
@@ -101,8 +101,10 @@ class ChainJobs:
                 raise
             err.records = self.finish(client, name, err.records) or err.records
             raise
-        return Result(result.changed, self.finish(client, name, result.records) or result.records,
-                      result.elapsed)
+        records = self.finish(client, name, result.records) or result.records
+        if wait == 'concluded' and records[0].get('outcome') == 'failed':  # as a wait reports it
+            raise JobFailed(f"job '{name}' failed: {records[0].get('error')}", name, records)
+        return Result(result.changed, records, result.elapsed)
 
     def finish(self, client: JobClient, name: str, records: list[Record]) -> list[Record]:
         """Dismiss a concluded job whose targets are closed and stop its daemon.

@@ -11,10 +11,13 @@ an image of a chain, given as such or found by the backup's name and the disk
 
 from __future__ import annotations
 
+import os
 import typing as t
 
 from .. import _imageinfo
 from .._args.restore import restore_params
+from .._errors import InvalidArgument
+from .._model import verify as _verify
 from .._model.restore_source import backup_image
 from .._model.session import Record
 from .._targets import Runner
@@ -34,11 +37,17 @@ def backup_source(vm: JobClient, name: str, backup: str, device: str) -> str:
 def probe_source(run: Runner, name: str, source: str) -> dict[str, t.Any]:
     """What the start needs to know of the source image: its path, format and size.
 
-    :raise InvalidArgument: it cannot be read (qemu-img's text kept).
+    :raise InvalidArgument: an image of its chain cannot be read or is missing (the image
+        that names it, and qemu-img's text, kept).
     """
-    found = _imageinfo.info(run, name, source)
-    return {'source': source, 'source_format': found['format'],
-            'size': int(found['virtual-size'])}
+    images = _imageinfo.chain(run, name, source)
+    last = images[-1]
+    if last['backing'] and not os.path.exists(_verify.backing_path(last['path'], last['backing'])):
+        raise InvalidArgument(t.cast(str, _verify.failure(name, [
+            _verify.image_result(last['path'], last['problem'])])), name)
+    top = images[0]['info']
+    return {'source': images[0]['path'], 'source_format': top['format'],
+            'size': int(top['virtual-size'])}
 
 
 class Restore:
