@@ -16,7 +16,7 @@ import typing as t
 
 from .. import _imageinfo
 from .._args.restore import restore_params
-from .._errors import InvalidArgument
+from .._errors import ChainDamaged, InvalidArgument
 from .._model import verify as _verify
 from .._model.restore_source import backup_image
 from .._model.session import Record
@@ -86,7 +86,24 @@ class Restore:
         result = self.jobs.start(name, params, probe, options['wait'], options['wait_timeout'])
         out = result.start_output()
         out['socket'] = self.jobs.paths(name).socket
+        if options.get('verify') and succeeded(result.record):
+            out['verify'] = self.check_target(name, params)
         return out
+
+    def check_target(self, name: str, params: dict[str, t.Any]) -> list[Record]:
+        """``qemu-img check`` of a restored image (a raw image has nothing to check).
+
+        :raise ChainDamaged: the check found a problem.
+        """
+        problem = None
+        if params['target_format'] == 'qcow2':
+            report, stderr = _imageinfo.check(self.run, name, params['target'], 'qcow2')
+            problem = _verify.check_problem(report, stderr)
+        images = [_verify.image_result(params['target'], problem)]
+        message = _verify.failure(name, images)
+        if message is not None:
+            raise ChainDamaged(message, name, images)
+        return images
 
 
 def succeeded(record: Record) -> bool:
