@@ -179,8 +179,9 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._targets import Runner
 
 def start(params: dict[str, t.Any], check_mode: bool, run: Runner) -> dict[str, t.Any]:
     """Start (or find) the named restore and optionally wait for it."""
-    return Restore(chain_jobs(params, check_mode, run), run,
-                   vm_client(params, check_mode, run)).restore(params)
+    vm = vm_client(params, check_mode, run)
+    attach = getattr(vm.backend, 'attach', None) if vm is not None else None
+    return Restore(chain_jobs(params, check_mode, run), run, vm, attach).restore(params)
 
 
 def main() -> None:

@@ -50,18 +50,26 @@ def probe_source(run: Runner, name: str, source: str) -> dict[str, t.Any]:
             'size': int(top['virtual-size'])}
 
 
+#: Attaches an image to a domain: (job, disk target, path, format, dry) -> whether it changed
+#: (with ``dry``: would change; a clash is refused either way).
+Attach = t.Callable[[str, str, str, str, bool], bool]
+
+
 class Restore:
     """Starts (or finds) one named restore.
 
     :param jobs: the daemon jobs under the ledger root.
     :param run: runs qemu-img (the module edge's runner).
     :param vm: the job client of the VM whose backup is restored (None for an ``image``).
+    :param attach: attaches an image to the libvirt domain (its backend's ``attach``).
     """
 
-    def __init__(self, jobs: ChainJobs, run: Runner, vm: JobClient | None) -> None:
+    def __init__(self, jobs: ChainJobs, run: Runner, vm: JobClient | None,
+                 attach: Attach | None = None) -> None:
         self.jobs = jobs
         self.run = run
         self.vm = vm
+        self.attach = attach
 
     def restore(self, options: dict[str, t.Any]) -> dict[str, t.Any]:
         """Restore ``options['name']`` unless it exists; wait if asked.
@@ -83,12 +91,23 @@ class Restore:
                                        params['device'])
             return dict(start_only, **probe_source(self.run, name, source))
 
+        if options.get('attach'):
+            self._attach(name, options['attach'], params, dry=True)  # refuse a clash first
         result = self.jobs.start(name, params, probe, options['wait'], options['wait_timeout'])
         out = result.start_output()
         out['socket'] = self.jobs.paths(name).socket
         if options.get('verify') and succeeded(result.record):
             out['verify'] = self.check_target(name, params)
+        if options.get('attach') and succeeded(result.record):
+            done = self._attach(name, options['attach'], params, dry=self.jobs.check_mode)
+            out['attached'] = {'target': options['attach'], 'changed': done}
+            out['changed'] = out['changed'] or done
         return out
+
+    def _attach(self, name: str, disk: str, params: dict[str, t.Any], dry: bool) -> bool:
+        if self.attach is None:
+            raise InvalidArgument(f"job '{name}': attach needs a libvirt domain", name)
+        return self.attach(name, disk, params['target'], params['target_format'], dry)
 
     def check_target(self, name: str, params: dict[str, t.Any]) -> list[Record]:
         """``qemu-img check`` of a restored image (a raw image has nothing to check).
