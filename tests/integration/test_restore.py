@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from harness.chains import Disks, compare
+from harness.daemons import no_daemon, refused
 from harness.images import corrupt_cluster, image_info
 
 POINTS = [('f1', 'full'), ('i1', 'incremental'), ('i2', 'incremental'), ('d1', 'differential')]
@@ -100,21 +101,6 @@ def test_restore_an_image_to_raw_without_a_vm(chain, run_module, ledger_dir, wor
     assert result['job']['source'] == str(workdir / 'i2' / 'disk1.qcow2')
     assert image_info(target)['format'] == 'raw'
     compare(target, chain['i2']['disk1'])
-
-
-def refused(result: dict[str, Any], *words: str) -> str:
-    assert result.get('failed'), result
-    msg = result['msg']
-    assert '\n' not in msg and 'Traceback' not in result['raw'], msg
-    for word in words:
-        assert word in msg, msg
-    return msg
-
-
-def no_daemon(ledger_dir: Path) -> None:
-    daemons = ledger_dir / 'daemons'
-    left = [p for p in daemons.rglob('*') if p.is_file() or p.is_socket()] if daemons.exists() else []
-    assert left == [], left
 
 
 def test_refusals_change_nothing(chain, disks, run_module, ledger_dir, workdir):

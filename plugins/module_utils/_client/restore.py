@@ -55,20 +55,38 @@ def probe_source(run: Runner, name: str, source: str) -> dict[str, t.Any]:
 Attach = t.Callable[[str, str, str, str, bool], bool]
 
 
-class Restore:
-    """Starts (or finds) one named restore.
+class SourceJob:
+    """A job that reads a chain: a restore or a verification, and where it reads from.
 
     :param jobs: the daemon jobs under the ledger root.
     :param run: runs qemu-img (the module edge's runner).
-    :param vm: the job client of the VM whose backup is restored (None for an ``image``).
+    :param vm: the job client of the VM whose backup is read (None for an ``image``).
+    """
+
+    def __init__(self, jobs: ChainJobs, run: Runner, vm: JobClient | None) -> None:
+        self.jobs = jobs
+        self.run = run
+        self.vm = vm
+
+    def source(self, name: str, params: dict[str, t.Any]) -> str:
+        """The chain's top image: ``image`` as given, or the one ``backup`` wrote for ``device``.
+
+        :raise InvalidArgument: no such backup, it did not succeed, or it has no such disk.
+        """
+        if params.get('source') is not None:
+            return t.cast(str, params['source'])
+        return backup_source(t.cast(JobClient, self.vm), name, params['backup'], params['device'])
+
+
+class Restore(SourceJob):
+    """Starts (or finds) one named restore.
+
     :param attach: attaches an image to the libvirt domain (its backend's ``attach``).
     """
 
     def __init__(self, jobs: ChainJobs, run: Runner, vm: JobClient | None,
                  attach: Attach | None = None) -> None:
-        self.jobs = jobs
-        self.run = run
-        self.vm = vm
+        super().__init__(jobs, run, vm)
         self.attach = attach
 
     def restore(self, options: dict[str, t.Any]) -> dict[str, t.Any]:
@@ -85,11 +103,7 @@ class Restore:
         params, start_only = restore_params(options)
 
         def probe() -> dict[str, t.Any]:
-            source = params.get('source')
-            if source is None:
-                source = backup_source(t.cast(JobClient, self.vm), name, params['backup'],
-                                       params['device'])
-            return dict(start_only, **probe_source(self.run, name, source))
+            return dict(start_only, **probe_source(self.run, name, self.source(name, params)))
 
         if options.get('attach'):
             self._attach(name, options['attach'], params, dry=True)  # refuse a clash first

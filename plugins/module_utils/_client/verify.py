@@ -21,9 +21,7 @@ from .._errors import ChainDamaged, JobFailed
 from .._model import verify as _verify
 from .._model.session import Record
 from .._targets import Runner
-from .chainjob import ChainJobs
-from .jobs import JobClient
-from .restore import backup_source
+from .restore import SourceJob
 
 
 def check_images(run: Runner, name: str, top: str) -> list[Record]:
@@ -41,18 +39,8 @@ def check_images(run: Runner, name: str, top: str) -> list[Record]:
     return found
 
 
-class Verify:
-    """Starts (or finds) one named verification.
-
-    :param jobs: the daemon jobs under the ledger root.
-    :param run: runs qemu-img (the module edge's runner).
-    :param vm: the job client of the VM whose backup is verified (None for an ``image``).
-    """
-
-    def __init__(self, jobs: ChainJobs, run: Runner, vm: JobClient | None) -> None:
-        self.jobs = jobs
-        self.run = run
-        self.vm = vm
+class Verify(SourceJob):
+    """Starts (or finds) one named verification (see :class:`SourceJob`)."""
 
     def verify(self, options: dict[str, t.Any]) -> dict[str, t.Any]:
         """Verify ``options['name']`` unless it exists; wait if asked.
@@ -67,10 +55,7 @@ class Verify:
         images: list[Record] = []
 
         def probe() -> dict[str, t.Any]:
-            source = params.get('source')
-            if source is None:
-                source = backup_source(t.cast(JobClient, self.vm), name, params['backup'],
-                                       params['device'])
+            source = self.source(name, params)
             images[:] = check_images(self.run, name, source)
             message = _verify.failure(name, images)
             if message is not None:
