@@ -102,7 +102,7 @@ options:
 notes:
   - With O(wait=none), the daemon stays until a task sees the job concluded and closes its target
     (M(vmjobs.qemu.job_wait) with the daemon's socket); a re-run of the restore task then
-    dismisses the job and stops the daemon.
+    dismisses the job and stops the daemon, and reports RV(ignore:changed=true) for that.
 seealso:
   - module: vmjobs.qemu.backup
   - module: vmjobs.qemu.verify
@@ -180,7 +180,9 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._targets import Runner
 def start(params: dict[str, t.Any], check_mode: bool, run: Runner) -> dict[str, t.Any]:
     """Start (or find) the named restore and optionally wait for it."""
     vm = vm_client(params, check_mode, run)
-    attach = getattr(vm.backend, 'attach', None) if vm is not None else None
+    # In check mode the backend is wrapped (dry); attach is then asked only whether it would act.
+    backend = getattr(vm.backend, 'inner', vm.backend) if vm is not None else None
+    attach = getattr(backend, 'attach', None)
     return Restore(chain_jobs(params, check_mode, run), run, vm, attach).restore(params)
 
 
