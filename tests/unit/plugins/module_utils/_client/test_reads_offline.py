@@ -10,7 +10,9 @@ import pytest
 from ansible_collections.vmjobs.qemu.plugins.module_utils._client.reads import Reads
 from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import TransportError
 from ansible_collections.vmjobs.qemu.plugins.module_utils._ledger.files import Ledger
-from ansible_collections.vmjobs.qemu.plugins.module_utils._model.shapes import ledger_entry
+from ansible_collections.vmjobs.qemu.plugins.module_utils._model.shapes import (
+    ledger_entry,
+)
 
 
 class Gone:
