@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from harness.chains import Disks, compare
-from harness.daemons import no_daemon, refused
+from harness.daemons import back_up, no_daemon, refused
 from harness.images import corrupt_cluster, image_info
 
 POINTS = [('f1', 'full'), ('i1', 'incremental'), ('i2', 'incremental'), ('d1', 'differential')]
@@ -40,12 +40,7 @@ def chain(disks, run_module, ledger_dir, workdir) -> dict[str, dict[str, Path]]:
     for name, mode in POINTS:
         for write in writes.get(name, []):
             disks.write(*write)
-        (workdir / name).mkdir()
-        result = run_module('backup', {
-            'socket': str(disks.daemon.sock), 'ledger_dir': str(ledger_dir), 'name': name,
-            'mode': mode, 'bitmap': 'nightly', 'target_dir': str(workdir / name),
-            'wait': 'concluded', 'wait_timeout': 30})
-        assert result['job']['outcome'] == 'succeeded', result
+        back_up(run_module, disks.daemon.sock, ledger_dir, workdir, name, mode)
         expected[name] = disks.remember(name)
     disks.write('disk0', 0x99, '0', '2M')  # the disk moves on; restores must not see this
     return expected

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from harness.chains import Disks
-from harness.daemons import no_daemon, refused
+from harness.daemons import back_up, no_daemon, refused
 from harness.images import corrupt_cluster, write_pattern
 
 
@@ -100,12 +100,7 @@ def disks(vm, make_image, workdir):
 def test_a_backup_by_name_and_a_restore_verified(disks, run_module, ledger_dir, workdir):
     for name, mode in (('f1', 'full'), ('i1', 'incremental')):
         disks.write('disk0', 0x5a, '1M', '1M')
-        (workdir / name).mkdir()
-        done = run_module('backup', {
-            'socket': str(disks.daemon.sock), 'ledger_dir': str(ledger_dir), 'name': name,
-            'mode': mode, 'bitmap': 'nightly', 'target_dir': str(workdir / name),
-            'wait': 'concluded', 'wait_timeout': 30})
-        assert done['job']['outcome'] == 'succeeded', done
+        back_up(run_module, disks.daemon.sock, ledger_dir, workdir, name, mode)
     result = run_module('verify', {'socket': str(disks.daemon.sock), 'ledger_dir': str(ledger_dir),
                                    'name': 'v-i1', 'backup': 'i1', 'device': 'disk1'})
     assert not result.get('failed') and [i['path'] for i in result['images']] == [
