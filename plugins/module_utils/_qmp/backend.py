@@ -17,13 +17,14 @@ from .._model import migration as _migration
 from .._model import records as _model
 from .._model.chains import MarkKind
 from .._model.session import Note, Record
-from .._model.vocabulary import SNAPSHOT_TYPES
+from .._model.vocabulary import OWN_DAEMON_TYPES, SNAPSHOT_TYPES
 from .._waiter import Waiter
 from . import backup as _qmp_backup
 from . import migrate as _qmp_migrate
 from . import storage as _qmp_storage
 from . import verbs as _verbs
 from .monitor import Monitor, commands
+from .restore import start_chain_job
 from .snapshots import start_snapshot
 from .start import start_job
 
@@ -80,6 +81,8 @@ class QmpSession:
                                          self.monitor.connect_timeout)
         elif params['type'] in SNAPSHOT_TYPES:
             start_snapshot(self.monitor, name, params)
+        elif params['type'] in OWN_DAEMON_TYPES:
+            start_chain_job(self.monitor, self.waiter, name, params, note)
         else:
             start_job(self.monitor, self.waiter, name, params, note)
 
