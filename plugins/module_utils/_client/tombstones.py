@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 
+from .._model.chains import is_pull
 from .._model.session import Record
 from .jobs import JobClient
 from .observer import compact
@@ -29,7 +30,7 @@ def forget_entry(client: JobClient, record: Record, entry: Record | None, forget
             kept = entry.get('kept_nodes', [])
             if session is not None:
                 # QEMU lost or dismissed the job without us: detach its target now.
-                kept = session.cleanup(entry)
+                kept = session.cleanup(entry, discard=is_pull(entry))
             if forget:
                 client.ledger.delete(record['name'])
             else:

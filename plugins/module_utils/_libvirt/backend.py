@@ -78,6 +78,9 @@ class LibvirtSession(ReadingSession):
         _libvirt_backup.start(Starter(self.domain, self.backend.targets), name, params, plan,
                               note)
 
+    def end_pull(self, entry: Record, verdict: str) -> None:
+        _libvirt_backup.end_pull(self.domain, entry, verdict)
+
     def backup_sources(self, name: str, devices: t.Sequence[str] | None) -> list[Record]:
         return _libvirt_backup.sources(self.domain, name, devices)
 

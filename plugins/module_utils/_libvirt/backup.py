@@ -62,6 +62,9 @@ def start(starter: Starter, name: str, params: dict[str, t.Any], plan: list[Reco
     :raise InvalidArgument: an option libvirt has no counterpart for, a target that exists.
     :raise BackendError: libvirt refused (its code name and text kept).
     """
+    if params.get('delivery') == 'pull':
+        raise InvalidArgument(f"job '{name}': delivery: pull is not offered for a libvirt "
+                              'domain yet', name)
     for option, why in UNSUPPORTED.items():
         if params.get(option):
             raise InvalidArgument(f"job '{name}': {why}", name)
@@ -93,3 +96,9 @@ def start(starter: Starter, name: str, params: dict[str, t.Any], plan: list[Reco
     ckpt = _libvirt_xml.checkpoint_xml(checkpoint, chosen, every) if checkpoint else None
     starter.run(name, 'backupBegin', _libvirt_xml.backup_xml(targets), ckpt,
                 _libvirt.BACKUP_BEGIN_REUSE_EXTERNAL)
+
+
+def end_pull(domain: Domain, entry: Record, verdict: str) -> None:
+    """End a pull backup with its reader's verdict (not offered for libvirt yet)."""
+    raise InvalidArgument(f"job '{entry['name']}': delivery: pull is not offered for a "
+                          'libvirt domain yet', entry['name'])
