@@ -121,7 +121,7 @@ def attach_detail(record: Record, entry: Record | None) -> Record:
             record[shown] = entry[key]  # type: ignore[index]
     if entry and entry.get('cancel_requested') and record['outcome'] == 'succeeded':
         record['outcome'] = 'canceled'
-    if entry and entry.get('verdict') and record['outcome'] == 'canceled':
+    if entry and entry.get('verdict') and record['outcome'] in ('canceled', 'succeeded'):
         record.update(verdict_outcome(entry['verdict']))
     state = target_state(entry)
     if state is not None:

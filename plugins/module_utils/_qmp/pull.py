@@ -23,13 +23,12 @@ last backup a reader acknowledged.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import stat
-import tempfile
 import typing as t
 
 from .._errors import BackendError, InvalidArgument, VmjobsError
+from .._exports import nbd_uri, private_dir, pull_dir, scratch_path
 from .._model import chains as _chains
 from .._model.session import Note, Record
 from .._waiter import Waiter
@@ -45,23 +44,6 @@ SERVER_RUNNING = 'already running'
 
 
 # -- pure helpers --------------------------------------------------------------------------
-
-def pull_dir(scope: str, tmp: str | None = None) -> str:
-    """The private directory of a VM's pull backups: fleecing overlays and the default
-    NBD socket (short: a UNIX socket path has at most 107 bytes)."""
-    digest = hashlib.sha256(scope.encode()).hexdigest()[:12]
-    return os.path.join(tmp or tempfile.gettempdir(), f'vmjobs-pull-{digest}')
-
-
-def nbd_uri(socket: str, export: str) -> str:
-    """The NBD URI of ``export`` on the server at UNIX socket ``socket``."""
-    return f'nbd+unix:///{export}?socket={socket}'
-
-
-def fleece_path(directory: str, member: str) -> str:
-    """Where the fleecing overlay of ``member`` is made."""
-    return os.path.join(directory, f'{member}.fleece.qcow2')
-
 
 def start_actions(plan: list[Record], sources: list[str], fleece: list[str]) -> list[Record]:
     """The one ``transaction`` that fixes the start instant of a pull backup.
@@ -111,22 +93,6 @@ def verdict_actions(disk: Record, found: dict[str, Record],
                     for name in disk.get('settle') or []]
     actions.append({'type': 'block-dirty-bitmap-remove', 'data': {'node': node, 'name': mark}})
     return remove, actions
-
-
-# -- the private directory -----------------------------------------------------------------
-
-def private_dir(name: str, directory: str) -> None:
-    """Make ``directory`` (mode 0700), or check that it is ours and private.
-
-    :raise InvalidArgument: it is a link, not a directory, someone else's or open to others.
-    """
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(directory, 0o700)
-    found = os.lstat(directory)
-    if (not stat.S_ISDIR(found.st_mode) or found.st_uid != os.geteuid()
-            or found.st_mode & 0o077):
-        raise InvalidArgument(f"job '{name}': {directory} is not a private directory of this "
-                              'user (mode 0700); remove it', name)
 
 
 # -- starting and ending ---------------------------------------------------------------------
@@ -220,7 +186,7 @@ def _fleece(mon: Monitor, waiter: Waiter, directory: str, disk: Record, node: st
             source: Record, attached: _Attached) -> str:
     """Create and attach the fleecing overlay of one disk; return its node."""
     fmt_node, file_node = _nodes.target_node_names(disk['member'])
-    _qmp_images.create_image(mon, waiter, disk['member'], fleece_path(directory, disk['member']),
+    _qmp_images.create_image(mon, waiter, disk['member'], scratch_path(directory, disk['member']),
                              'qcow2', int(source['image']['virtual-size']),
                              attached.member_note(fmt_node))
     mon.execute('blockdev-add', {'driver': 'qcow2', 'node-name': fmt_node, 'file': file_node,

@@ -18,14 +18,6 @@ def disk(settle: list[str], mark: str | None = 'nightly.pull') -> Record:
     return {'node': 'disk0-fmt', 'member': 'p1.disk0', 'settle': settle, 'pull_mark': mark}
 
 
-def test_uri_and_paths() -> None:
-    assert _pull.nbd_uri('/tmp/d/nbd.sock', 'p1.disk0') == 'nbd+unix:///p1.disk0?socket=/tmp/d/nbd.sock'
-    assert _pull.pull_dir('qmp:/run/vm1.sock', '/tmp') == _pull.pull_dir('qmp:/run/vm1.sock', '/tmp')
-    assert _pull.pull_dir('qmp:/run/vm1.sock', '/tmp').startswith('/tmp/vmjobs-pull-')
-    assert len(_pull.pull_dir('qmp:/run/vm1.sock', '/tmp')) == len('/tmp/vmjobs-pull-') + 12
-    assert _pull.fleece_path('/tmp/d', 'p1.disk0') == '/tmp/d/p1.disk0.fleece.qcow2'
-
-
 def test_one_transaction_fixes_the_start_instant() -> None:
     plan = [{'member': 'p1.disk0', 'pull_mark': 'nightly.pull', 'bitmap': 'nightly'},
             {'member': 'p1.disk1', 'pull_mark': None, 'bitmap': None}]
