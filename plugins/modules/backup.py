@@ -133,10 +133,10 @@ options:
       - C(push) (the default) has QEMU or libvirt write each disk's backup into an image.
       - C(pull) has the backup software read the disks instead, while the guest runs on.
         The backup exposes each disk, as it was at the start instant, as a read-only NBD
-        export, and returns per disk its RV(backup.disks[].export) name and
-        RV(backup.disks[].uri). An C(incremental) or C(differential) export also carries the
-        chain's bitmap as the NBD meta context RV(backup.disks[].meta_context) (e.g.
-        C(qemu:dirty-bitmap:nightly)), which lists the extents to read.
+        export. It returns per disk (RV(backup.disks)) the export's name C(export) and its
+        C(uri). An C(incremental) or C(differential) export also carries the chain's bitmap
+        as the NBD meta context C(meta_context) (e.g. C(qemu:dirty-bitmap:nightly)), which
+        lists the extents to read.
       - A pull backup runs until the reader's verdict ends it, through M(vmjobs.qemu.job)
         O(vmjobs.qemu.job#module:state=absent) with O(vmjobs.qemu.job#module:verdict). Only
         V(succeeded) moves the chain on. A failed, canceled or never acknowledged pull
