@@ -23,6 +23,7 @@ import datapath
 import fairness
 import fanout
 import latency
+import pull
 
 BENCHMARKS = {
     'latency': lambda args, log: latency.run(args.count or (10 if args.quick else 50), log,
@@ -33,6 +34,8 @@ BENCHMARKS = {
     'fanout': lambda args, log: fanout.run(1 if args.quick else 2, log, args.keep),
     'fairness': lambda args, log: fairness.run(args.count or (10 if args.quick else 40), log,
                                                args.keep),
+    'pull': lambda args, log: pull.run(args.count or (2 if args.quick else 5), log, args.keep,
+                                       args.size),
 }
 
 

@@ -198,3 +198,29 @@ def test_refusals_change_nothing(disks, run_module, ledger_dir, workdir):
 def compare_raw(read: Path, reference: Path) -> None:
     """The raw read equals the reference image (qcow2)."""
     run('qemu-img', 'compare', '-f', 'raw', '-F', 'qcow2', str(read), str(reference))
+
+
+def test_a_pull_qemu_lost_leaves_the_chain_as_it_was(disks, run_module, ledger_dir, workdir):
+    full = pull(run_module, disks, ledger_dir, 'p1', 'full')
+    for dev in DEVICES:
+        read_full(exports(full)[dev]['uri'], workdir / f'p1-{dev}.raw')
+    end(run_module, disks, ledger_dir, 'p1', verdict='succeeded')
+    disks.write('disk0', 0x61, '3M', '1M')
+    lost = pull(run_module, disks, ledger_dir, 'p2', 'incremental')
+    disks.restart()  # QEMU stops cleanly before any verdict: the exports go with it
+    disks.write('disk1', 0x62, '5M', '1M')
+
+    at_inc = disks.remember('p3')
+    inc = pull(run_module, disks, ledger_dir, 'p3', 'incremental')
+    assert [d['mode'] for d in inc['backup']['disks']] == ['incremental'] * 2, inc
+    for dev in DEVICES:
+        uri = exports(inc)[dev]['uri']
+        read_extents(uri, dirty_extents(uri, 'qemu:dirty-bitmap:nightly'),
+                     workdir / f'p1-{dev}.raw', workdir / f'p3-{dev}.raw')
+        compare_raw(workdir / f'p3-{dev}.raw', at_inc[dev])
+    end(run_module, disks, ledger_dir, 'p3', verdict='succeeded')
+    assert_clean(disks)
+
+    gone = end(run_module, disks, ledger_dir, 'p2', forget=True)
+    assert gone['changed'], gone
+    assert overlays(lost) == [], 'the lost backup\'s overlays go with its record'

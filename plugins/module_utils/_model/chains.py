@@ -127,7 +127,8 @@ def learn(attempts: list[Attempt], records: dict[str, Record], entries: dict[str
     has no ledger entry (with the same parameters) never started if it was still
     ``starting``, and is ``gone`` (dismissed and forgotten, or pruned) otherwise.
     A name used again later belongs to its newest attempt only.  Outcomes, once
-    seen, are kept.
+    seen, are kept.  A pull backup the VM lost before its reader's verdict counts as
+    canceled: it changed no bitmap.
 
     :param only: look at the attempts of this job only (the others keep their state).
     :return: new attempt dicts; the input is not changed.
@@ -151,6 +152,9 @@ def learn(attempts: list[Attempt], records: dict[str, Record], entries: dict[str
         record = records.get(attempt['job']) or {}
         if record.get('outcome') in FINAL:
             attempt['outcome'] = record['outcome']
+        elif record.get('lost') and is_pull(attempt) and not t.cast(Record, entry).get('verdict'):
+            # QEMU lost a pull backup before any verdict: it changed no bitmap.
+            attempt['outcome'] = 'canceled'
     return learned
 
 

@@ -54,10 +54,10 @@ def start_actions(plan: list[Record], sources: list[str], fleece: list[str]) -> 
     """
     actions: list[Record] = []
     for disk, node, overlay in zip(plan, sources, fleece):
-        if disk.get('pull_mark'):
+        if disk.get('pull_mark'):  # persistent: a disk that cannot keep a chain fails here
             actions.append({'type': 'block-dirty-bitmap-add',
                             'data': {'node': node, 'name': disk['pull_mark'],
-                                     'persistent': False}})
+                                     'persistent': True}})
         if disk.get('bitmap'):
             actions += [
                 {'type': 'block-dirty-bitmap-add',
@@ -148,6 +148,10 @@ def start_pull(mon: Monitor, waiter: Waiter, name: str, params: dict[str, t.Any]
         # The server is the collection's to stop if it started it, or runs in its directory.
         started = ensure_server(mon, name, socket) or os.path.dirname(socket) == directory
         note(pull={'socket': socket, 'dir': directory, 'server_started': started})
+        for disk, node in zip(plan, sources):  # left by a pull backup QEMU lost (killed)
+            if disk.get('pull_mark') in bitmaps(nodes, node):
+                mon.execute('block-dirty-bitmap-remove', {'node': node,
+                                                          'name': disk['pull_mark']})
         mon.execute('transaction', {'actions': start_actions(plan, sources, fleece)})
     except VmjobsError:
         _stop_server(mon, started)

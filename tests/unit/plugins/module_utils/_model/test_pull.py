@@ -111,3 +111,17 @@ def test_a_member_that_failed_stays_failed_whatever_the_verdict() -> None:
 def test_fleecing_overlays_are_never_kept() -> None:
     assert not _closing.finished({'outcome': 'succeeded'}, {'pull': {'dir': '/tmp/x'}})
     assert _closing.finished({'outcome': 'succeeded'}, {})
+
+
+def test_a_pull_lost_before_its_verdict_counts_as_canceled() -> None:
+    started = dict(pulled('p2', 'incremental', None), state='started')
+    entry = {'name': 'p2', 'type': 'backup', 'state': 'started',
+             'params': started['identity']}
+    lost = {'p2': {'name': 'p2', 'outcome': None, 'lost': True, 'live': False}}
+    (learned,) = _chains.learn([started], lost, {'p2': entry})
+    assert learned['outcome'] == 'canceled'
+    (told,) = _chains.learn([started], lost, {'p2': dict(entry, verdict='succeeded')})
+    assert told['outcome'] is None, 'a verdict was given: what it did is not known'
+    push = dict(started)
+    del push['delivery']
+    assert _chains.learn([push], lost, {'p2': entry})[0]['outcome'] is None

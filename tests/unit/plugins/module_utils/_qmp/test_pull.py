@@ -28,7 +28,7 @@ def test_one_transaction_fixes_the_start_instant() -> None:
         ('block-dirty-bitmap-merge', 'fl0', None),
         ('blockdev-backup', None, None),
         ('blockdev-backup', None, None)]
-    assert actions[0]['data']['persistent'] is False
+    assert actions[0]['data']['persistent'] is True
     assert actions[1]['data']['disabled'] is True, 'copy-before-write must not mark the copy'
     assert actions[2]['data']['bitmaps'] == [{'node': 'disk0-fmt', 'name': 'nightly'}]
     assert actions[4]['data'] == {'job-id': 'p1.disk1', 'device': 'disk1-fmt', 'target': 'fl1',
