@@ -128,6 +128,10 @@ class LedgerEntry(_EntryCore, total=False):
     active: bool
     members: list[str]
     disks: list[Record]
+    # pull backups: where they export (``socket``, ``dir``, ``server_started``), and the
+    # reader's verdict, written before it is acted on
+    pull: Record
+    verdict: str
     # migrations
     prior: Record
     dest_uri: str
