@@ -122,12 +122,12 @@ EXAMPLES = r'''
     name: move-disk0-20261121
     copy_mode: write-blocking
 
-- name: End a pull backup whose reader copied every disk
+- name: End a pull backup with its reader's verdict (the reader's task registered "reader")
   vmjobs.qemu.job:
     socket: /run/vm1/qmp.sock
     name: vm1-pull-20261121
     state: absent
-    verdict: succeeded
+    verdict: "{{ 'succeeded' if reader.rc == 0 else 'failed' }}"
 
 - name: Throttle a running job to 10 MiB/s
   vmjobs.qemu.job:

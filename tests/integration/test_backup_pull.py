@@ -13,18 +13,16 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import pytest
-from harness.chains import Disks, run
-from harness.nbd import dirty_extents, read_extents, read_full, read_full_async
+from harness.chains import Disks
+from harness.nbd import (
+    compare_raw,
+    dirty_extents,
+    read_extents,
+    read_full,
+    read_full_async,
+)
 
 DEVICES = ('disk0', 'disk1')
-
-
-@pytest.fixture
-def disks(vm, make_image, workdir):
-    made = Disks(vm, make_image, workdir)
-    yield made
-    made.close()
 
 
 def pull(run_module, machine: Disks, ledger: Path, name: str, mode: str,
@@ -58,6 +56,25 @@ def assert_clean(machine: Disks) -> None:
 def overlays(result: dict[str, Any]) -> list[str]:
     socket = exports(result)['disk0']['uri'].split('socket=')[1]
     return [name for name in os.listdir(os.path.dirname(socket)) if name.endswith('.qcow2')]
+
+
+def first_full(run_module, machine: Disks, ledger: Path, workdir: Path) -> None:
+    """Full pull backup ``p1``, read whole into ``p1-<device>.raw``, acknowledged."""
+    full = pull(run_module, machine, ledger, 'p1', 'full')
+    for dev in DEVICES:
+        read_full(exports(full)[dev]['uri'], workdir / f'p1-{dev}.raw')
+    end(run_module, machine, ledger, 'p1', verdict='succeeded')
+
+
+def read_changes(result: dict[str, Any], workdir: Path, name: str,
+                 expected: dict[str, Path]) -> None:
+    """Read an incremental's dirty extents onto the full read of ``p1``; each disk must
+    then equal ``expected``."""
+    for dev in DEVICES:
+        uri = exports(result)[dev]['uri']
+        read_extents(uri, dirty_extents(uri, 'qemu:dirty-bitmap:nightly'),
+                     workdir / f'p1-{dev}.raw', workdir / f'{name}-{dev}.raw')
+        compare_raw(workdir / f'{name}-{dev}.raw', expected[dev])
 
 
 def guest_writes_while(machine: Disks, writes: list[tuple[str, int, str, str]],
@@ -125,10 +142,7 @@ def test_full_then_incremental_read_while_the_guest_writes(disks, run_module, le
 
 
 def test_a_failed_read_leaves_the_chain_as_it_was(disks, run_module, ledger_dir, workdir):
-    full = pull(run_module, disks, ledger_dir, 'p1', 'full')
-    for dev in DEVICES:
-        read_full(exports(full)[dev]['uri'], workdir / f'p1-{dev}.raw')
-    end(run_module, disks, ledger_dir, 'p1', verdict='succeeded')
+    first_full(run_module, disks, ledger_dir, workdir)
 
     disks.write('disk0', 0x51, '2M', '1M')
     failed = pull(run_module, disks, ledger_dir, 'p2', 'incremental')
@@ -159,11 +173,7 @@ def test_a_failed_read_leaves_the_chain_as_it_was(disks, run_module, ledger_dir,
     at_inc = disks.remember('i3')
     inc = pull(run_module, disks, ledger_dir, 'p5', 'incremental')
     assert [d['mode'] for d in inc['backup']['disks']] == ['incremental', 'incremental']
-    for dev in DEVICES:
-        uri = exports(inc)[dev]['uri']
-        read_extents(uri, dirty_extents(uri, 'qemu:dirty-bitmap:nightly'),
-                     workdir / f'p1-{dev}.raw', workdir / f'p5-{dev}.raw')
-        compare_raw(workdir / f'p5-{dev}.raw', at_inc[dev])
+    read_changes(inc, workdir, 'p5', at_inc)
     end(run_module, disks, ledger_dir, 'p5', verdict='succeeded')
     assert_clean(disks)
 
@@ -195,16 +205,8 @@ def test_refusals_change_nothing(disks, run_module, ledger_dir, workdir):
     assert wrong['failed'] and 'verdict is the reader' in wrong['msg'], wrong
 
 
-def compare_raw(read: Path, reference: Path) -> None:
-    """The raw read equals the reference image (qcow2)."""
-    run('qemu-img', 'compare', '-f', 'raw', '-F', 'qcow2', str(read), str(reference))
-
-
 def test_a_pull_qemu_lost_leaves_the_chain_as_it_was(disks, run_module, ledger_dir, workdir):
-    full = pull(run_module, disks, ledger_dir, 'p1', 'full')
-    for dev in DEVICES:
-        read_full(exports(full)[dev]['uri'], workdir / f'p1-{dev}.raw')
-    end(run_module, disks, ledger_dir, 'p1', verdict='succeeded')
+    first_full(run_module, disks, ledger_dir, workdir)
     disks.write('disk0', 0x61, '3M', '1M')
     lost = pull(run_module, disks, ledger_dir, 'p2', 'incremental')
     disks.restart()  # QEMU stops cleanly before any verdict: the exports go with it
@@ -213,11 +215,7 @@ def test_a_pull_qemu_lost_leaves_the_chain_as_it_was(disks, run_module, ledger_d
     at_inc = disks.remember('p3')
     inc = pull(run_module, disks, ledger_dir, 'p3', 'incremental')
     assert [d['mode'] for d in inc['backup']['disks']] == ['incremental'] * 2, inc
-    for dev in DEVICES:
-        uri = exports(inc)[dev]['uri']
-        read_extents(uri, dirty_extents(uri, 'qemu:dirty-bitmap:nightly'),
-                     workdir / f'p1-{dev}.raw', workdir / f'p3-{dev}.raw')
-        compare_raw(workdir / f'p3-{dev}.raw', at_inc[dev])
+    read_changes(inc, workdir, 'p3', at_inc)
     end(run_module, disks, ledger_dir, 'p3', verdict='succeeded')
     assert_clean(disks)
 

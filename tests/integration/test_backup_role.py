@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from harness import REPO, assert_ok, recap_changed
 from harness.chains import Disks, backing_file, compare
+from harness.nbd import compare_raw
 
 PLAYBOOK = REPO / 'playbooks' / 'backup.yml'
 
@@ -122,8 +123,3 @@ def test_role_pulls_with_the_readers_exit_status_as_verdict(vms, workdir, run_pl
     assert disks.attached_by_collection() == []
     assert disks.bitmaps('disk0')['vmjobs-backup']['count'] == 2**20, \
         'a failed read leaves the chain as it was'
-
-
-def compare_raw(read: Path, reference: Path) -> None:
-    subprocess.run(['qemu-img', 'compare', '-f', 'raw', '-F', 'qcow2', str(read), str(reference)],
-                   check=True, capture_output=True)

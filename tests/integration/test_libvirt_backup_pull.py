@@ -9,14 +9,12 @@ verdict decides whether the backup's checkpoint stays; nothing else stays.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import pytest
-from harness.chains import run
 from harness.domain import Domain
 from harness.libvirt import LibvirtHost
-from harness.nbd import dirty_extents, read_extents, read_full
+from harness.nbd import compare_raw, dirty_extents, read_extents, read_full
 from test_libvirt_backup import checkpoints, offline, remember
 
 DEVICES = ('vda', 'vdb')
@@ -38,10 +36,6 @@ def end(dom: Domain, name: str, **options: Any) -> dict[str, Any]:
 
 def uris(result: dict[str, Any]) -> dict[str, str]:
     return {disk['device']: disk['uri'] for disk in result['backup']['disks']}
-
-
-def compare_raw(read: Path, reference: Path) -> None:
-    run('qemu-img', 'compare', '-f', 'raw', '-F', 'qcow2', str(read), str(reference))
 
 
 def assert_clean(host: LibvirtHost, dom: Domain, result: dict[str, Any]) -> None:

@@ -70,3 +70,8 @@ def read_extents(uri: str, extents: list[tuple[int, int]], base: Path, dest: Pat
             done += length
     chunk.unlink(missing_ok=True)
     return done
+
+
+def compare_raw(read: Path, reference: Path) -> None:
+    """A reader's raw copy equals the reference image (qcow2)."""
+    _run('qemu-img', 'compare', '-f', 'raw', '-F', 'qcow2', str(read), str(reference))
