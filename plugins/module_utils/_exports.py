@@ -13,8 +13,11 @@ import hashlib
 import os
 import stat
 import tempfile
+import typing as t
 
 from ._errors import InvalidArgument
+
+Record = dict[str, t.Any]
 
 
 def pull_dir(scope: str, tmp: str | None = None) -> str:
@@ -27,6 +30,25 @@ def pull_dir(scope: str, tmp: str | None = None) -> str:
 def nbd_uri(socket: str, export: str) -> str:
     """The NBD URI of ``export`` on the server at UNIX socket ``socket``."""
     return f'nbd+unix:///{export}?socket={socket}'
+
+
+def tls_uri(host: str, port: int, export: str) -> str:
+    """The NBD URI of ``export`` on a TCP server that requires TLS (``nbds``)."""
+    shown = f'[{host}]' if ':' in host else host
+    return f'nbds://{shown}:{port}/{export}'
+
+
+def parse_address(name: str, address: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` for IPv6) as (host, port).
+
+    :raise InvalidArgument: no port, or one out of range.
+    """
+    host, _, port = address.rpartition(':')
+    host = host[1:-1] if host.startswith('[') and host.endswith(']') else host
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidArgument(f"job '{name}': nbd_address {address!r} is not HOST:PORT "
+                              '(a port from 1 to 65535)', name)
+    return host, int(port)
 
 
 def scratch_path(directory: str, member: str) -> str:
@@ -46,3 +68,20 @@ def private_dir(name: str, directory: str) -> None:
             or found.st_mode & 0o077):
         raise InvalidArgument(f"job '{name}': {directory} is not a private directory of this "
                               'user (mode 0700); remove it', name)
+
+
+def server_of(params: dict[str, t.Any], directory: str) -> Record:
+    """Where a pull backup's NBD server listens: ``socket`` (UNIX), or ``host``, ``port``
+    and ``tls_dir`` (TCP with TLS); and each export's URI there (``uri``, a function)."""
+    if params.get('nbd_address'):
+        host, port = parse_address('', params['nbd_address'])
+        return {'host': host, 'port': port, 'tls_dir': params['nbd_tls_dir'], 'dir': directory}
+    return {'socket': params.get('nbd_socket') or os.path.join(directory, 'nbd.sock'),
+            'dir': directory}
+
+
+def export_uri(server: Record, export: str) -> str:
+    """The URI of ``export`` on ``server`` (see :func:`server_of`)."""
+    if server.get('host'):
+        return tls_uri(server['host'], server['port'], export)
+    return nbd_uri(server['socket'], export)

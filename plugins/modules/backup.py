@@ -158,7 +158,23 @@ options:
         server that runs there already.
       - Default C(nbd.sock) in the private directory of the VM's pull backups; the collection
         stops that server when its last export is gone.
-      - TCP with TLS is not offered yet.
+    type: path
+  nbd_address:
+    description:
+      - For O(delivery=pull), export over TCP instead, at C(HOST:PORT) (C([V6]:PORT) for
+        IPv6), for readers on other hosts. Needs O(nbd_tls_dir), since exports over TCP always
+        use TLS.
+      - The module starts QEMU's NBD server there with a C(tls-creds-x509) object
+        (C(vmjobs-nbd-tls), C(verify-peer=on), so readers need a client certificate the CA
+        signed), and removes both when the backup ends. The URIs are then
+        C(nbds://HOST:PORT/EXPORT). No other NBD server may run in that QEMU.
+      - QMP only; a libvirt O(domain) exports on a UNIX socket.
+    type: str
+  nbd_tls_dir:
+    description:
+      - With O(nbd_address), the directory of the server's X.509 files as QEMU reads them,
+        C(ca-cert.pem), C(server-cert.pem) and C(server-key.pem). QEMU opens them, so QEMU's
+        user must be able to read them.
     type: path
   compress:
     description:

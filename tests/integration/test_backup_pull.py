@@ -9,6 +9,8 @@ it is, nothing of the backup stays in QEMU's graph.
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,11 @@ from harness.chains import Disks
 from harness.nbd import (
     compare_raw,
     dirty_extents,
+    make_tls_dir,
     read_extents,
     read_full,
     read_full_async,
+    read_tls,
 )
 
 DEVICES = ('disk0', 'disk1')
@@ -222,3 +226,31 @@ def test_a_pull_qemu_lost_leaves_the_chain_as_it_was(disks, run_module, ledger_d
     gone = end(run_module, disks, ledger_dir, 'p2', forget=True)
     assert gone['changed'], gone
     assert overlays(lost) == [], 'the lost backup\'s overlays go with its record'
+
+
+def test_exports_over_tcp_with_tls(disks, run_module, ledger_dir, workdir):
+    tls = make_tls_dir(workdir / 'tls')
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    half = pull(run_module, disks, ledger_dir, 'p1', 'full', nbd_address=f'127.0.0.1:{port}')
+    assert half['failed'] and half['msg'] == (
+        "job 'p1': exports over TCP need TLS: give nbd_address and nbd_tls_dir together"), half
+
+    at_full = disks.remember('f1')
+    full = pull(run_module, disks, ledger_dir, 'p1', 'full', nbd_address=f'127.0.0.1:{port}',
+                nbd_tls_dir=str(tls))
+    assert full['changed'], full
+    assert exports(full)['disk0']['uri'] == f'nbds://127.0.0.1:{port}/p1.disk0'
+    disks.write('disk0', 0x71, '0', '1M')
+    plain = subprocess.run(['qemu-img', 'info', f'nbd://127.0.0.1:{port}/p1.disk0'],
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert plain.returncode != 0, 'a reader without TLS is turned away'
+    for dev in DEVICES:
+        read = read_tls('127.0.0.1', port, f'p1.{dev}', tls, workdir / f'p1-{dev}.raw')
+        assert read.returncode == 0, read.stderr
+        compare_raw(workdir / f'p1-{dev}.raw', at_full[dev])
+    end(run_module, disks, ledger_dir, 'p1', verdict='succeeded')
+    assert_clean(disks)
+    objects = [o['name'] for o in disks.obs.cmd('qom-list', path='/objects')]
+    assert 'vmjobs-nbd-tls' not in objects, 'the TLS credentials go with the server'

@@ -11,6 +11,7 @@ import os
 import typing as t
 
 from .._errors import InvalidArgument
+from .._exports import parse_address
 from .._model.chains import CHOICES, COMPANION_SUFFIX, PULL_SUFFIX, a_mode
 from .._model.vocabulary import NAME_RE, validate_name
 from .._targets import parse_mode
@@ -35,6 +36,8 @@ BACKUP: dict[str, dict[str, t.Any]] = {
     # parameters unless pull, so push backups recorded before this option compare equal.
     'delivery': {'type': 'str', 'default': 'push', 'choices': ['push', 'pull']},
     'nbd_socket': {'type': 'path'},
+    'nbd_address': {'type': 'str'},
+    'nbd_tls_dir': {'type': 'path'},
     'bitmap': {'type': 'str'},
     'compress': {'type': 'bool', 'default': False},
     'speed': {'type': 'int'},
@@ -90,6 +93,14 @@ def check_pull(name: str, options: dict[str, t.Any]) -> None:
     if options.get('wait', 'none') != 'none':
         raise _refuse(name, 'a pull backup runs until its reader ends it (job state=absent '
                             'with verdict); use wait: none')
+    address, tls = options.get('nbd_address'), options.get('nbd_tls_dir')
+    if address and options.get('nbd_socket'):
+        raise _refuse(name, 'give nbd_socket (UNIX) or nbd_address (TCP), not both')
+    if bool(address) != bool(tls):
+        raise _refuse(name, 'exports over TCP need TLS: give nbd_address and nbd_tls_dir '
+                            'together')
+    if address:
+        parse_address(name, address)
     socket = options.get('nbd_socket')
     if socket and len(os.path.abspath(socket).encode()) > MAX_SOCKET:
         raise _refuse(name, f'nbd_socket {socket} is longer than {MAX_SOCKET} bytes, the '
@@ -128,8 +139,10 @@ def backup_params(options: dict[str, t.Any]) -> dict[str, t.Any]:
     pull = options.get('delivery') == 'pull'
     if pull:
         check_pull(name, options)
-    elif options.get('nbd_socket'):
-        raise _refuse(name, 'nbd_socket is for delivery: pull')
+    else:
+        for key in ('nbd_socket', 'nbd_address', 'nbd_tls_dir'):
+            if options.get(key):
+                raise _refuse(name, f'{key} is for delivery: pull')
     target_dir = options.get('target_dir')
     disks, devices, targets = [], set(), set()
     for disk in options.get('disks') or []:
@@ -159,6 +172,9 @@ def backup_params(options: dict[str, t.Any]) -> dict[str, t.Any]:
         params['delivery'] = 'pull'
         if options.get('nbd_socket'):
             params['nbd_socket'] = os.path.abspath(options['nbd_socket'])
+        if options.get('nbd_address'):
+            params.update(nbd_address=options['nbd_address'],
+                          nbd_tls_dir=os.path.abspath(options['nbd_tls_dir']))
     target_mode = parse_mode(options.get('target_mode'), name, 'target_mode')
     if target_mode is not None:
         params['target_mode'] = target_mode

@@ -14,7 +14,6 @@ since that of the last full.  A differential creates no checkpoint.
 
 from __future__ import annotations
 
-import os
 import typing as t
 
 from .. import _exports, _targets
@@ -110,23 +109,26 @@ def _start_pull(starter: Starter, name: str, params: dict[str, t.Any], plan: lis
                 note: Note, checkpoint: str | None, scope: str) -> None:
     """Start pull backup ``name``: libvirt makes a scratch image per disk (and removes it
     at the end) and exports each disk over its NBD server, in pull mode."""
+    if params.get('nbd_address'):
+        raise InvalidArgument(f"job '{name}': exports over TCP with TLS are offered over QMP "
+                              'only; a libvirt domain exports on a UNIX socket', name)
     directory = _exports.pull_dir(scope)
-    socket = params.get('nbd_socket') or os.path.join(directory, 'nbd.sock')
+    server = _exports.server_of(params, directory)
     _exports.private_dir(name, directory)
     chosen = [step['node'] for step in plan]
     disks = [dict({key: step.get(key) for key in _chains.DISK_KEYS},
-                  export=step['export'], uri=_exports.nbd_uri(socket, step['export']),
+                  export=step['export'], uri=_exports.export_uri(server, step['export']),
                   meta_context=step['meta_context'] if step.get('require') else None,
                   scratch=_exports.scratch_path(directory, step['member']),
                   target_dev=step['node'])
              for step in plan]
     note(libvirt_type='backup', backup_disks=chosen, checkpoint=checkpoint, disks=disks,
          created_files=[disk['scratch'] for disk in disks],
-         pull={'socket': socket, 'dir': directory})
+         pull=server)
     exported = [{'target': step['node'], 'export': step['export'], 'since': step.get('require'),
                  'bitmap': step['bitmap'], 'scratch': disk['scratch']}
                 for step, disk in zip(plan, disks)]
-    starter.run(name, 'backupBegin', _libvirt_xml.pull_backup_xml(exported, socket),
+    starter.run(name, 'backupBegin', _libvirt_xml.pull_backup_xml(exported, server['socket']),
                 _checkpoint(starter, checkpoint, chosen), 0)
 
 

@@ -28,7 +28,7 @@ import stat
 import typing as t
 
 from .._errors import BackendError, InvalidArgument, VmjobsError
-from .._exports import nbd_uri, private_dir, pull_dir, scratch_path
+from .._exports import export_uri, private_dir, pull_dir, scratch_path, server_of
 from .._model import chains as _chains
 from .._model.session import Note, Record
 from .._waiter import Waiter
@@ -41,6 +41,8 @@ from .monitor import Monitor
 EXPORT_CLOSE_TIMEOUT = 30.0
 #: QEMU's text when ``nbd-server-start`` finds a server running.
 SERVER_RUNNING = 'already running'
+#: The id of the TLS credentials object of a TCP NBD server the collection starts.
+TLS_ID = 'vmjobs-nbd-tls'
 
 
 # -- pure helpers --------------------------------------------------------------------------
@@ -97,24 +99,36 @@ def verdict_actions(disk: Record, found: dict[str, Record],
 
 # -- starting and ending ---------------------------------------------------------------------
 
-def ensure_server(mon: Monitor, name: str, socket: str) -> bool:
-    """Start QEMU's NBD server on ``socket`` unless one runs there already.
+def ensure_server(mon: Monitor, name: str, server: Record) -> bool:
+    """Start QEMU's NBD server at ``server`` (``pull`` of the entry) unless one runs on
+    its UNIX socket already; a TCP server gets its TLS credentials object first.
 
     :return: whether this call started it.
     :raise InvalidArgument: a server runs elsewhere (QEMU runs one at a time).
     """
+    arguments: Record = {'addr': {'type': 'unix', 'data': {'path': server.get('socket')}}}
+    if server.get('host'):
+        arguments = {'addr': {'type': 'inet', 'data': {'host': server['host'],
+                                                       'port': str(server['port'])}},
+                     'tls-creds': TLS_ID}
+        mon.execute('object-add', {'qom-type': 'tls-creds-x509', 'id': TLS_ID,
+                                   'dir': server['tls_dir'], 'endpoint': 'server',
+                                   'verify-peer': True})
     try:
-        mon.execute('nbd-server-start', {'addr': {'type': 'unix', 'data': {'path': socket}}})
+        mon.execute('nbd-server-start', arguments)
         return True
     except BackendError as err:
-        if SERVER_RUNNING not in err.desc:
+        if server.get('host'):
+            with contextlib.suppress(BackendError):
+                mon.execute('object-del', {'id': TLS_ID})
+        if SERVER_RUNNING not in err.desc or server.get('host'):
             raise err.for_job(name) from err
         with contextlib.suppress(FileNotFoundError):
-            if stat.S_ISSOCK(os.lstat(socket).st_mode):
+            if stat.S_ISSOCK(os.lstat(server['socket']).st_mode):
                 return False
         raise InvalidArgument(f"job '{name}': nbd-server-start failed: {err.error_class}: "
-                              f'{err.desc}, and not on {socket}; give its socket as '
-                              'nbd_socket', name) from err
+                              f"{err.desc}, and not on {server['socket']}; give its socket "
+                              'as nbd_socket', name) from err
 
 
 def start_pull(mon: Monitor, waiter: Waiter, name: str, params: dict[str, t.Any],
@@ -129,15 +143,15 @@ def start_pull(mon: Monitor, waiter: Waiter, name: str, params: dict[str, t.Any]
     """
     nodes, sources = checked_sources(mon, name, plan)
     directory = pull_dir(scope)
-    socket = params.get('nbd_socket') or os.path.join(directory, 'nbd.sock')
+    server = server_of(params, directory)
     private_dir(name, directory)
     disks = [dict({key: disk.get(key) for key in _chains.DISK_KEYS}, member=disk['member'],
-                  node=node, export=disk['export'], uri=nbd_uri(socket, disk['export']),
+                  node=node, export=disk['export'], uri=export_uri(server, disk['export']),
                   meta_context=disk['meta_context'], pull_mark=disk['pull_mark'],
                   settle=disk['settle'])
              for disk, node in zip(plan, sources)]
     note(members=[disk['member'] for disk in plan], disks=disks,
-         pull={'socket': socket, 'dir': directory})
+         pull=server)
     attached = _Attached(note)
     fleece: list[str] = []
     started = False
@@ -146,15 +160,16 @@ def start_pull(mon: Monitor, waiter: Waiter, name: str, params: dict[str, t.Any]
             fleece.append(_fleece(mon, waiter, directory, disk, node,
                                   _nodes.node(nodes, node), attached))
         # The server is the collection's to stop if it started it, or runs in its directory.
-        started = ensure_server(mon, name, socket) or os.path.dirname(socket) == directory
-        note(pull={'socket': socket, 'dir': directory, 'server_started': started})
+        started = ensure_server(mon, name, server) or \
+            os.path.dirname(server.get('socket') or '') == directory
+        note(pull=dict(server, server_started=started))
         for disk, node in zip(plan, sources):  # left by a pull backup QEMU lost (killed)
             if disk.get('pull_mark') in bitmaps(nodes, node):
                 mon.execute('block-dirty-bitmap-remove', {'node': node,
                                                           'name': disk['pull_mark']})
         mon.execute('transaction', {'actions': start_actions(plan, sources, fleece)})
     except VmjobsError:
-        _stop_server(mon, started)
+        _stop_server(mon, dict(server, server_started=started))
         attached.undo(mon)
         raise
     try:
@@ -164,7 +179,8 @@ def start_pull(mon: Monitor, waiter: Waiter, name: str, params: dict[str, t.Any]
                 'name': disk['export'], 'writable': False,
                 **({'bitmaps': [disk['bitmap']]} if disk.get('bitmap') else {})})
     except VmjobsError:
-        end_pull(mon, waiter, {'disks': disks, 'pull': {'server_started': started}}, 'failed')
+        end_pull(mon, waiter, {'disks': disks, 'pull': dict(server, server_started=started)},
+                 'failed')
         _reap(mon, waiter, [disk['member'] for disk in plan])
         attached.undo(mon)
         raise
@@ -198,11 +214,15 @@ def _fleece(mon: Monitor, waiter: Waiter, directory: str, disk: Record, node: st
     return fmt_node
 
 
-def _stop_server(mon: Monitor, started: bool) -> None:
-    """Stop the NBD server if the collection started it and no export is left on it."""
-    if started and not mon.execute('query-block-exports'):
+def _stop_server(mon: Monitor, server: Record) -> None:
+    """Stop the NBD server if the collection started it and no export is left on it; its
+    TLS credentials object goes with it."""
+    if server.get('server_started') and not mon.execute('query-block-exports'):
         with contextlib.suppress(BackendError):
             mon.execute('nbd-server-stop')
+        if server.get('host'):
+            with contextlib.suppress(BackendError):
+                mon.execute('object-del', {'id': TLS_ID})
 
 
 def end_pull(mon: Monitor, waiter: Waiter, entry: Record, verdict: str) -> None:
@@ -243,4 +263,4 @@ def end_pull(mon: Monitor, waiter: Waiter, entry: Record, verdict: str) -> None:
     for member in sorted(members):
         if member in live and live[member]['status'] != 'concluded':
             mon.execute('job-cancel', {'id': member})
-    _stop_server(mon, bool((entry.get('pull') or {}).get('server_started')))
+    _stop_server(mon, entry.get('pull') or {})

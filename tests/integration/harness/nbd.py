@@ -75,3 +75,36 @@ def read_extents(uri: str, extents: list[tuple[int, int]], base: Path, dest: Pat
 def compare_raw(read: Path, reference: Path) -> None:
     """A reader's raw copy equals the reference image (qcow2)."""
     _run('qemu-img', 'compare', '-f', 'raw', '-F', 'qcow2', str(read), str(reference))
+
+
+def make_tls_dir(directory: Path) -> Path:
+    """A CA and a server and client certificate for 127.0.0.1, named as QEMU's
+    ``tls-creds-x509`` objects expect them (``ca-cert.pem``, ``server-cert.pem``, ...)."""
+    directory.mkdir(mode=0o700)
+
+    def ssl(*args: str) -> None:
+        _run('openssl', *args)
+
+    ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=vmjobs test CA',
+        '-keyout', str(directory / 'ca-key.pem'), '-out', str(directory / 'ca-cert.pem'))
+    for role in ('server', 'client'):
+        key, csr = directory / f'{role}-key.pem', directory / f'{role}.csr'
+        ext = directory / f'{role}.ext'
+        ext.write_text('subjectAltName=IP:127.0.0.1\nextendedKeyUsage='
+                       + ('serverAuth' if role == 'server' else 'clientAuth') + '\n')
+        ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1',
+            '-keyout', str(key), '-out', str(csr))
+        ssl('x509', '-req', '-in', str(csr), '-CA', str(directory / 'ca-cert.pem'),
+            '-CAkey', str(directory / 'ca-key.pem'), '-CAcreateserial', '-days', '2',
+            '-extfile', str(ext), '-out', str(directory / f'{role}-cert.pem'))
+    return directory
+
+
+def read_tls(host: str, port: int, export: str, tls_dir: Path, dest: Path) -> subprocess.CompletedProcess[str]:
+    """Copy an export of a TCP server that requires TLS, as a client with a certificate."""
+    return subprocess.run(['qemu-img', 'convert', '--object',
+                           f'tls-creds-x509,id=tls0,endpoint=client,dir={tls_dir}',
+                           '--image-opts', (f'driver=nbd,server.type=inet,server.host={host},'
+                                            f'server.port={port},export={export},tls-creds=tls0'),
+                           '-O', 'raw',
+                           str(dest)], capture_output=True, text=True, timeout=300, check=False)

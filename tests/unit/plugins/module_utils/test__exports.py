@@ -34,3 +34,28 @@ def test_private_dir(tmp_path: t.Any) -> None:
     os.symlink(made, str(tmp_path / 'link'))
     with pytest.raises(InvalidArgument):
         _exports.private_dir('p1', str(tmp_path / 'link'))
+
+
+@pytest.mark.parametrize('address, parsed', [
+    ('127.0.0.1:10809', ('127.0.0.1', 10809)), ('[::1]:1', ('::1', 1)),
+    ('backup.example:65535', ('backup.example', 65535))])
+def test_parse_address(address: str, parsed: tuple[str, int]) -> None:
+    assert _exports.parse_address('p1', address) == parsed
+
+
+@pytest.mark.parametrize('address', ['10809', ':10809', 'host:', 'host:0', 'host:65536',
+                                     'host:port'])
+def test_parse_address_refusals(address: str) -> None:
+    with pytest.raises(InvalidArgument, match=r"job 'p1': nbd_address .* is not HOST:PORT"):
+        _exports.parse_address('p1', address)
+
+
+def test_servers_and_their_uris() -> None:
+    unix = _exports.server_of({}, '/tmp/d')
+    assert unix == {'socket': '/tmp/d/nbd.sock', 'dir': '/tmp/d'}
+    assert _exports.export_uri(unix, 'p1.vda') == 'nbd+unix:///p1.vda?socket=/tmp/d/nbd.sock'
+    assert _exports.server_of({'nbd_socket': '/run/n.sock'}, '/tmp/d')['socket'] == '/run/n.sock'
+    tcp = _exports.server_of({'nbd_address': '[::1]:10809', 'nbd_tls_dir': '/etc/pki/q'},
+                             '/tmp/d')
+    assert tcp == {'host': '::1', 'port': 10809, 'tls_dir': '/etc/pki/q', 'dir': '/tmp/d'}
+    assert _exports.export_uri(tcp, 'p1.vda') == 'nbds://[::1]:10809/p1.vda'

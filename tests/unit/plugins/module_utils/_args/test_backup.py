@@ -138,6 +138,12 @@ def test_params_of_a_pull_backup() -> None:
       'use wait: none')),
     ({'disks': PULL_DISKS, 'nbd_socket': '/' + 'x' * 110},
      f"job 'b1': nbd_socket /{'x' * 110} is longer than 107 bytes, the limit of a UNIX socket path"),
+    ({'disks': PULL_DISKS, 'nbd_address': 'h:1'},
+     "job 'b1': exports over TCP need TLS: give nbd_address and nbd_tls_dir together"),
+    ({'disks': PULL_DISKS, 'nbd_address': 'h:1', 'nbd_tls_dir': '/t', 'nbd_socket': '/s'},
+     "job 'b1': give nbd_socket (UNIX) or nbd_address (TCP), not both"),
+    ({'disks': PULL_DISKS, 'nbd_address': 'h', 'nbd_tls_dir': '/t'},
+     "job 'b1': nbd_address 'h' is not HOST:PORT (a port from 1 to 65535)"),
     ({'disks': PULL_DISKS, 'bitmap': 'nightly.pull'},
      ("job 'b1': bitmap names ending in '.pull' are kept for the bitmap a pull backup adds at "
       'its start (here nightly.pull)')),
@@ -146,5 +152,12 @@ def test_pull_refusals(given: Record, message: str) -> None:
     assert refused(**dict({'delivery': 'pull'}, **given)) == message
 
 
-def test_nbd_socket_is_for_pull() -> None:
+def test_nbd_options_are_for_pull() -> None:
     assert refused(nbd_socket='/run/n.sock') == "job 'b1': nbd_socket is for delivery: pull"
+    assert refused(nbd_tls_dir='/t') == "job 'b1': nbd_tls_dir is for delivery: pull"
+
+
+def test_params_of_a_pull_over_tls() -> None:
+    params = _backup_args.backup_params(options(delivery='pull', disks=PULL_DISKS,
+                                                nbd_address='[::1]:10809', nbd_tls_dir='/t'))
+    assert (params['nbd_address'], params['nbd_tls_dir']) == ('[::1]:10809', '/t')
