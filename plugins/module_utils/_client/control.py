@@ -226,8 +226,10 @@ class JobDriver:
         name = record['name']
         if not record['live']:
             return forget_entry(self.client, record, entry, forget)
-        if is_pull(entry) and record['status'] != 'concluded':
+        if is_pull(entry) and not t.cast(Record, entry).get('verdict'):
             ending = self.verdict or ('canceled' if cancel else None)
+            if ending is None and record['status'] == 'concluded':
+                ending = 'failed'  # QEMU ended it (a member failed): nothing to acknowledge
             if ending is None:
                 raise self._refuse(record, "a pull backup ends with its reader's verdict: "
                                            'give verdict: succeeded or failed (or cancel: '

@@ -48,7 +48,7 @@ def dismiss(client: JobClient, record: Record, entry: Record | None, forget: boo
         entry = ledger.get(name) or entry
         if record['live']:  # an auto-dismissed job is gone after its cancel
             client.apply(session, name, 'dismiss')
-        kept = session.cleanup(entry or {})
+        kept = session.cleanup(entry or {}, discard=is_pull(entry))
         if forget:
             ledger.delete(name)
             return
