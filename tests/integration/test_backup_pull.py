@@ -192,8 +192,18 @@ def test_refusals_change_nothing(disks, run_module, ledger_dir, workdir):
     assert inc['failed'] and 'there is no full backup' in inc['msg'], inc
     assert_clean(disks)
 
+    predicted = run_module('backup', {'socket': str(disks.daemon.sock),
+                                      'ledger_dir': str(ledger_dir), 'name': 'p2',
+                                      'mode': 'full', 'bitmap': 'nightly',
+                                      'delivery': 'pull'}, True)
+    assert predicted['changed'] and not predicted['failed'], predicted
+    assert_clean(disks)
     started = pull(run_module, disks, ledger_dir, 'p2', 'full')
     assert started['changed'], started
+    ending = run_module('job', {'socket': str(disks.daemon.sock), 'ledger_dir': str(ledger_dir),
+                                'name': 'p2', 'state': 'absent', 'verdict': 'succeeded'}, True)
+    assert ending['changed'] and not ending['failed'], ending
+    assert len(disks.obs.cmd('query-block-exports')) == 2, 'check mode ends nothing'
     bare = end(run_module, disks, ledger_dir, 'p2')
     assert bare['failed'] and "give verdict: succeeded or failed" in bare['msg'], bare
     assert '\n' not in bare['msg'] and 'Traceback' not in bare.get('module_stderr', '')
