@@ -43,7 +43,7 @@ def parse_address(name: str, address: str) -> tuple[str, int]:
 
     :raise InvalidArgument: no port, or one out of range.
     """
-    host, _, port = address.rpartition(':')
+    host, port = address.rpartition(':')[::2]
     host = host[1:-1] if host.startswith('[') and host.endswith(']') else host
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise InvalidArgument(f"job '{name}': nbd_address {address!r} is not HOST:PORT "
