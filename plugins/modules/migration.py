@@ -111,6 +111,32 @@ options:
         C(virsh migrate --unsafe). Only when the disks really are reachable from the destination.
     type: bool
     default: false
+  storage:
+    description:
+      - Where the VM's disks are. V(shared) (the default) migrates RAM and device state only;
+        the destination uses the same disk images (shared storage).
+      - V(copy) copies the disks too, for hosts without shared storage. With O(socket), the
+        destination QEMU (O(dest_socket), needed) serves its own disks over NBD on a UNIX socket
+        beside its QMP socket; the source mirrors each disk into it (one C(blockdev-mirror) per
+        disk, the migration's members); once every disk is in sync the migration proper starts;
+        once it has completed the copies are ended, so that the destination's disks equal the
+        source's, and the NBD server is stopped before the guest resumes there. The
+        destination's disks must exist, as large as the source's.
+      - With O(domain), libvirt copies the disks itself (C(VIR_MIGRATE_NON_SHARED_DISK)); the
+        destination host needs the disk images at the same paths.
+      - Like the completion policies, the steps after the copy are taken while a task waits on
+        the migration (O(wait=concluded), or M(vmjobs.qemu.job_wait)).
+    type: str
+    choices: [shared, copy]
+    default: shared
+    version_added: 0.2.0
+  disks:
+    description:
+      - With O(storage=copy), the disks to copy (qdev ids such as C(disk0), or libvirt targets
+        such as C(vda)); every writable disk when not given.
+    type: list
+    elements: str
+    version_added: 0.2.0
   wait:
     description:
       - V(concluded) waits until the migration ends and fails unless it succeeded.
@@ -145,6 +171,15 @@ EXAMPLES = r'''
     completion_action: postcopy
     wait: concluded
     wait_timeout: 1800
+
+- name: Migrate to a destination QEMU with disks of its own, copying the disks first
+  vmjobs.qemu.migration:
+    socket: /run/vm1/qmp.sock
+    name: move-with-disks
+    dest_socket: /run/vm1-new/qmp.sock
+    storage: copy
+    wait: concluded
+    wait_timeout: 3600
 
 - name: Cancel it
   vmjobs.qemu.job:
@@ -209,6 +244,28 @@ job:
       description: Completion-policy actions taken (V(postcopy), V(pause), V(cancel)).
       type: list
       elements: str
+    storage:
+      description: V(copy) for a migration that copies its disks (O(storage=copy), over QMP).
+      type: str
+      returned: with O(storage=copy) over QMP
+    phase:
+      description:
+        - V(storage) while the disks are copied (RV(job.progress) then counts the bytes of
+          every disk together), V(migration) once the migration proper has started
+          (RV(job.progress) is RAM again).
+      type: str
+      returned: with O(storage=copy) over QMP
+    disks:
+      description:
+        - The disk copies, one per disk, each with C(device), its job C(name), C(status),
+          C(ready), C(outcome), C(error) and C(progress) (bytes of that disk).
+      type: list
+      elements: dict
+      returned: with O(storage=copy) over QMP
+    disks_progress:
+      description: The bytes of every disk copy together (C(current), C(total), C(percent)).
+      type: dict
+      returned: with O(storage=copy) over QMP
   sample:
     name: evacuate-2026-11-21
     type: migration

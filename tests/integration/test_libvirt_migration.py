@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from harness.faults import ledger_records
 from harness.libvirt import LibvirtHost, create_domain, taint_messages
-from harness.libvirt_net import Link, held_migrations, remote_namespace
+from harness.libvirt_net import Link, held_migrations, libvirt_hosts, remote_namespace
 from lxml import etree
 
 NS = 'https://vmjobs.github.io/xmlns/jobs/1'
@@ -36,16 +36,8 @@ def network() -> Iterator[Link]:
 
 @pytest.fixture(scope='module')
 def hosts(network: Link) -> Iterator[tuple[LibvirtHost, LibvirtHost]]:
-    source = LibvirtHost(name='vjsrc')
-    dest = LibvirtHost(name='vjdst', netns=network.netns, listen=network.remote,
-                       migration_address=network.migration)
-    try:
-        source.start()
-        dest.start()
-        yield source, dest
-    finally:
-        dest.teardown()
-        source.teardown()
+    with libvirt_hosts(network) as pair:
+        yield pair
 
 
 @pytest.fixture

@@ -7,23 +7,15 @@ against VMs of an inventory, and run each one twice.
 
 from __future__ import annotations
 
-import json
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from harness import QMPConnection, assert_ok, has_pattern, recap_changed, write_pattern
+from harness.ansible import inventory
 from harness.libvirt import LibvirtHost, create_domain, taint_messages
 from harness.migration import start_destination, start_source
 from lxml import etree
-
-
-def inventory(workdir: Path, vms: dict[str, dict]) -> Path:
-    """A YAML inventory (written as JSON) with the VMs in the group ``vms``."""
-    path = workdir / 'inventory.yml'
-    path.write_text(json.dumps({'vms': {'hosts': vms}}))
-    return path
 
 
 def inserted_file(daemon, device: str) -> str:

@@ -13,6 +13,7 @@ import typing as t
 
 from .._errors import InvalidArgument
 from .._model.migration import ACTIONS
+from .._model.storage import STORAGE
 from .._model.vocabulary import validate_name
 
 MIGRATION: dict[str, dict[str, t.Any]] = {
@@ -31,6 +32,8 @@ MIGRATION: dict[str, dict[str, t.Any]] = {
     'completion_timeout': {'type': 'float'},
     'completion_action': {'type': 'str', 'default': 'cancel', 'choices': list(ACTIONS)},
     'unsafe': {'type': 'bool', 'default': False},
+    'storage': {'type': 'str', 'default': 'shared', 'choices': list(STORAGE)},
+    'disks': {'type': 'list', 'elements': 'str'},
     'wait': {'type': 'str', 'default': 'none', 'choices': ['none', 'concluded']},
     'wait_timeout': {'type': 'float', 'default': 300.0},
 }
@@ -62,6 +65,19 @@ def _check_numbers(name: str, options: dict[str, t.Any]) -> None:
                             f'(got {limit})')
 
 
+def _check_storage(name: str, options: dict[str, t.Any]) -> None:
+    if options.get('storage') != 'copy':
+        if options.get('disks'):
+            raise _refuse(name, 'disks lists the disks to copy: it needs storage: copy')
+        return
+    if not options.get('domain') and not options.get('dest_socket'):
+        raise _refuse(name, 'storage: copy needs dest_socket: the destination QEMU serves its '
+                            'disks to the copy over NBD')
+    for device in options.get('disks') or []:
+        if not device or '/' in device:
+            raise _refuse(name, f'disks: {device!r} is not a disk name')
+
+
 def migration_params(options: dict[str, t.Any]) -> dict[str, t.Any]:
     """Check the ``migration`` module's options and return the job's parameters.
 
@@ -84,6 +100,7 @@ def migration_params(options: dict[str, t.Any]) -> dict[str, t.Any]:
         raise _refuse(name, f'dest_uri {uri!r} must start with one of {allowed}'
                             + (' when the destination listens on it' if dest else ''))
     _check_numbers(name, options)
+    _check_storage(name, options)
     if options.get('postcopy_after_passes') is not None and not options['postcopy']:
         raise _refuse(name, 'postcopy_after_passes needs postcopy: true')
     action = options['completion_action']
@@ -92,6 +109,8 @@ def migration_params(options: dict[str, t.Any]) -> dict[str, t.Any]:
     if options.get('tls_hostname') and not options.get('tls_creds'):
         raise _refuse(name, 'tls_hostname needs tls_creds')
     params = {key: options.get(key) for key in PASSED}
+    if options.get('storage') == 'copy':
+        params.update(storage='copy', disks=list(options['disks']) if options.get('disks') else None)
     params.update(type='migration', auto_converge=options['auto_converge'] or None,
                   postcopy=options['postcopy'] or None, unsafe=options.get('unsafe') or None)
     if params['completion_timeout'] is not None:

@@ -130,14 +130,18 @@ class Observer:
                     self.ledger.update(name, last=compact(record))
 
     def steer(self, session: Session, record: Record, entry: Record) -> None:
-        """Apply a migration's completion policy when due; finish it once it succeeded."""
+        """Apply a migration's completion policy when due, start the migration proper once
+        its disks are copied; finish it once it succeeded."""
         if self.check_mode or not record['live']:
             return
         name = record['name']
         applied = entry.get('applied') or []
         action = _migration.due_action(record, entry.get('params') or {}, applied,
                                        self.now() - entry.get('started_at', self.now()))
-        if action is not None:
+        if action == _migration.MIGRATE:  # the disks are in sync: migrate
+            session.migration_verb(name, action, uri=entry.get('dest_uri'))
+            self.acted_by(name)
+        elif action is not None:
             with self.ledger.lock():
                 self.ledger.update(name, applied=[*applied, action])
             session.migration_verb(name, action)

@@ -16,6 +16,7 @@ from .._errors import LedgerError, TransportError
 from .._ledger.files import Ledger
 from .._model import migration as _migration
 from .._model import records as _model
+from .._model import storage as _storage
 from .._model.session import Backend, Record, Session
 from .observer import is_migration
 
@@ -89,7 +90,10 @@ class Reads:
                 live[mover] = migration
         for name, entry in entries.items():
             members = [live.pop(m) for m in entry.get('members') or [] if m in live]
-            if members:
+            if is_migration(entry) and entry.get('disks') and entry.get('state') != 'dismissed':
+                if name in live or members:  # a migration that copies its disks
+                    live[name] = _storage.storage_record(name, live.get(name), members, entry)
+            elif members:
                 live[name] = _model.group_record(name, members, entry)
         records = {name: _model.attach_detail(record, entries.get(name))
                    for name, record in live.items()}

@@ -109,6 +109,9 @@ def _stats_detail(stats: Record) -> Record:
                       dirty_page_rate=stats.get('memory_dirty_rate'),
                       expected_downtime=stats.get('downtime') if stats.get('type') in
                       RUNNING_JOB_TYPES else None)
+        if stats.get('disk_total'):  # libvirt copies the disks too (storage: copy)
+            detail.update(storage='copy', disks_progress=progress(stats.get('disk_processed'),
+                                                                  stats['disk_total']))
     else:
         detail['total_time'] = stats.get('time_elapsed')
     return detail

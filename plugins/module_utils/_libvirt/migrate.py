@@ -51,6 +51,8 @@ def flags(params: dict[str, t.Any], persistent: bool) -> int:
         value |= _libvirt.MIGRATE_TLS
     if params.get('unsafe'):
         value |= _libvirt.MIGRATE_UNSAFE
+    if params.get('storage') == 'copy':  # libvirt copies the disks (NBD and mirrors) itself
+        value |= _libvirt.MIGRATE_NON_SHARED_DISK
     return value
 
 
@@ -59,7 +61,8 @@ def typed_params(params: dict[str, t.Any]) -> dict[str, t.Any]:
 
     libvirt takes the bandwidth in MiB/s: bytes per second are rounded up.
     ``tls_creds`` only switches TLS on (libvirt uses its own certificates);
-    ``tls_hostname`` is the name the destination's certificate must carry.
+    ``tls_hostname`` is the name the destination's certificate must carry. With
+    ``storage: copy``, ``disks`` are the disks libvirt copies (all writable ones if not given).
     """
     typed: dict[str, t.Any] = {}
     if params.get('bandwidth'):
@@ -71,6 +74,8 @@ def typed_params(params: dict[str, t.Any]) -> dict[str, t.Any]:
         typed['compression.xbzrle.cache'] = params['xbzrle_cache_size']
     if params.get('tls_hostname'):
         typed['tls.destination'] = params['tls_hostname']
+    if params.get('storage') == 'copy' and params.get('disks'):
+        typed['migrate_disks'] = list(params['disks'])
     return typed
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import typing as t
 
 from .shapes import job_record, progress
+from .storage import all_ready
 
 Record = dict[str, t.Any]
 
@@ -38,6 +39,9 @@ OUTCOMES = {'completed': 'succeeded', 'failed': 'failed', 'cancelled': 'canceled
 
 #: Completion policies: what to do when a migration outlives ``completion_timeout``.
 ACTIONS = ('cancel', 'postcopy', 'pause')
+#: What the observer does besides the policies: start the migration proper once a
+#: migration's disks are in sync (``_model/storage``). Not listed in ``actions_taken``.
+MIGRATE = 'migrate'
 
 #: Statistics kept beside the record's progress (QEMU's name -> ours).
 DETAIL = {
@@ -86,8 +90,12 @@ def due_action(record: Record, params: Record, applied: t.Collection[str],
     :param applied: actions already taken.
     :param elapsed: seconds since the migration started.
     """
+    if record.get('phase') == 'storage':  # the disks are being copied
+        return _storage_action(record, params, applied, elapsed)
     if record['raw_status'] not in ('setup', 'active', 'device', 'pre-switchover'):
         return None
+    if record.get('error') and record.get('disks'):  # a disk copy failed: stop
+        return 'cancel' if 'cancel' not in applied else None
     passes = params.get('postcopy_after_passes')
     if passes is not None and 'postcopy' not in applied and (record.get('passes') or 0) >= passes:
         return 'postcopy'
@@ -95,6 +103,21 @@ def due_action(record: Record, params: Record, applied: t.Collection[str],
     action = params.get('completion_action') or 'cancel'
     if limit is not None and elapsed >= limit and action not in applied:
         return action
+    return None
+
+
+def _storage_action(record: Record, params: Record, applied: t.Collection[str],
+                    elapsed: float) -> str | None:
+    """While the disks are copied: ``migrate`` once they are all in sync, or the
+    ``cancel`` policy (switching to post-copy or pausing needs the migration proper)."""
+    if record['status'] != 'running':
+        return None
+    limit = params.get('completion_timeout')
+    action = params.get('completion_action') or 'cancel'
+    if limit is not None and elapsed >= limit and action == 'cancel' and 'cancel' not in applied:
+        return 'cancel'
+    if all_ready(record.get('disks') or []):
+        return 'migrate'
     return None
 
 

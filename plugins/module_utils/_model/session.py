@@ -22,7 +22,8 @@ class Session(t.Protocol):
     def know(self, entries: t.Sequence[Record]) -> None:
         """The ledger's entries as the client read them (plain data; the client alone
         reads and writes the ledger). A VM that keeps no job names (libvirt) maps its
-        jobs, events and checkpoints onto these; a QMP VM needs none of it."""
+        jobs, events and checkpoints onto these; a QMP VM only looks up which disk copies
+        a migration's cancel ends."""
 
     def records(self) -> list[Record]:
         """Normalised records of every job the VM has now."""

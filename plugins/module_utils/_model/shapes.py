@@ -75,6 +75,10 @@ class JobRecord(_Core, total=False):
     dirty_page_rate: int | None
     copy_mode: str
     actively_synced: bool
+    storage: str
+    phase: str
+    disks: list[Record]
+    disks_progress: Progress
 
 
 def progress(current: int | None = None, total: int | None = None, **more: int | None) -> Progress:
@@ -139,6 +143,7 @@ class LedgerEntry(_EntryCore, total=False):
     persistent: bool
     applied: list[str]
     finished: bool
+    nbd_server: Record
     # libvirt domains: how libvirt runs the job, and what its outcome is judged by
     libvirt_type: str
     disk: str | None
@@ -163,7 +168,7 @@ ENTRY_KEYS = LedgerEntry.__required_keys__ | LedgerEntry.__optional_keys__
 #: The keys only one backend writes, by backend: the ledger stores them in a sub-record
 #: of that name (``_ledger/schema``). Every other key is common to both.
 BACKEND_KEYS: dict[str, frozenset[str]] = {
-    'qmp': frozenset({'attached', 'kept_nodes', 'members', 'prior'}),
+    'qmp': frozenset({'attached', 'kept_nodes', 'members', 'prior', 'nbd_server'}),
     'libvirt': frozenset({'libvirt_type', 'disk', 'chain', 'expect_source', 'expect_chain',
                           'target_format', 'transient_job', 'adopted', 'backup_disks',
                           'checkpoint', 'incremental'}),

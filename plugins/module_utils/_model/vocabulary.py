@@ -53,7 +53,8 @@ MIGRATION_VERBS: dict[str, frozenset[str]] = dict.fromkeys(VERBS, frozenset()) |
 
 #: Type-specific record keys the ledger keeps beside status, outcome and progress.
 DETAIL_KEPT = ('members', 'downtime', 'expected_downtime', 'setup_time', 'total_time',
-               'passes', 'transferred', 'postcopy', 'dirty_page_rate')
+               'passes', 'transferred', 'postcopy', 'dirty_page_rate', 'phase', 'disks',
+               'disks_progress')
 
 #: QEMU's internal snapshot jobs (VM state and the disks' internal snapshots), which the
 #: ``snapshot`` module starts.

@@ -22,6 +22,7 @@ from .._waiter import Waiter
 from . import backup as _qmp_backup
 from . import migrate as _qmp_migrate
 from . import pull as _qmp_pull
+from . import storage as _qmp_storage
 from . import verbs as _verbs
 from .monitor import Monitor, commands
 from .snapshots import start_snapshot
@@ -37,10 +38,13 @@ class QmpSession:
     def __init__(self, monitor: Monitor, waiter: Waiter, scope: str = '') -> None:
         self.monitor = monitor
         self.waiter = waiter
+        self.entries: dict[str, Record] = {}
         self.scope = scope
 
     def know(self, entries: t.Sequence[Record]) -> None:
-        """QEMU's jobs carry their names: nothing to map."""
+        """QEMU's jobs carry their names: nothing to map. A migration's entry says which
+        disk copies (members) a cancel ends."""
+        self.entries = {entry['name']: entry for entry in entries}
 
     def ended(self) -> list[Record]:
         """QEMU keeps a concluded job until it is dismissed."""
@@ -94,7 +98,10 @@ class QmpSession:
             _qmp_pull.end_pull(self.monitor, self.waiter, entry, verdict)
 
     def migration_verb(self, name: str, verb: str, **arguments: t.Any) -> None:
+        """Apply a verb or completion action; a cancel also cancels the disk copies."""
         _qmp_migrate.apply_verb(self.monitor, name, verb, **arguments)
+        if verb == 'cancel' and name in self.entries:
+            _qmp_storage.stop_copy(self.monitor, self.entries[name])
 
     def verb(self, name: str, verb: str, **arguments: t.Any) -> None:
         """Apply ``verb``; ``cancel`` with ``keep_copy`` ends a READY job without an error.
@@ -114,7 +121,19 @@ class QmpSession:
 
         ``blockdev-del`` flushes and closes each image. With ``discard``, the files
         the start created (``created_files``) are removed too, unless a node was kept.
+        A migration's disk copies are ended first (kept as copies unless ``discard``) and the
+        destination's NBD server is stopped last.
         """
+        if entry.get('members') and entry.get('type') == 'migration':
+            _qmp_storage.end_members(self.monitor, self.waiter, entry, keep=not discard)
+        kept = self._detach(entry)
+        if entry.get('nbd_server'):
+            _qmp_storage.stop_server(entry, self.monitor.connect_timeout)
+        if discard and not kept:
+            _closing.remove_created(entry)
+        return kept
+
+    def _detach(self, entry: Record) -> list[str]:
         kept = []
         in_use = {b['inserted']['node-name'] for b in self.monitor.execute('query-block')
                   if b.get('inserted')}
@@ -128,8 +147,6 @@ class QmpSession:
                 if not any(gone in err.desc.lower() for gone in GONE):
                     kept.append(node)
                     in_use.add(node)
-        if discard and not kept:
-            _closing.remove_created(entry)
         return kept
 
     def wait_event(self, timeout: float) -> Record | None:

@@ -15,6 +15,7 @@ import typing as t
 from .._errors import JobConflict, JobStateError, VmjobsError, naming
 from .._model import migration as _migration
 from .._model.session import Note, Record
+from . import storage as _storage
 from . import verbs as _verbs
 from .monitor import Monitor
 
@@ -111,6 +112,18 @@ class Side:
             return self.monitor.execute(command, arguments)
 
 
+def require_incoming(name: str, dest: Monitor) -> None:
+    """Refuse a destination that is not waiting for an incoming migration.
+
+    :raise JobStateError: it is in another run state.
+    """
+    state = dest.execute('query-status')['status']
+    if state != 'inmigrate':
+        raise JobStateError(
+            f"job '{name}': the destination QEMU at {dest.path} is {state}, not waiting for an "
+            "incoming migration; start it with -incoming defer", name)
+
+
 def prepare_destination(name: str, dest: Monitor, params: dict[str, t.Any]) -> str:
     """Make the destination listen for the migration; return the URI it listens on.
 
@@ -119,11 +132,7 @@ def prepare_destination(name: str, dest: Monitor, params: dict[str, t.Any]) -> s
 
     :raise JobStateError: the destination is not waiting for an incoming migration.
     """
-    state = dest.execute('query-status')['status']
-    if state != 'inmigrate':
-        raise JobStateError(
-            f"job '{name}': the destination QEMU at {dest.path} is {state}, not waiting for an "
-            "incoming migration; start it with -incoming defer", name)
+    require_incoming(name, dest)
     listening = dest.execute('query-migrate').get('socket-address') or []
     if not listening:
         caps = {k: v for k, v in capabilities(params).items() if k in BOTH_SIDES}
@@ -155,17 +164,31 @@ def start_migration(mon: Monitor, name: str, params: dict[str, t.Any], note: Not
     if run_state['status'] in ('inmigrate', 'postmigrate'):
         raise JobStateError(
             f"job '{name}': the VM is {run_state['status']} and cannot migrate out", name)
-    uri = params.get('dest_uri')
-    if params.get('dest_socket'):
-        if not os.path.exists(params['dest_socket']):
-            raise JobStateError(
-                f"job '{name}': no QMP socket at {params['dest_socket']} (dest_socket): start the "
-                'destination QEMU, with -incoming defer, before the migration', name)
-        with Monitor(params['dest_socket'], connect_timeout) as dest:
-            uri = prepare_destination(name, dest, params)
-    note(prior=fingerprint(info), dest_uri=uri, source_running=run_state['status'] == 'running')
     source = Side(mon, name, 'source')
-    source.configure(capabilities(params), parameters(params))
+
+    def configure(uri: str | None) -> None:
+        note(prior=fingerprint(info), dest_uri=uri,
+             source_running=run_state['status'] == 'running')
+        source.configure(capabilities(params), parameters(params))
+
+    uri = params.get('dest_uri')
+    if not params.get('dest_socket'):
+        configure(uri)
+        source.run('migrate', {'uri': uri})
+        return
+    if not os.path.exists(params['dest_socket']):
+        raise JobStateError(
+            f"job '{name}': no QMP socket at {params['dest_socket']} (dest_socket): start the "
+            'destination QEMU, with -incoming defer, before the migration', name)
+    with Monitor(params['dest_socket'], connect_timeout) as dest:
+        require_incoming(name, dest)
+        disks = _storage.plan(name, mon, dest, params.get('disks')) \
+            if params.get('storage') == 'copy' else []
+        uri = prepare_destination(name, dest, params)
+        configure(uri)
+        if disks:  # the migration proper starts once the disks are in sync
+            _storage.start_copy(mon, dest, name, disks, note)
+            return
     source.run('migrate', {'uri': uri})
 
 

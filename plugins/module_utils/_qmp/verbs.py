@@ -36,11 +36,13 @@ def job_command(name: str, verb: str, arguments: dict[str, t.Any]) -> Command:
 
 def migration_command(verb: str, arguments: dict[str, t.Any]) -> Command | None:
     """The command for a verb or completion action on the VM's migration; None for
-    ``dismiss`` (QEMU keeps nothing to dismiss)."""
+    ``dismiss`` (QEMU keeps nothing to dismiss). ``migrate`` (to ``uri``) starts a
+    migration whose disks were copied first."""
     commands: dict[str, Command] = {
         'cancel': ('migrate_cancel', {}),
         'set-speed': ('migrate-set-parameters', {'max-bandwidth': arguments.get('speed')}),
         'postcopy': ('migrate-start-postcopy', {}),
         'pause': ('stop', {}),
+        'migrate': ('migrate', {'uri': arguments.get('uri')}),
     }
     return commands.get(verb)

@@ -17,6 +17,13 @@ TIMEOUT = 600
 _RESULT_LINE = re.compile(r'^localhost \| ([A-Z!]+) => \{$', re.MULTILINE)
 
 
+def inventory(workdir: Path, vms: dict[str, dict[str, Any]]) -> Path:
+    """A YAML inventory (written as JSON) with the VMs in the group ``vms``."""
+    path = workdir / 'inventory.yml'
+    path.write_text(json.dumps({'vms': {'hosts': vms}}))
+    return path
+
+
 def ansible_env(workdir: Path) -> dict[str, str]:
     """Environment for ansible commands: our collection, our venv's python, plain output."""
     env = dict(os.environ)

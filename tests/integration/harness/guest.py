@@ -44,3 +44,15 @@ def guest_has(conn: QMPConnection, device: str, pattern: int, offset: str, lengt
     """
     image = _inserted(conn, device)['image']
     return has_pattern(image['filename'], pattern, offset, length, image['format'])
+
+
+def device_write(conn: QMPConnection, device: str, pattern: int, offset: str, length: str) -> None:
+    """Write a byte pattern through the device's own BlockBackend (HMP ``qemu-io -d``), as the
+    guest does: above any filter a job inserted (a mirror's, which tracks the writes).
+    ``device`` is the qdev id of a virtio-blk-pci disk (its backend holds the BlockBackend)."""
+    backend = f'/machine/peripheral/{device}/virtio-backend'
+    for command in (f'write -P {pattern} {offset} {length}', 'flush'):
+        reply = str(conn.cmd('human-monitor-command',
+                             {'command-line': f'qemu-io -d {backend} "{command}"'}))
+        if reply.strip():
+            raise AssertionError(f'qemu-io -d {backend} {command}: {reply.strip()}')

@@ -81,6 +81,9 @@ class LibvirtHost:
     listen: str | None = None
     port: int = 16509
     migration_address: str | None = None
+    #: A directory this host sees its own fresh copy of (``<root>/private`` bind-mounted over
+    #: it): disks at the same path on two hosts that share no storage.
+    private: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -121,8 +124,12 @@ class LibvirtHost:
         ensure_system()
         if not (self.path('etc') / 'qemu.conf').exists():
             self._configure()
+        mounts = dict(BINDS)
+        if self.private is not None:
+            self.path('private').mkdir(exist_ok=True)
+            mounts['private'] = str(self.private)
         binds = ' && '.join(f'mount --bind {self.path(key)} {where}'
-                            for key, where in BINDS.items())
+                            for key, where in mounts.items())
         logd = ('[ -e /run/libvirt/virtlogd-sock ] || '
                 'virtlogd -d -f /etc/libvirt/virtlogd.conf -p /run/libvirt/virtlogd.pid')
         script = (f'{binds} && hostname {self.name} && {{ {logd}; }} && exec libvirtd '

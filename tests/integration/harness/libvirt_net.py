@@ -14,6 +14,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+
+from .libvirt import LibvirtHost
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,3 +132,21 @@ def held_migrations(link: Link, timeout: float = 60.0) -> Iterator[Callable[[], 
         yield release
     finally:
         release()
+
+
+@contextmanager
+def libvirt_hosts(link: Link,
+                  private: Path | None = None) -> Iterator[tuple[LibvirtHost, LibvirtHost]]:
+    """Two private libvirtd "hosts": the source in the root namespace, the destination in
+    ``link``'s; ``private`` is a directory the destination sees a fresh copy of (its own
+    disks at the same paths). Torn down afterwards."""
+    source = LibvirtHost(name='vjsrc')
+    dest = LibvirtHost(name='vjdst', netns=link.netns, listen=link.remote,
+                       migration_address=link.migration, private=private)
+    try:
+        source.start()
+        dest.start()
+        yield source, dest
+    finally:
+        dest.teardown()
+        source.teardown()

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from .images import make_image
 from .procs import Daemon
 from .qmp import QMPConnection
 from .vm import start_vm
@@ -62,3 +63,30 @@ def frozen_destination(workdir: Path, name: str = 'dst') -> Iterator[tuple[Daemo
             os.kill(dest.pid, signal.SIGCONT)
     finally:
         dest.stop()
+
+
+def disk_pair(workdir: Path, sizes: dict[str, str], dest_sizes: dict[str, str] | None = None,
+              ram_mb: int = 16) -> tuple[Daemon, Daemon, dict[str, tuple[Path, Path]]]:
+    """A running source with qcow2 disks of ``sizes`` and a destination waiting with its own
+    empty disks (``dest_sizes``, the same sizes unless given; a disk left out is missing):
+    ``(source, dest, {device: (source image, destination image)})``."""
+    images: dict[str, tuple[Path, Path]] = {}
+    for device, size in sizes.items():
+        source_image = make_image(workdir / f'src-{device}.qcow2', size)
+        dest_size = (sizes if dest_sizes is None else dest_sizes).get(device)
+        dest_image = workdir / f'dst-{device}.qcow2'
+        if dest_size is not None:
+            make_image(dest_image, dest_size)
+        images[device] = (source_image, dest_image)
+    loader = f'loader,file={ram_image(workdir, ram_mb)},addr={RAM_ADDRESS:#x},force-raw=on'
+    source = start_vm(workdir, {d: pair[0] for d, pair in images.items()}, name='src',
+                      extra_args=['-device', loader])
+    try:
+        with QMPConnection(source.obs_sock) as qmp:
+            qmp.cmd('cont')
+        dest = start_vm(workdir, {d: pair[1] for d, pair in images.items() if pair[1].exists()},
+                        name='dst', extra_args=['-incoming', 'defer'])
+    except BaseException:
+        source.stop()
+        raise
+    return source, dest, images

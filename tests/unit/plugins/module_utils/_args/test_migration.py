@@ -75,3 +75,26 @@ def test_bad_options(given: Record, message: str) -> None:
 def test_the_name_is_checked_first(name: str) -> None:
     with pytest.raises(InvalidArgument, match='invalid job name'):
         _migration_args.migration_params(dict(options(), name=name))
+
+
+def test_storage_copy_is_part_of_the_identity_and_shared_is_not() -> None:
+    copied = _migration_args.migration_params(options(dest_socket='/d.sock', storage='copy',
+                                                      disks=['vda']))
+    assert (copied['storage'], copied['disks']) == ('copy', ['vda'])
+    every = _migration_args.migration_params(options(dest_socket='/d.sock', storage='copy'))
+    assert (every['storage'], every['disks']) == ('copy', None)
+    shared = _migration_args.migration_params(options(dest_socket='/d.sock'))
+    assert 'storage' not in shared and 'disks' not in shared, 'older jobs compare the same'
+    libvirt = _migration_args.migration_params(options(domain='vm1', storage='copy',
+                                                       dest_uri='qemu+tcp://h/system'))
+    assert libvirt['storage'] == 'copy'
+
+
+@pytest.mark.parametrize(('given', 'message'), [
+    ({'dest_uri': 'tcp:h:1', 'storage': 'copy'}, 'storage: copy needs dest_socket'),
+    ({'dest_socket': '/d.sock', 'disks': ['vda']}, 'it needs storage: copy'),
+    ({'dest_socket': '/d.sock', 'storage': 'copy', 'disks': ['a/b']}, "disks: 'a/b' is not"),
+])
+def test_storage_refusals(given: Record, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        _migration_args.migration_params(options(**given))

@@ -88,6 +88,16 @@ def test_running_backup_record() -> None:
     assert record['progress']['percent'] == 50.0 and record['progress']['remaining'] == 0
 
 
+def test_a_migration_that_copies_the_disks_reports_their_progress() -> None:
+    stats = {'type': 2, 'operation': 5, 'data_total': 300, 'data_processed': 30,
+             'disk_total': 200, 'disk_processed': 50}
+    record = _libvirt_jobs.domain_record('m', stats)
+    assert record['storage'] == 'copy'
+    assert record['disks_progress'] == {'current': 50, 'total': 200, 'percent': 25.0}
+    shared = _libvirt_jobs.domain_record('m', dict(stats, disk_total=0, disk_processed=0))
+    assert 'storage' not in shared and 'disks_progress' not in shared
+
+
 @pytest.mark.parametrize('kind, top, base, expected', [
     ('pull', None, None, [TOP]),
     ('pull', None, BASE, [TOP, BASE]),

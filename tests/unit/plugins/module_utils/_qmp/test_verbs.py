@@ -32,3 +32,4 @@ def test_migration_commands() -> None:
     assert _verbs.migration_command('set-speed', {'speed': 7}) == (
         'migrate-set-parameters', {'max-bandwidth': 7})
     assert _verbs.migration_command('dismiss', {}) is None
+    assert _verbs.migration_command('migrate', {'uri': 'tcp:h:1'}) == ('migrate', {'uri': 'tcp:h:1'})
