@@ -23,6 +23,7 @@ import datapath
 import fairness
 import fanout
 import latency
+import pull
 import restore
 
 BENCHMARKS = {
@@ -36,6 +37,8 @@ BENCHMARKS = {
                                              args.keep, args.size),
     'fairness': lambda args, log: fairness.run(args.count or (10 if args.quick else 40), log,
                                                args.keep),
+    'pull': lambda args, log: pull.run(args.count or (2 if args.quick else 5), log, args.keep,
+                                       args.size),
 }
 
 

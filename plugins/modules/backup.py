@@ -124,8 +124,58 @@ options:
       - Name of the chain's dirty bitmap on each disk. Needed for C(incremental),
         C(differential) and C(auto); without it a C(full) backup starts no chain.
       - The companion bitmap C(<bitmap>.full) is made too, so names ending in C(.full) are refused.
+        A pull backup adds C(<bitmap>.pull) while it runs, so names ending in C(.pull) are
+        refused too.
       - The bitmaps are persistent, which needs qcow2 disks.
     type: str
+  delivery:
+    description:
+      - C(push) (the default) has QEMU or libvirt write each disk's backup into an image.
+      - C(pull) has the backup software read the disks instead, while the guest runs on.
+        The backup exposes each disk, as it was at the start instant, as a read-only NBD
+        export. It returns per disk (RV(backup.disks)) the export's name C(export) and its
+        C(uri). An C(incremental) or C(differential) export also carries the chain's bitmap
+        as the NBD meta context C(meta_context) (e.g. C(qemu:dirty-bitmap:nightly)), which
+        lists the extents to read.
+      - A pull backup runs until the reader's verdict ends it, through M(vmjobs.qemu.job)
+        O(vmjobs.qemu.job#module:state=absent) with O(vmjobs.qemu.job#module:verdict). Only
+        V(succeeded) moves the chain on. A failed, canceled or never acknowledged pull
+        backup leaves the chain's bitmaps as they were, so the next incremental still covers
+        every change since the last acknowledged backup. The exports, the fleecing overlays
+        and the start-instant bitmap are removed at the end.
+      - Over QMP each disk is fleeced by QEMU's block layer. A qcow2 overlay in a private
+        directory (C(<tmp>/vmjobs-pull-<hash>), mode 0700) keeps the old data the guest
+        overwrites (C(blockdev-backup sync=none)), and QEMU's NBD server exports it.
+      - No target, O(target_dir), O(target_mode), O(compress), O(perf) or O(speed) with
+        C(pull); O(wait) must be C(none).
+    type: str
+    choices: [push, pull]
+    default: push
+  nbd_socket:
+    description:
+      - For O(delivery=pull), the UNIX socket of the NBD server the exports are on.
+        QEMU runs one NBD server at a time. The module starts it on this socket, or uses the
+        server that runs there already.
+      - Default C(nbd.sock) in the private directory of the VM's pull backups; the collection
+        stops that server when its last export is gone.
+    type: path
+  nbd_address:
+    description:
+      - For O(delivery=pull), export over TCP instead, at C(HOST:PORT) (C([V6]:PORT) for
+        IPv6), for readers on other hosts. Needs O(nbd_tls_dir), since exports over TCP always
+        use TLS.
+      - The module starts QEMU's NBD server there with a C(tls-creds-x509) object
+        (C(vmjobs-nbd-tls), C(verify-peer=on), so readers need a client certificate the CA
+        signed), and removes both when the backup ends. The URIs are then
+        C(nbds://HOST:PORT/EXPORT). No other NBD server may run in that QEMU.
+      - QMP only; a libvirt O(domain) exports on a UNIX socket.
+    type: str
+  nbd_tls_dir:
+    description:
+      - With O(nbd_address), the directory of the server's X.509 files as QEMU reads them,
+        C(ca-cert.pem), C(server-cert.pem) and C(server-key.pem). QEMU opens them, so QEMU's
+        user must be able to read them.
+    type: path
   compress:
     description:
       - Write compressed clusters (qcow2 targets only).
@@ -218,6 +268,22 @@ EXAMPLES = r'''
   ansible.builtin.debug:
     msg: "{{ item.device }}: {{ item.reason }}"
   loop: "{{ nightly.backup.disks | selectattr('reason') }}"
+
+- name: Expose every disk to the backup software as it is now, over NBD
+  vmjobs.qemu.backup:
+    socket: /run/vm1/qmp.sock
+    name: vm1-pull-2026-11-23
+    delivery: pull
+    mode: auto
+    bitmap: nightly
+  register: pulled
+
+- name: The backup software reads each disk's uri (and its meta_context), then says how it went
+  vmjobs.qemu.job:
+    socket: /run/vm1/qmp.sock
+    name: vm1-pull-2026-11-23
+    state: absent
+    verdict: succeeded
 '''
 
 RETURN = r'''
@@ -285,8 +351,16 @@ backup:
         - C(reason) says why O(mode=auto) gave the disk a full backup, for example
           C(there is no full backup of disk 'vdb' with bitmap 'nightly' to build an incremental
           backup on), and is null otherwise.
+        - For O(delivery=pull) C(target) and C(backing) are null, and three keys say where to
+          read. C(export) is the NBD export's name. C(uri) is its NBD URI, for example
+          C(nbd+unix:///nightly-1.vda?socket=/tmp/vmjobs-pull-0123456789ab/nbd.sock).
+          C(meta_context) is the dirty-bitmap meta context that lists the extents to read
+          (C(qemu:dirty-bitmap:<bitmap>)), or null for a full backup.
       type: list
       elements: dict
+    delivery:
+      description: C(push) or C(pull), as asked.
+      type: str
     marks:
       description:
         - The change marks the chain keeps on each disk (C(device)) after this backup

@@ -68,6 +68,22 @@ options:
         start of the same name then starts a new job.
     type: bool
     default: false
+  verdict:
+    description:
+      - With O(state=absent), ends a pull backup (M(vmjobs.qemu.backup) with
+        O(vmjobs.qemu.backup#module:delivery=pull)) with its reader's word on the read.
+      - V(succeeded) acknowledges the read. The chain moves on. The bitmap the backup added
+        at its start instant becomes the chain's bitmap (both of them after a full backup), so
+        the next incremental reads what changed since this backup started.
+      - V(failed) says the read failed. The chain's bitmaps stay as they were, so the next
+        incremental still covers every change since the last acknowledged backup.
+      - Either way the exports, the fleecing overlays and the start-instant bitmap are
+        removed, and the backup is dismissed with the verdict as its outcome.
+      - A running pull backup needs O(verdict) or O(cancel=true), which counts as not
+        acknowledged (outcome C(canceled)). O(state=canceled) does the same without dismissing.
+      - Refused for any other job.
+    type: str
+    choices: [succeeded, failed]
   wait:
     description:
       - Wait for the effect of the verb (the job concluded after cancel or finalize, left
@@ -105,6 +121,13 @@ EXAMPLES = r'''
     socket: /run/vm1/qmp.sock
     name: move-disk0-20261121
     copy_mode: write-blocking
+
+- name: End a pull backup with its reader's verdict (the reader's task registered "reader")
+  vmjobs.qemu.job:
+    socket: /run/vm1/qmp.sock
+    name: vm1-pull-20261121
+    state: absent
+    verdict: "{{ 'succeeded' if reader.rc == 0 else 'failed' }}"
 
 - name: Throttle a running job to 10 MiB/s
   vmjobs.qemu.job:
@@ -150,10 +173,13 @@ def drive(client: JobClient, params: dict[str, t.Any]) -> dict[str, t.Any]:
     if params['speed'] is not None and params['speed'] < 0:
         raise InvalidArgument(f"job '{params['name']}': speed must not be negative "
                               f"(got {params['speed']})", params['name'])
+    if params['verdict'] is not None and params['state'] != 'absent':
+        raise InvalidArgument(f"job '{params['name']}': verdict ends a pull backup; use it "
+                              'with state: absent', params['name'])
     driver = JobDriver(client, params['wait'],
                        check_timeout(params['wait_timeout'], 'wait_timeout'))
     result = driver.run(params['name'], params['state'], params['speed'], params['cancel'],
-                        params['forget'], params['copy_mode'])
+                        params['forget'], params['copy_mode'], params['verdict'])
     return {'changed': result.changed, 'job': result.record}
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from harness import ansible, images, mounts
+from harness.chains import Disks
 from harness.domain import Domain
 from harness.libvirt import LibvirtHost, create_domain
 from harness.paths import COLLECTIONS_PATH
@@ -147,6 +148,15 @@ def domain(libvirt_host: LibvirtHost, workdir: Path,
             dom.assert_untainted()
         libvirt_host.virsh('destroy', dom.name, check=False)
         libvirt_host.virsh('undefine', dom.name, '--checkpoints-metadata', check=False)
+
+
+@pytest.fixture
+def disks(vm: Callable[..., Daemon], make_image: Callable[..., Path],
+          workdir: Path) -> Iterator[Disks]:
+    """A VM with disks ``disk0`` and ``disk1`` and a reference copy of each (harness.chains)."""
+    made = Disks(vm, make_image, workdir)
+    yield made
+    made.close()
 
 
 @pytest.fixture

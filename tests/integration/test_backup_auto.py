@@ -11,15 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import pytest
 from harness.chains import Disks, compare
-
-
-@pytest.fixture
-def disks(vm, make_image, workdir):
-    made = Disks(vm, make_image, workdir)
-    yield made
-    made.close()
 
 
 def backup(run_module, machine: Disks, ledger_dir: Path, name: str, **options: Any) -> dict[str, Any]:

@@ -11,18 +11,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-import pytest
 from harness import assert_ok
 from harness.chains import Disks, backing_file, compare
 
 NAMES = ['f1', 'i1', 'i2', 'd1']
-
-
-@pytest.fixture
-def disks(vm, make_image, workdir):
-    made = Disks(vm, make_image, workdir)
-    yield made
-    made.close()
 
 
 def backup(run_module, machine: Disks, ledger_dir: Path, name: str, mode: str,

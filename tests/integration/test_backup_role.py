@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from harness import REPO, assert_ok, recap_changed
 from harness.chains import Disks, backing_file, compare
+from harness.nbd import compare_raw
 
 PLAYBOOK = REPO / 'playbooks' / 'backup.yml'
 
@@ -80,3 +81,45 @@ def test_role_backs_up_a_group_of_vms_in_chains(vms, workdir, run_playbook, ledg
         'the older chain is deleted whole'
     compare(run_dir('vm1', '2026-11-23', '2026-11-23-full') / 'disk1.qcow2',
             vms['vm1'].remember('vm1-full2')['disk1'])
+
+
+READER = """
+import json, subprocess, sys
+backup = json.loads(sys.argv[-1])
+for disk in backup['disks']:
+    subprocess.run(['qemu-img', 'convert', '-O', 'raw', disk['uri'], disk['device'] + '.raw'],
+                   check=True)
+sys.exit(int(sys.argv[1]))
+"""
+
+
+def test_role_pulls_with_the_readers_exit_status_as_verdict(vms, workdir, run_playbook,
+                                                            ledger_dir):
+    reader = workdir / 'reader.py'
+    reader.write_text(READER)
+    inventory = workdir / 'inventory.ini'
+    inventory.write_text(f"[vms]\nvm1 backup_socket={vms['vm1'].daemon.sock} "
+                         f"backup_dir={workdir / 'pulled'} backup_ledger_dir={ledger_dir}\n")
+    disks = vms['vm1']
+
+    def play(mode: str, stamp: str, status: int) -> subprocess.CompletedProcess[str]:
+        extra = {'backup_delivery': 'pull', 'backup_mode': mode, 'backup_stamp': stamp,
+                 'backup_pull_reader': ['python3', str(reader), str(status)]}
+        return run_playbook(PLAYBOOK, extra, '-i', str(inventory))
+
+    at_full = disks.remember('pull-full')
+    assert_ok(play('full', '2026-11-21', 0))
+    for dev in ('disk0', 'disk1'):
+        compare_raw(workdir / 'pulled' / 'vm1' / f'{dev}.raw', at_full[dev])
+    again = play('full', '2026-11-21', 0)
+    assert_ok(again)
+    assert recap_changed(again.stdout) == {'vm1': 0}, again.stdout
+    assert disks.bitmaps('disk0')['vmjobs-backup']['count'] == 0
+
+    disks.write('disk0', 0x66, '1M', '1M')
+    failed = play('incremental', '2026-11-22', 3)
+    assert failed.returncode != 0 and 'the reader failed' in failed.stdout, failed.stdout
+    assert disks.obs.cmd('query-block-exports') == [] and disks.obs.cmd('query-jobs') == []
+    assert disks.attached_by_collection() == []
+    assert disks.bitmaps('disk0')['vmjobs-backup']['count'] == 2**20, \
+        'a failed read leaves the chain as it was'

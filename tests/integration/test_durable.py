@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness.chains import Disks, compare
+from harness.chains import compare
 from harness.images import check_closed, compare_closed, image_info
 
 
@@ -157,13 +157,6 @@ def test_a_failed_backup_on_a_full_filesystem_lets_it_unmount(workdir, make_imag
     assert our_nodes(obs) == []
     umount = subprocess.run(['umount', str(mount)], capture_output=True, text=True, check=False)
     assert umount.returncode == 0, umount.stderr
-
-
-@pytest.fixture
-def disks(vm, make_image, workdir):
-    made = Disks(vm, make_image, workdir)
-    yield made
-    made.close()
 
 
 def test_every_member_of_a_backup_is_closed_full_then_incremental(disks, run_module, workdir):

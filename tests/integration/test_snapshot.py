@@ -11,16 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 from harness import has_pattern
-from harness.chains import Disks
-
-
-@pytest.fixture
-def disks(vm, make_image, workdir):
-    made = Disks(vm, make_image, workdir)
-    yield made
-    made.close()
 
 
 def snapshot_tags(image: Path) -> list[str]:

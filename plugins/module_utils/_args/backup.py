@@ -11,7 +11,8 @@ import os
 import typing as t
 
 from .._errors import InvalidArgument
-from .._model.chains import CHOICES, COMPANION_SUFFIX, a_mode
+from .._exports import parse_address
+from .._model.chains import CHOICES, COMPANION_SUFFIX, PULL_SUFFIX, a_mode
 from .._model.vocabulary import NAME_RE, validate_name
 from .._targets import parse_mode
 
@@ -31,6 +32,12 @@ BACKUP: dict[str, dict[str, t.Any]] = {
     # parameters recorded before this option existed compare equal.
     'target_mode': {'type': 'raw'},
     'mode': {'type': 'str', 'default': 'full', 'choices': list(CHOICES)},
+    # ``pull`` exposes each disk over NBD instead of writing images; no default in the
+    # parameters unless pull, so push backups recorded before this option compare equal.
+    'delivery': {'type': 'str', 'default': 'push', 'choices': ['push', 'pull']},
+    'nbd_socket': {'type': 'path'},
+    'nbd_address': {'type': 'str'},
+    'nbd_tls_dir': {'type': 'path'},
     'bitmap': {'type': 'str'},
     'compress': {'type': 'bool', 'default': False},
     'speed': {'type': 'int'},
@@ -43,6 +50,10 @@ BACKUP: dict[str, dict[str, t.Any]] = {
     'wait': {'type': 'str', 'default': 'none', 'choices': ['none', 'concluded']},
     'wait_timeout': {'type': 'float', 'default': 300.0},
 }
+
+
+#: The longest UNIX socket path the kernel takes (sun_path, 108 bytes with its NUL).
+MAX_SOCKET = 107
 
 
 def _refuse(name: str, why: str) -> InvalidArgument:
@@ -66,6 +77,36 @@ def check_disk(name: str, mode: str, compress: bool, device: str, fmt: str) -> N
         raise _refuse(name, f"disk '{device}': compress needs a qcow2 target")
 
 
+def check_pull(name: str, options: dict[str, t.Any]) -> None:
+    """A pull backup writes no image: options about images make no sense with it.
+
+    :raise InvalidArgument: a target, target_dir, target_mode, compress, perf or speed,
+        or a wait for the conclusion (a pull backup runs until its reader's verdict).
+    """
+    given = [key for key in ('target_dir', 'target_mode', 'speed', 'perf')
+             if options.get(key)]
+    given += ['compress'] * bool(options.get('compress'))
+    given += [f"disks[{disk['device']}].target" for disk in options.get('disks') or []
+              if disk.get('target')]
+    if given:
+        raise _refuse(name, f"delivery: pull writes no image; remove {', '.join(given)}")
+    if options.get('wait', 'none') != 'none':
+        raise _refuse(name, 'a pull backup runs until its reader ends it (job state=absent '
+                            'with verdict); use wait: none')
+    address, tls = options.get('nbd_address'), options.get('nbd_tls_dir')
+    if address and options.get('nbd_socket'):
+        raise _refuse(name, 'give nbd_socket (UNIX) or nbd_address (TCP), not both')
+    if bool(address) != bool(tls):
+        raise _refuse(name, 'exports over TCP need TLS: give nbd_address and nbd_tls_dir '
+                            'together')
+    if address:
+        parse_address(name, address)
+    socket = options.get('nbd_socket')
+    if socket and len(os.path.abspath(socket).encode()) > MAX_SOCKET:
+        raise _refuse(name, f'nbd_socket {socket} is longer than {MAX_SOCKET} bytes, the '
+                            'limit of a UNIX socket path')
+
+
 def backup_params(options: dict[str, t.Any]) -> dict[str, t.Any]:
     """Check ``backup`` options and return the job's parameters.
 
@@ -80,9 +121,11 @@ def backup_params(options: dict[str, t.Any]) -> dict[str, t.Any]:
         if not NAME_RE.fullmatch(bitmap):
             raise _refuse(name, f"invalid bitmap name {bitmap!r}: use 1-128 characters, a "
                                 "letter first, then letters, digits, '.', '_' or '-'")
-        if bitmap.endswith(COMPANION_SUFFIX):
-            raise _refuse(name, f"bitmap names ending in '{COMPANION_SUFFIX}' are kept for the "
-                                f"companion bitmap of each chain (here {bitmap})")
+        for suffix, kept in ((COMPANION_SUFFIX, 'the companion bitmap of each chain'),
+                             (PULL_SUFFIX, 'the bitmap a pull backup adds at its start')):
+            if bitmap.endswith(suffix):
+                raise _refuse(name, f"bitmap names ending in '{suffix}' are kept for "
+                                    f'{kept} (here {bitmap})')
     elif mode != 'full':
         raise _refuse(name, f'{a_mode(mode)} backup needs a bitmap')
     for key in ('speed',):
@@ -93,6 +136,13 @@ def backup_params(options: dict[str, t.Any]) -> dict[str, t.Any]:
     for key in ('max_workers', 'max_chunk'):
         if key in perf and perf[key] < (1 if key == 'max_workers' else 0):
             raise _refuse(name, f'perf.{key} must be positive (got {perf[key]})')
+    pull = options.get('delivery') == 'pull'
+    if pull:
+        check_pull(name, options)
+    else:
+        for key in ('nbd_socket', 'nbd_address', 'nbd_tls_dir'):
+            if options.get(key):
+                raise _refuse(name, f'{key} is for delivery: pull')
     target_dir = options.get('target_dir')
     disks, devices, targets = [], set(), set()
     for disk in options.get('disks') or []:
@@ -101,6 +151,9 @@ def backup_params(options: dict[str, t.Any]) -> dict[str, t.Any]:
             raise _refuse(name, f"disk '{device}' is listed twice")
         devices.add(device)
         target = disk.get('target')
+        if pull:
+            disks.append({'device': device, 'target': None, 'format': fmt})
+            continue
         if target is None and target_dir is None:
             raise _refuse(name, f"disk '{device}' needs a target, or give target_dir")
         target = os.path.abspath(target or default_target(target_dir or '', device, fmt))
@@ -109,12 +162,19 @@ def backup_params(options: dict[str, t.Any]) -> dict[str, t.Any]:
         targets.add(target)
         check_disk(name, mode, options['compress'], device, fmt)
         disks.append({'device': device, 'target': disk.get('target') and target, 'format': fmt})
-    if not disks and target_dir is None:
+    if not disks and target_dir is None and not pull:
         raise _refuse(name, 'give disks, or target_dir to back up every disk of the VM')
     params = {'type': 'backup', 'mode': mode, 'bitmap': bitmap, 'disks': disks,
               'target_dir': os.path.abspath(target_dir) if target_dir else None,
               'compress': options['compress'], 'speed': options.get('speed'),
               'perf': perf or None}
+    if pull:
+        params['delivery'] = 'pull'
+        if options.get('nbd_socket'):
+            params['nbd_socket'] = os.path.abspath(options['nbd_socket'])
+        if options.get('nbd_address'):
+            params.update(nbd_address=options['nbd_address'],
+                          nbd_tls_dir=os.path.abspath(options['nbd_tls_dir']))
     target_mode = parse_mode(options.get('target_mode'), name, 'target_mode')
     if target_mode is not None:
         params['target_mode'] = target_mode
@@ -122,7 +182,7 @@ def backup_params(options: dict[str, t.Any]) -> dict[str, t.Any]:
 
 
 def resolve_disks(name: str, params: dict[str, t.Any],
-                  all_disks: t.Sequence[str]) -> list[dict[str, str]]:
+                  all_disks: t.Sequence[str]) -> list[dict[str, t.Any]]:
     """The disks to back up, each with its target: those listed, or all of the VM's.
 
     :raise InvalidArgument: no disks, or two disks that end up with one target.
@@ -131,6 +191,9 @@ def resolve_disks(name: str, params: dict[str, t.Any],
                                  for device in all_disks]
     if not listed:
         raise _refuse(name, 'the VM has no writable disks; list them in disks')
+    if params.get('delivery') == 'pull':
+        return [{'device': disk['device'], 'target': None, 'format': disk['format']}
+                for disk in listed]
     resolved, targets = [], set()
     for disk in listed:
         target = disk['target'] or default_target(params['target_dir'], disk['device'],

@@ -75,6 +75,7 @@ JOB: dict[str, dict[str, t.Any]] = {
     'copy_mode': {'type': 'str', 'choices': COPY_MODES},
     'cancel': {'type': 'bool', 'default': False},
     'forget': {'type': 'bool', 'default': False},
+    'verdict': {'type': 'str', 'choices': ['succeeded', 'failed']},
     'wait': {'type': 'bool', 'default': True},
     'wait_timeout': {'type': 'float', 'default': 300.0},
 }

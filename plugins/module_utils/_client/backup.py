@@ -97,6 +97,7 @@ class Backup:
         :raise InvalidArgument: the backup cannot start (nothing is recorded then).
         """
         by_device = {source['device']: source for source in sources}
+        pull = _chains.is_pull(params)
         disks = resolve_disks(name, params, [source['device'] for source in sources])
         seen: dict[str, str] = {}
         for disk in disks:
@@ -105,7 +106,8 @@ class Backup:
                 raise InvalidArgument(f"job '{name}': disks '{seen[node]}' and "
                                       f"'{disk['device']}' are the same node {node}", name)
             seen[node] = disk['device']
-            self._check_target(name, disk)
+            if not pull:
+                self._check_target(name, disk)
         bitmap, mode = params['bitmap'], params['mode']
         kind = self.client.backend.change_marks
         attempts: list[Record] = []
@@ -120,11 +122,14 @@ class Backup:
             plan.append(dict(step, device=disk['device'], node=by_device[disk['device']]['node'],
                              target=disk['target'], format=disk['format'],
                              member=_chains.member_id(name, disk['device'])))
+            if pull:
+                plan[-1].update(_planning.pull_step(plan[-1], bitmap))
         if len({step['member'] for step in plan}) != len(plan):
             raise InvalidArgument(f"job '{name}': two disks would get the same job id; "
                                   'rename the backup', name)
         if bitmap is not None:
             attempt = {'job': name, 'mode': mode, 'state': 'starting', 'outcome': None,
+                       **({'delivery': 'pull'} if pull else {}),
                        'identity': _chains.normalise(identity(params)),
                        'disks': {step['device']: {'target': step['target'],
                                                   'format': step['format'],
@@ -176,7 +181,7 @@ class Backup:
 
     def learn(self, name: str, params: dict[str, t.Any], records: t.Sequence[Record]) -> None:
         """Keep in the chain what became of backup ``name`` (started? outcome?)."""
-        bitmap = params['bitmap']
+        bitmap = params.get('bitmap')
         if bitmap is None or self.client.check_mode:
             return
         with self.client.ledger.lock():
@@ -200,7 +205,9 @@ class Backup:
             marks = [bitmap, _chains.companion(bitmap)]
         else:
             marks = [entry['checkpoint']] if entry.get('checkpoint') else []
+        keys = _chains.DISK_KEYS + (_chains.PULL_KEYS if _chains.is_pull(params) else ())
         return {'mode': params['mode'], 'bitmap': bitmap,
-                'disks': [{key: disk.get(key) for key in _chains.DISK_KEYS} for disk in disks],
+                'delivery': params.get('delivery', 'push'),
+                'disks': [{key: disk.get(key) for key in keys} for disk in disks],
                 'marks': [{'device': disk['device'], 'names': marks} for disk in disks
                           if marks]}

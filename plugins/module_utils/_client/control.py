@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import typing as t
 
-from .._errors import JobNotFound, JobStateError
+from .._errors import InvalidArgument, JobNotFound, JobStateError
 from .._model import closing as _closing
 from .._model import verdicts as _verdicts
 from .._model import vocabulary as _vocabulary
+from .._model.chains import is_pull
 from .._model.session import Record
 from .._model.vocabulary import Verdict
+from .backup import Backup
 from .jobs import JobClient
 from .reads import Result, describe
 from .tombstones import dismiss, forget_entry
@@ -33,13 +35,19 @@ class JobDriver:
         self.client = client
         self.wait = wait
         self.wait_timeout = wait_timeout
+        self.verdict: str | None = None
 
     def run(self, name: str, state: str | None = None, speed: int | None = None,
-            cancel: bool = False, forget: bool = False, copy_mode: str | None = None) -> Result:
+            cancel: bool = False, forget: bool = False, copy_mode: str | None = None,
+            verdict: str | None = None) -> Result:
         """Drive ``name`` to ``state`` (and/or ``speed``, and/or a mirror's ``copy_mode``).
+
+        ``verdict`` (``succeeded`` or ``failed``) ends a pull backup with ``state=absent``:
+        what its reader says of the read.
 
         :raise JobNotFound: no such job (except for ``state=absent``).
         :raise JobStateError: the state can never be reached from the current status.
+        :raise InvalidArgument: a verdict for a job that is no pull backup.
         :raise JobTimeout: a wait ran out.
         """
         self.client.acted_on = []
@@ -49,6 +57,11 @@ class JobDriver:
                 return Result(False, [record])
             raise JobNotFound(f"job '{name}' not found on {self.client.backend.scope}",
                               name)
+        if verdict is not None and not is_pull(entry):
+            raise InvalidArgument(f"job '{name}' ({record['type']}): verdict is the reader's "
+                                  'word on a pull backup (backup delivery: pull); this job '
+                                  'is none', name)
+        self.verdict = verdict
         changed = False
         if speed is not None and record['speed'] != speed:
             self._require(record, 'set-speed', 'change the speed of')
@@ -155,10 +168,12 @@ class JobDriver:
         return Result(True, [self.client.get(record['name'])[0]]
                       if not self.client.check_mode else [record])
 
-    def _to_canceled(self, record: Record, *_: t.Any) -> Result:
+    def _to_canceled(self, record: Record, entry: Record | None, *_: t.Any) -> Result:
         status = record['status']
         if status in ('concluded', _vocabulary.ABSENT):
             return Result(False, [record])
+        if is_pull(entry):
+            return self._end_pull(record, t.cast(Record, entry), 'canceled')
         changed = status != 'aborting'
         if changed:
             self._cancel(record)
@@ -187,6 +202,20 @@ class JobDriver:
         self._verb(record['name'], 'change', copy_mode=copy_mode)
         self._note(record['name'], copy_mode=copy_mode)
 
+    def _end_pull(self, record: Record, entry: Record, verdict: str) -> Result:
+        """End a running pull backup with ``verdict`` (written ahead into its entry) and
+        wait for its members to conclude; closing its targets removes the overlays."""
+        if self.client.check_mode:
+            return Result(True, [record])
+        # The monitor before the ledger's lock (see JobClient.start).
+        with self.client.backend.session() as session, self.client.ledger.lock():
+            entry = self.client.ledger.update(record['name'], verdict=verdict) or entry
+            session.end_pull(entry, verdict)
+        ended = self._await(record['name'], _verdicts.concluded, 'concluded')
+        # Into the chain's history now: forgetting the job must not make its outcome unknown.
+        Backup(self.client).learn(record['name'], entry.get('params') or {}, [ended])
+        return Result(True, [ended])
+
     def _note(self, name: str, **facts: t.Any) -> None:
         """Remember facts about a job in its ledger entry."""
         with self.client.ledger.lock():
@@ -197,6 +226,18 @@ class JobDriver:
         name = record['name']
         if not record['live']:
             return forget_entry(self.client, record, entry, forget)
+        if is_pull(entry) and not t.cast(Record, entry).get('verdict'):
+            ending = self.verdict or ('canceled' if cancel else None)
+            if ending is None and record['status'] == 'concluded':
+                ending = 'failed'  # QEMU ended it (a member failed): nothing to acknowledge
+            if ending is None:
+                raise self._refuse(record, "a pull backup ends with its reader's verdict: "
+                                           'give verdict: succeeded or failed (or cancel: '
+                                           'true, which counts as not acknowledged)')
+            result = self._end_pull(record, t.cast(Record, entry), ending)
+            if self.client.check_mode:
+                return result
+            record = result.record
         if record['status'] != 'concluded':
             if not cancel:
                 raise self._refuse(record, 'set cancel: true to cancel it before dismissing, '

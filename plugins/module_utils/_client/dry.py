@@ -97,6 +97,9 @@ class DrySession:
                      before_reset: t.Callable[[], None]) -> None:
         pass
 
+    def end_pull(self, entry: Record, verdict: str) -> None:
+        pass
+
     def verb(self, name: str, verb: str, **arguments: t.Any) -> None:
         pass
 

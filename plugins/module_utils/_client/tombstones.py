@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 
+from .._model.chains import is_pull
 from .._model.session import Record
 from .jobs import JobClient
 from .observer import compact
@@ -29,7 +30,7 @@ def forget_entry(client: JobClient, record: Record, entry: Record | None, forget
             kept = entry.get('kept_nodes', [])
             if session is not None:
                 # QEMU lost or dismissed the job without us: detach its target now.
-                kept = session.cleanup(entry)
+                kept = session.cleanup(entry, discard=is_pull(entry))
             if forget:
                 client.ledger.delete(record['name'])
             else:
@@ -47,7 +48,7 @@ def dismiss(client: JobClient, record: Record, entry: Record | None, forget: boo
         entry = ledger.get(name) or entry
         if record['live']:  # an auto-dismissed job is gone after its cancel
             client.apply(session, name, 'dismiss')
-        kept = session.cleanup(entry or {})
+        kept = session.cleanup(entry or {}, discard=is_pull(entry))
         if forget:
             ledger.delete(name)
             return

@@ -77,7 +77,10 @@ class LibvirtSession(ReadingSession):
                      before_reset: t.Callable[[], None]) -> None:
         """A checkpoint is only ever added: ``before_reset`` has nothing to announce."""
         _libvirt_backup.start(Starter(self.domain, self.backend.targets), name, params, plan,
-                              note)
+                              note, self.scope)
+
+    def end_pull(self, entry: Record, verdict: str) -> None:
+        _libvirt_backup.end_pull(self.domain, entry, verdict)
 
     def backup_sources(self, name: str, devices: t.Sequence[str] | None) -> list[Record]:
         return _libvirt_backup.sources(self.domain, name, devices)

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import typing as t
 
-from .. import _targets
-from .._errors import InvalidArgument
+from .. import _exports, _targets
+from .._errors import BackendError, InvalidArgument, naming
 from .._model import chains as _chains
 from .._model.session import Note, Record
 from . import binding as _libvirt
@@ -52,7 +52,7 @@ def sources(domain: Domain, name: str, devices: t.Sequence[str] | None) -> list[
 
 
 def start(starter: Starter, name: str, params: dict[str, t.Any], plan: list[Record],
-          note: Note) -> None:
+          note: Note, scope: str = '') -> None:
     """Start backup ``name`` of the disks of ``plan`` with one ``backupBegin``.
 
     Each step names its disk (``node``: the target), its image (``target``, ``format``,
@@ -68,6 +68,9 @@ def start(starter: Starter, name: str, params: dict[str, t.Any], plan: list[Reco
     chain = params.get('bitmap') is not None
     checkpoint = name if chain and params['mode'] != 'differential' else None
     chosen = [step['node'] for step in plan]
+    if _chains.is_pull(params):
+        _start_pull(starter, name, params, plan, note, checkpoint, scope)
+        return
     note(libvirt_type='backup', backup_disks=chosen, checkpoint=checkpoint,
          created_files=[step['target'] for step in plan],
          disks=[{key: step.get(key) for key in _chains.DISK_KEYS} for step in plan])
@@ -88,8 +91,63 @@ def start(starter: Starter, name: str, params: dict[str, t.Any], plan: list[Reco
         raise
     targets = [{'target': step['node'], 'path': step['target'], 'format': step['format'],
                 'since': step.get('require')} for step in plan]
-    every = [disk['target'] for disk in _libvirt_xml.writable(starter.disks())]
-    every += [target for target in chosen if target not in every]
-    ckpt = _libvirt_xml.checkpoint_xml(checkpoint, chosen, every) if checkpoint else None
+    ckpt = _checkpoint(starter, checkpoint, chosen)
     starter.run(name, 'backupBegin', _libvirt_xml.backup_xml(targets), ckpt,
                 _libvirt.BACKUP_BEGIN_REUSE_EXTERNAL)
+
+
+def _checkpoint(starter: Starter, checkpoint: str | None, chosen: list[str]) -> str | None:
+    """The ``<domaincheckpoint>`` a backup of the disks ``chosen`` makes, if any."""
+    if checkpoint is None:
+        return None
+    every = [disk['target'] for disk in _libvirt_xml.writable(starter.disks())]
+    every += [target for target in chosen if target not in every]
+    return _libvirt_xml.checkpoint_xml(checkpoint, chosen, every)
+
+
+def _start_pull(starter: Starter, name: str, params: dict[str, t.Any], plan: list[Record],
+                note: Note, checkpoint: str | None, scope: str) -> None:
+    """Start pull backup ``name``: libvirt makes a scratch image per disk (and removes it
+    at the end) and exports each disk over its NBD server, in pull mode."""
+    if params.get('nbd_address'):
+        raise InvalidArgument(f"job '{name}': exports over TCP with TLS are offered over QMP "
+                              'only; a libvirt domain exports on a UNIX socket', name)
+    directory = _exports.pull_dir(scope)
+    server = _exports.server_of(params, directory)
+    _exports.private_dir(name, directory)
+    chosen = [step['node'] for step in plan]
+    disks = [dict({key: step.get(key) for key in _chains.DISK_KEYS},
+                  export=step['export'], uri=_exports.export_uri(server, step['export']),
+                  meta_context=step['meta_context'] if step.get('require') else None,
+                  scratch=_exports.scratch_path(directory, step['member']),
+                  target_dev=step['node'])
+             for step in plan]
+    note(libvirt_type='backup', backup_disks=chosen, checkpoint=checkpoint, disks=disks,
+         created_files=[disk['scratch'] for disk in disks],
+         pull=server)
+    exported = [{'target': step['node'], 'export': step['export'], 'since': step.get('require'),
+                 'bitmap': step['bitmap'], 'scratch': disk['scratch']}
+                for step, disk in zip(plan, disks)]
+    starter.run(name, 'backupBegin', _libvirt_xml.pull_backup_xml(exported, server['socket']),
+                _checkpoint(starter, checkpoint, chosen), 0)
+
+
+def end_pull(domain: Domain, entry: Record, verdict: str) -> None:
+    """End pull backup ``entry`` with its reader's ``verdict``: the domain job is aborted
+    (libvirt drops the exports and removes the scratch images it made); unless the reader
+    acknowledged the read, the backup's checkpoint is deleted, which merges its bitmap into
+    the checkpoint before, so the next incremental still covers every change since the last
+    acknowledged backup.
+
+    :raise BackendError: libvirt refused.
+    """
+    with naming(entry['name']):
+        try:
+            domain.call('abortJob')
+        except BackendError as err:
+            if 'no job' not in err.desc.lower():
+                raise
+        mine = entry.get('checkpoint')
+        if verdict != 'succeeded' and mine and any(
+                _libvirt_xml.checkpoint_disks(text)[0] == mine for text in domain.checkpoints()):
+            domain.delete_checkpoint(mine)

@@ -156,6 +156,26 @@ def backup_xml(targets: t.Sequence[Disk], incremental: str | None = None) -> str
     return _tostring(root)
 
 
+def pull_backup_xml(disks: t.Sequence[Disk], socket: str) -> str:
+    """A pull-mode ``<domainbackup>``: its NBD server on UNIX socket ``socket``; per disk
+    (``target``) its scratch image (``scratch``), export name (``export``), and for an
+    incremental the checkpoint it reads changes since (``since``) and the name of the
+    exported bitmap (``bitmap``)."""
+    root = etree.Element('domainbackup', mode='pull')
+    etree.SubElement(root, 'server', transport='unix', socket=socket)
+    listed = etree.SubElement(root, 'disks')
+    for disk in disks:
+        elem = etree.SubElement(listed, 'disk', name=disk['target'], backup='yes', type='file',
+                                exportname=disk['export'])
+        elem.set('backupmode', 'incremental' if disk['since'] else 'full')
+        if disk['since']:
+            elem.set('incremental', disk['since'])
+            elem.set('exportbitmap', disk['bitmap'])
+        etree.SubElement(elem, 'scratch', file=disk['scratch'])
+        etree.SubElement(elem, 'driver', type='qcow2')
+    return _tostring(root)
+
+
 def checkpoint_xml(name: str, targets: t.Sequence[str], all_targets: t.Sequence[str]) -> str:
     """A ``<domaincheckpoint>`` tracking ``targets`` (other disks of the domain excluded)."""
     root = etree.Element('domaincheckpoint')

@@ -13,6 +13,7 @@ A *chain* belongs to one dirty bitmap name.  Its history is a list of
      'state': 'starting' | 'started' | 'not-started' | 'gone',
      'outcome': None | 'succeeded' | 'failed' | 'canceled',
      'reset': True once a full backup is about to clear its bitmaps,
+     'delivery': 'pull' for a pull backup (absent for a push backup),
      'disks': {device: {'target': path, 'format': fmt, 'backing': path | None,
                         'mode': the disk's own mode (an ``auto`` backup chose it)}}}
 
@@ -28,6 +29,11 @@ A full backup clears (or creates) both just before it starts: QEMU does not allo
 bitmap actions in a transaction with ``completion-mode: grouped``.  A full that
 got that far and did not succeed therefore breaks the chain of its disks until
 the next full; one whose start failed before (``reset`` never set) changed nothing.
+
+A pull backup changes no bitmap until its reader acknowledges the read: it adds
+``B.pull`` at its start instant, and only a ``succeeded`` verdict makes that the
+chain's ``B`` (and, for a full, ``B.full``). A pull backup that failed, was canceled
+or never got a verdict has changed nothing, so the chain goes on from the backup before.
 """
 
 from __future__ import annotations
@@ -45,6 +51,11 @@ CHOICES = (*MODES, 'auto')
 DISK_KEYS = ('device', 'target', 'format', 'backing', 'mode', 'reason')
 #: Suffix of the companion bitmap that counts changes since the last full backup.
 COMPANION_SUFFIX = '.full'
+#: Suffix of the bitmap a pull backup adds at its start instant: what changes while its
+#: reader reads. It becomes the chain's bitmap(s) when the reader acknowledges the read.
+PULL_SUFFIX = '.pull'
+#: What a pull backup's result and ledger entry say of each disk besides ``DISK_KEYS``.
+PULL_KEYS = ('export', 'uri', 'meta_context')
 FINAL = ('succeeded', 'failed', 'canceled')
 #: QEMU ids: a letter, then letters, digits, '.', '_' or '-'.
 ID_RE = re.compile(r'[A-Za-z][A-Za-z0-9._-]*')
@@ -65,6 +76,23 @@ def a_mode(mode: str) -> str:
 def companion(bitmap: str) -> str:
     """The name of the bitmap that counts the changes since the last full backup."""
     return bitmap + COMPANION_SUFFIX
+
+
+def pull_mark(bitmap: str) -> str:
+    """The name of the bitmap a pull backup of chain ``bitmap`` adds at its start."""
+    return bitmap + PULL_SUFFIX
+
+
+def meta_context(bitmap: str) -> str:
+    """The NBD meta context that lists the extents dirty in ``bitmap`` of an export."""
+    return 'qemu:dirty-bitmap:' + bitmap
+
+
+def is_pull(entry: Record | None) -> bool:
+    """Whether a ledger entry or chain attempt is a pull backup's."""
+    if not entry:
+        return False
+    return bool((entry.get('params') or entry).get('delivery') == 'pull')
 
 
 def member_id(name: str, device: str) -> str:
@@ -99,7 +127,8 @@ def learn(attempts: list[Attempt], records: dict[str, Record], entries: dict[str
     has no ledger entry (with the same parameters) never started if it was still
     ``starting``, and is ``gone`` (dismissed and forgotten, or pruned) otherwise.
     A name used again later belongs to its newest attempt only.  Outcomes, once
-    seen, are kept.
+    seen, are kept.  A pull backup the VM lost before its reader's verdict counts as
+    canceled: it changed no bitmap.
 
     :param only: look at the attempts of this job only (the others keep their state).
     :return: new attempt dicts; the input is not changed.
@@ -123,6 +152,9 @@ def learn(attempts: list[Attempt], records: dict[str, Record], entries: dict[str
         record = records.get(attempt['job']) or {}
         if record.get('outcome') in FINAL:
             attempt['outcome'] = record['outcome']
+        elif record.get('lost') and is_pull(attempt) and not t.cast(Record, entry).get('verdict'):
+            # QEMU lost a pull backup before any verdict: it changed no bitmap.
+            attempt['outcome'] = 'canceled'
     return learned
 
 

@@ -60,10 +60,12 @@ def closing_due(record: Record, entry: Record | None) -> bool:
 def finished(record: Record, entry: Record | None) -> bool:
     """Whether a concluded job's target is complete (so it is kept, not removed).
 
-    A job that succeeded is; so is a mirror or active commit canceled while READY
+    A job that succeeded is (a pull backup's scratch overlays never are); so is a mirror or active commit canceled while READY
     (``keep_copy`` in its entry): it ends without an error and the copy is
     consistent as of the cancel, as with libvirt's abort without pivot.
     """
+    if (entry or {}).get('pull'):
+        return False  # a pull backup's fleecing overlays are scratch, whatever its outcome
     if record.get('outcome') == 'succeeded':
         return True
     return (record.get('outcome') == 'canceled' and record.get('error') is None

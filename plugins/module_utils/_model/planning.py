@@ -21,6 +21,9 @@ from .chains import (
     a_mode,
     companion,
     disk_mode,
+    is_pull,
+    meta_context,
+    pull_mark,
     status,
 )
 
@@ -108,6 +111,8 @@ def plan_disk(job: str, device: str, mode: str, bitmap: str, attempts: list[Atte
         done = disk_mode(attempt, device)
         if done == 'differential' or known == 'never-started':
             continue
+        if is_pull(attempt) and known in ('failed', 'canceled'):
+            continue  # its reader did not acknowledge it: it changed no bitmap
         if done == 'incremental':
             if known == 'succeeded' and base is None:
                 base = attempt
@@ -133,7 +138,9 @@ def plan_disk(job: str, device: str, mode: str, bitmap: str, attempts: list[Atte
         used, bitmap_mode = bitmap, 'on-success'
     else:
         used, bitmap_mode = companion(bitmap), 'never'
-    return {'backing': disk['target'], 'backing_format': disk.get('format') or 'qcow2',
+    # A pull backup's copy is the reader's: an image built on it records no backing file.
+    return {'backing': disk.get('target'),
+            'backing_format': (disk.get('format') or 'qcow2') if disk.get('target') else None,
             'base': base['job'], 'bitmap': used, 'bitmap_mode': bitmap_mode, 'sync': 'bitmap',
             'reset': []}
 
@@ -147,6 +154,8 @@ def _check_images(job: str, device: str, base: Attempt, attempts: list[Attempt],
     attempt: Attempt | None = base
     while attempt is not None:
         disk = attempt['disks'][device]
+        if disk.get('target') is None:
+            return  # a pull backup: its copy is the reader's, out of the collection's sight
         if not exists(disk['target']):
             raise _refuse(job, f"image {disk['target']} of {disk_mode(attempt, device)} backup "
                                f"'{attempt['job']}' (disk '{device}'), which this backup would "
@@ -154,6 +163,22 @@ def _check_images(job: str, device: str, base: Attempt, attempts: list[Attempt],
         seen.add(disk['target'])
         backing = disk.get('backing')
         attempt = by_target.get(backing) if backing and backing not in seen else None
+
+
+def pull_step(step: Record, bitmap: str | None) -> Record:
+    """What a pull backup changes in a planned ``step``: no bitmap is cleared at the start
+    (``reset`` empty), and no image is built on (``backing``). ``settle`` lists the bitmaps
+    that become ``pull_mark`` (added at the start instant) once the reader acknowledges the
+    read: both of the chain's after a full, the chain's bitmap after an incremental, none
+    after a differential or without a chain. The export has the member's name; an
+    incremental's or differential's carries the bitmap it reads (``meta_context``).
+    """
+    settle: list[str] = []
+    if bitmap is not None and step['mode'] != 'differential':
+        settle = [bitmap, companion(bitmap)] if step['mode'] == 'full' else [bitmap]
+    return {'reset': [], 'backing': None, 'backing_format': None, 'settle': settle,
+            'pull_mark': pull_mark(bitmap) if settle and bitmap else None, 'export': step['member'],
+            'meta_context': meta_context(step['bitmap']) if step['bitmap'] else None}
 
 
 def mark(step: Record, kind: MarkKind) -> str | None:

@@ -124,10 +124,23 @@ def attach_detail(record: Record, entry: Record | None) -> Record:
             record[shown] = entry[key]  # type: ignore[index]
     if entry and entry.get('cancel_requested') and record['outcome'] == 'succeeded':
         record['outcome'] = 'canceled'
+    if entry and entry.get('verdict') and record['outcome'] in ('canceled', 'succeeded'):
+        record.update(verdict_outcome(entry['verdict']))
     state = target_state(entry)
     if state is not None:
         record['target_state'] = state
     return record
+
+
+#: A pull backup's error when its reader did not acknowledge the read.
+VERDICT_ERRORS = {'failed': 'the reader reported that the read failed',
+                  'canceled': None, 'succeeded': None}
+
+
+def verdict_outcome(verdict: str) -> Record:
+    """The outcome and error of a pull backup ended with its reader's ``verdict``
+    (its members, canceled to end it, concluded as canceled)."""
+    return {'outcome': verdict, 'error': VERDICT_ERRORS[verdict]}
 
 
 def group_record(name: str, members: list[Record], entry: Record) -> Record:

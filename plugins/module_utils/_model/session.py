@@ -67,6 +67,15 @@ class Session(t.Protocol):
         before the first change mark is cleared or replaced (a QMP full backup resets its
         bitmaps; a libvirt checkpoint is only ever added)."""
 
+    def end_pull(self, entry: Record, verdict: str) -> None:
+        """End the pull backup of ledger ``entry`` with its reader's ``verdict``
+        (``succeeded``, ``failed`` or ``canceled``): its exports go, its change marks follow
+        the verdict (only ``succeeded`` moves a chain on), its members end. What it attached
+        is detached by :meth:`cleanup`, as for any job.
+
+        :raise BackendError: the VM refused (the change marks are then as they were).
+        """
+
     def verb(self, name: str, verb: str, **arguments: t.Any) -> None:
         """Apply a job verb: cancel, pause, resume, complete, finalize, dismiss, set-speed.
 

@@ -134,6 +134,10 @@ class LedgerEntry(_EntryCore, total=False):
     disks: list[Record]
     # verifications: each image of the chain, {path, ok, problem}
     images: list[Record]
+    # pull backups: where they export (``socket``, ``dir``, ``server_started``), and the
+    # reader's verdict, written before it is acted on
+    pull: Record
+    verdict: str
     # migrations
     prior: Record
     dest_uri: str

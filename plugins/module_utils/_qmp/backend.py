@@ -15,12 +15,13 @@ from .._errors import BackendError, InvalidArgument, naming
 from .._model import closing as _closing
 from .._model import migration as _migration
 from .._model import records as _model
-from .._model.chains import MarkKind
+from .._model.chains import MarkKind, is_pull
 from .._model.session import Note, Record
 from .._model.vocabulary import OWN_DAEMON_TYPES, SNAPSHOT_TYPES
 from .._waiter import Waiter
 from . import backup as _qmp_backup
 from . import migrate as _qmp_migrate
+from . import pull as _qmp_pull
 from . import storage as _qmp_storage
 from . import verbs as _verbs
 from .monitor import Monitor, commands
@@ -35,10 +36,11 @@ GONE = ('not found', 'cannot find', 'failed to find')
 class QmpSession:
     """One QMP connection used by the job client for one operation."""
 
-    def __init__(self, monitor: Monitor, waiter: Waiter) -> None:
+    def __init__(self, monitor: Monitor, waiter: Waiter, scope: str = '') -> None:
         self.monitor = monitor
         self.waiter = waiter
         self.entries: dict[str, Record] = {}
+        self.scope = scope
 
     def know(self, entries: t.Sequence[Record]) -> None:
         """QEMU's jobs carry their names: nothing to map. A migration's entry says which
@@ -88,7 +90,15 @@ class QmpSession:
 
     def start_backup(self, name: str, params: dict[str, t.Any], plan: list[Record], note: Note,
                      before_reset: t.Callable[[], None]) -> None:
-        _qmp_backup.start_group(self.monitor, self.waiter, name, params, plan, note, before_reset)
+        if is_pull(params):
+            _qmp_pull.start_pull(self.monitor, self.waiter, name, params, plan, note, self.scope)
+        else:
+            _qmp_backup.start_group(self.monitor, self.waiter, name, params, plan, note,
+                                    before_reset)
+
+    def end_pull(self, entry: Record, verdict: str) -> None:
+        with naming(entry['name']):
+            _qmp_pull.end_pull(self.monitor, self.waiter, entry, verdict)
 
     def migration_verb(self, name: str, verb: str, **arguments: t.Any) -> None:
         """Apply a verb or completion action; a cancel also cancels the disk copies."""
@@ -168,7 +178,7 @@ class QmpBackend:
     @contextlib.contextmanager
     def session(self) -> t.Iterator[QmpSession]:
         with Monitor(self.socket, self.connect_timeout) as monitor:
-            yield QmpSession(monitor, self.waiter)
+            yield QmpSession(monitor, self.waiter, self.scope)
 
     def witness(self, entry: Record) -> Record | None:
         """How a migration ended, asked of its destination once this VM has gone."""

@@ -62,8 +62,10 @@ def vm_disks(blocks: list[Node]) -> list[str]:
 
 
 def bitmaps(nodes: list[Node], node: str) -> dict[str, Node]:
-    """The dirty bitmaps of ``node`` by name (``dirty-bitmaps`` of query-named-block-nodes)."""
-    return {b['name']: b for b in _nodes.node(nodes, node).get('dirty-bitmaps') or []}
+    """The named dirty bitmaps of ``node`` by name (``dirty-bitmaps`` of
+    query-named-block-nodes; a running backup job's own bitmap has no name)."""
+    return {b['name']: b for b in _nodes.node(nodes, node).get('dirty-bitmaps') or []
+            if 'name' in b}
 
 
 def marks(found: dict[str, Node]) -> dict[str, str | None]:
@@ -221,6 +223,24 @@ class _Attached:
         self.save()
 
 
+def checked_sources(mon: Monitor, name: str,
+                    plan: list[Record]) -> tuple[list[Node], list[str]]:
+    """The block nodes (query-named-block-nodes) and the node of each disk of ``plan``,
+    whose bitmap to read (``require``) is checked to be there and usable.
+
+    :raise InvalidArgument: unknown device, missing or unusable bitmap.
+    """
+    blocks = mon.execute('query-block')
+    nodes = mon.execute('query-named-block-nodes', {'flat': True})
+    sources = [_nodes.resolve_device(disk['device'], blocks, nodes, name) for disk in plan]
+    for disk, node in zip(plan, sources):
+        if disk.get('require'):
+            _planning.check_mark(name, {'device': disk['device'], 'node': node,
+                                        'marks': marks(bitmaps(nodes, node))},
+                                 disk['require'], 'bitmap')
+    return nodes, sources
+
+
 def start_group(mon: Monitor, waiter: Waiter, name: str, params: dict[str, t.Any],
                 plan: list[Record], note: Note,
                 before_reset: t.Callable[[], None] | None = None) -> None:
@@ -235,17 +255,11 @@ def start_group(mon: Monitor, waiter: Waiter, name: str, params: dict[str, t.Any
     :raise InvalidArgument: unknown device, missing bitmap, existing target, ...
     :raise BackendError: QEMU refused a command.
     """
-    blocks = mon.execute('query-block')
-    nodes = mon.execute('query-named-block-nodes', {'flat': True})
-    sources = [_nodes.resolve_device(disk['device'], blocks, nodes, name) for disk in plan]
+    nodes, sources = checked_sources(mon, name, plan)
     remove: list[tuple[str, str]] = []
     resets: list[Record] = []
     for disk, node in zip(plan, sources):
-        found = bitmaps(nodes, node)
-        if disk.get('require'):
-            _planning.check_mark(name, {'device': disk['device'], 'node': node,
-                                        'marks': marks(found)}, disk['require'], 'bitmap')
-        dropped, actions = reset_actions(node, disk.get('reset') or [], found)
+        dropped, actions = reset_actions(node, disk.get('reset') or [], bitmaps(nodes, node))
         remove += [(node, bitmap) for bitmap in dropped]
         resets += actions
     perf = perf_arguments(name, params['perf'], mon.execute('query-qmp-schema')) \

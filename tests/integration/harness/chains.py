@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .guest import inserted_node
 from .nodes import blockdev_args, image_nodes
 from .procs import Daemon
 from .qmp import QMPConnection
@@ -103,7 +104,7 @@ class Disks:
         """Write ``pattern`` (``None``: zeroes) through the disk, and into its reference."""
         command = f'write -z {offset} {length}' if pattern is None else \
             f'write -P {pattern} {offset} {length}'
-        node = f'{device}-fmt'
+        node = inserted_node(self.obs, device)  # a backup's filter, while one runs
         out = str(self.obs.cmd('human-monitor-command',
                                {'command-line': f'qemu-io {node} "{command}"'}))
         if out.strip():  # qemu-io prints to QEMU's stdout; the reply carries only errors
@@ -124,7 +125,7 @@ class Disks:
         """The dirty bitmaps of a disk's node, by name."""
         for node in self.obs.cmd('query-named-block-nodes', flat=True):
             if node['node-name'] == f'{device}-fmt':
-                return {b['name']: b for b in node.get('dirty-bitmaps') or []}
+                return {b['name']: b for b in node.get('dirty-bitmaps') or [] if 'name' in b}
         raise LookupError(device)
 
     def attached_by_collection(self) -> list[str]:

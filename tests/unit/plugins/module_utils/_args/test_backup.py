@@ -113,3 +113,51 @@ def test_a_default_target_may_not_be_another_disks_target() -> None:
         {'device': 'disk0', 'target': '/b/run/disk1.qcow2', 'format': 'qcow2'},
         {'device': 'disk1', 'target': None, 'format': 'qcow2'}]) == \
         "job 'b1': target /b/run/disk1.qcow2 is given for two disks"
+
+
+PULL_DISKS = [{'device': 'disk0', 'target': None, 'format': 'qcow2'}]
+
+
+def test_params_of_a_pull_backup() -> None:
+    params = _backup_args.backup_params(options(delivery='pull', disks=PULL_DISKS,
+                                                nbd_socket='/run/n.sock'))
+    assert (params['delivery'], params['nbd_socket'], params['disks']) == (
+        'pull', '/run/n.sock', PULL_DISKS)
+    assert 'delivery' not in _backup_args.backup_params(options()), \
+        'a push backup compares equal to one recorded before pull existed'
+    every = _backup_args.backup_params(options(delivery='pull', disks=[]))
+    assert _backup_args.resolve_disks('b1', every, ['disk0']) == PULL_DISKS
+
+
+@pytest.mark.parametrize('given, message', [
+    ({}, "job 'b1': delivery: pull writes no image; remove disks[disk0].target"),
+    ({'disks': PULL_DISKS, 'target_dir': '/b', 'compress': True, 'speed': 5},
+     "job 'b1': delivery: pull writes no image; remove target_dir, speed, compress"),
+    ({'disks': PULL_DISKS, 'wait': 'concluded'},
+     ("job 'b1': a pull backup runs until its reader ends it (job state=absent with verdict); "
+      'use wait: none')),
+    ({'disks': PULL_DISKS, 'nbd_socket': '/' + 'x' * 110},
+     f"job 'b1': nbd_socket /{'x' * 110} is longer than 107 bytes, the limit of a UNIX socket path"),
+    ({'disks': PULL_DISKS, 'nbd_address': 'h:1'},
+     "job 'b1': exports over TCP need TLS: give nbd_address and nbd_tls_dir together"),
+    ({'disks': PULL_DISKS, 'nbd_address': 'h:1', 'nbd_tls_dir': '/t', 'nbd_socket': '/s'},
+     "job 'b1': give nbd_socket (UNIX) or nbd_address (TCP), not both"),
+    ({'disks': PULL_DISKS, 'nbd_address': 'h', 'nbd_tls_dir': '/t'},
+     "job 'b1': nbd_address 'h' is not HOST:PORT (a port from 1 to 65535)"),
+    ({'disks': PULL_DISKS, 'bitmap': 'nightly.pull'},
+     ("job 'b1': bitmap names ending in '.pull' are kept for the bitmap a pull backup adds at "
+      'its start (here nightly.pull)')),
+])
+def test_pull_refusals(given: Record, message: str) -> None:
+    assert refused(**dict({'delivery': 'pull'}, **given)) == message
+
+
+def test_nbd_options_are_for_pull() -> None:
+    assert refused(nbd_socket='/run/n.sock') == "job 'b1': nbd_socket is for delivery: pull"
+    assert refused(nbd_tls_dir='/t') == "job 'b1': nbd_tls_dir is for delivery: pull"
+
+
+def test_params_of_a_pull_over_tls() -> None:
+    params = _backup_args.backup_params(options(delivery='pull', disks=PULL_DISKS,
+                                                nbd_address='[::1]:10809', nbd_tls_dir='/t'))
+    assert (params['nbd_address'], params['nbd_tls_dir']) == ('[::1]:10809', '/t')

@@ -1,0 +1,143 @@
+# Copyright (c) vmjobs.qemu contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pull backups: reading a disk through its NBD export, and what an incremental reads.
+
+- Full read: a VM's qcow2 disk full of non-zero data is exposed by ``vmjobs.qemu.backup
+  delivery: pull`` and copied by ``qemu-img convert`` from the export's NBD URI, against
+  ``qemu-img convert`` of the image file itself (``-U``: QEMU holds it). Both write a raw
+  copy in page cache on the same file system; they take turns at going first, and dirty
+  pages are written back (sync) before each run. Only the copy is timed, not the module.
+  A third copy reads an NBD export of the disk's own node on the same server (no
+  fleecing): the gap between it and the file is the NBD transport's, not fleecing's.
+- Incremental: after an acknowledged full pull, the guest writes 5% of the disk (HMP
+  ``qemu-io``, 512 KiB writes at random 512 KiB-aligned offsets); an incremental pull's
+  reader asks the export's dirty-bitmap meta context for the changed extents
+  (``qemu-img map`` with ``x-dirty-bitmap``) and reads only those. Bytes read are set
+  against the bytes the guest dirtied.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from _common import Row, median, run_direct, workdir
+from datapath import fill
+from harness.nbd import dirty_extents, read_extents
+from harness.qmp import QMPConnection
+from harness.vm import start_vm
+
+GOAL_READ = 0.8
+GOAL_BYTES = 1.1
+WRITE = 512 << 10
+
+
+def convert(source: list[str], target: Path) -> float:
+    """Seconds ``qemu-img convert SOURCE -O raw TARGET`` takes."""
+    os.sync()
+    start = time.perf_counter()
+    subprocess.run(['qemu-img', 'convert', *source, '-O', 'raw', str(target)], check=True,
+                   timeout=3600)
+    return time.perf_counter() - start
+
+
+def dirty(obs: QMPConnection, size: int, share: float, seed: int) -> int:
+    """Guest writes over ``share`` of the disk; return the bytes written."""
+    slots = random.Random(seed).sample(range(size // WRITE), int(size * share) // WRITE)
+    for slot in slots:
+        offset = slot * WRITE
+        reply = obs.cmd('human-monitor-command', {
+            'command-line': f'qemu-io disk0-fmt "write -P 0x77 {offset} {WRITE}"'})
+        if str(reply).strip():
+            raise RuntimeError(f'qemu-io: {reply}')
+    return len(slots) * WRITE
+
+
+def end(conn: dict[str, str], name: str, work: Path) -> None:
+    """Acknowledge pull backup ``name``."""
+    result, _end = run_direct('job', dict(conn, name=name, state='absent', verdict='succeeded'),
+                              work)
+    if result.get('failed'):
+        raise RuntimeError(result['msg'])
+
+
+def run(count: int, log: Callable[[str], None], keep: bool = False,
+        mib: int = 1024) -> list[Row]:
+    with workdir(keep) as work:
+        raw, source = work.path / 'disk0.raw', work.path / 'disk0.qcow2'
+        fill(raw, mib)
+        subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', str(raw), str(source)],
+                       check=True)
+        raw.unlink()
+        size = mib << 20
+        daemon = work.start(start_vm, disks={'disk0': source}, name='pull')
+        obs = QMPConnection(daemon.obs_sock, timeout=600).connect()
+        conn = {'socket': str(daemon.sock), 'ledger_dir': str(work.path / 'ledger')}
+        args = dict(conn, disks=[{'device': 'disk0'}], delivery='pull', bitmap='bench')
+        times: dict[str, list[float]] = {'nbd': [], 'file': [], 'plain': []}
+
+        def pull_read(i: int) -> None:
+            result, _end = run_direct('backup', dict(args, name=f'p{i}', mode='full'),
+                                      work.path)
+            if result.get('failed'):
+                raise RuntimeError(result['msg'])
+            uri = result['backup']['disks'][0]['uri']
+            target = work.path / f'p{i}.raw'
+            times['nbd'].append(convert([uri], target))
+            # The same NBD server exporting the disk's node itself, without fleecing.
+            obs.cmd('block-export-add', {'type': 'nbd', 'id': 'plain', 'node-name': 'disk0-fmt',
+                                         'name': 'plain', 'writable': False})
+            times['plain'].append(convert([uri.replace(f'/p{i}.disk0?', '/plain?')],
+                                          work.path / 'plain.raw'))
+            obs.cmd('block-export-del', {'id': 'plain'})
+            (work.path / 'plain.raw').unlink()
+            end(conn, f'p{i}', work.path)
+            if i:
+                target.unlink()
+
+        def file_read(i: int) -> None:
+            target = work.path / f'f{i}.raw'
+            times['file'].append(convert(['-U', '-f', 'qcow2', str(source)], target))
+            target.unlink()
+
+        for i in range(count):
+            for way in ([pull_read, file_read] if i % 2 == 0 else [file_read, pull_read]):
+                way(i)
+            log(f'pull read run {i + 1}/{count}')
+        speed = {k: size / median(v) / (1 << 20) for k, v in times.items()}
+        ratio = speed['nbd'] / speed['file']
+
+        written = dirty(obs, size, 0.05, 7)
+        result, _end = run_direct('backup', dict(args, name='inc', mode='incremental'),
+                                  work.path)
+        if result.get('failed'):
+            raise RuntimeError(result['msg'])
+        disk = result['backup']['disks'][0]
+        extents = dirty_extents(disk['uri'], disk['meta_context'])
+        start = time.perf_counter()
+        read = read_extents(disk['uri'], extents, work.path / 'p0.raw', work.path / 'inc.raw')
+        took = time.perf_counter() - start
+        end(conn, 'inc', work.path)
+        log(f'incremental: {len(extents)} extents, {read} bytes read, {written} dirty')
+        share = read / written
+        what = f'{mib} MiB'
+        return [
+            Row.of('pull', f'{what}: qemu-img convert from the NBD export', times['nbd']),
+            Row.of('pull', f'{what}: qemu-img convert of the image file', times['file']),
+            Row.of('pull', f'{what}: the same from an NBD export of the disk, no fleecing',
+                   times['plain']),
+            Row('pull', 'read throughput export/file', count, ratio, float('nan'), 'x',
+                goal=f'>= {GOAL_READ}', verdict='met' if ratio >= GOAL_READ else 'MISSED',
+                extra={'MiB/s': {k: round(v) for k, v in speed.items()}}),
+            Row('pull', 'read throughput export/unfleeced export', count,
+                speed['nbd'] / speed['plain'], float('nan'), 'x'),
+            Row('pull', 'incremental, 5% dirty: bytes read/dirty bytes', 1, share,
+                float('nan'), 'x', goal=f'<= {GOAL_BYTES}',
+                verdict='met' if share <= GOAL_BYTES else 'MISSED',
+                extra={'extents': len(extents), 'read': read, 'dirty': written,
+                       'seconds': round(took, 2)}),
+        ]

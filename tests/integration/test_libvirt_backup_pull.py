@@ -1,0 +1,96 @@
+"""Pull backups of a libvirt domain: ``backupBegin`` in pull mode, read by an NBD reader.
+
+Writes are made with the domain shut off (the images' persistent bitmaps record them;
+writing into a running domain would need monitor passthrough, which taints it). Every
+read is compared with a copy of the disks taken when the backup started. The reader's
+verdict decides whether the backup's checkpoint stays; nothing else stays.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from harness.domain import Domain
+from harness.libvirt import LibvirtHost
+from harness.nbd import compare_raw, dirty_extents, read_extents, read_full
+from test_libvirt_backup import checkpoints, offline, remember
+
+DEVICES = ('vda', 'vdb')
+
+
+@pytest.fixture(scope='module')
+def host(libvirt_host: LibvirtHost) -> LibvirtHost:
+    return libvirt_host
+
+
+def pull(dom: Domain, name: str, mode: str, **options: Any) -> dict[str, Any]:
+    return dom.run('backup', name=name, mode=mode, bitmap='nightly', delivery='pull',
+                   **options)
+
+
+def end(dom: Domain, name: str, **options: Any) -> dict[str, Any]:
+    return dom.run('job', name=name, state='absent', **options)
+
+
+def uris(result: dict[str, Any]) -> dict[str, str]:
+    return {disk['device']: disk['uri'] for disk in result['backup']['disks']}
+
+
+def assert_clean(host: LibvirtHost, dom: Domain, result: dict[str, Any]) -> None:
+    """No domain job, and no scratch image left in the backup's private directory."""
+    info = host.virsh('domjobinfo', dom.name).stdout
+    assert 'None' in info.split('Job type:')[1].splitlines()[0], info
+    directory = os.path.dirname(uris(result)['vda'].split('socket=')[1])
+    assert [f for f in os.listdir(directory) if f.endswith('.qcow2')] == []
+
+
+def test_full_then_incremental_and_a_failed_read(host, workdir, make_image, domain):
+    disks = {'vda': make_image('a.qcow2', '16M', pattern=0x0A),
+             'vdb': make_image('b.qcow2', '8M', pattern=0x0B)}
+    dom = domain(disks, persistent=True)
+    at_full = remember(workdir, 'p1', disks)
+    full = pull(dom, 'p1', 'full')
+    assert full['changed'] and full['job']['status'] == 'running', full
+    assert [(d['device'], d['export'], d['meta_context']) for d in full['backup']['disks']] == [
+        ('vda', 'p1.vda', None), ('vdb', 'p1.vdb', None)]
+    for dev, uri in uris(full).items():
+        compare_raw(read_full(uri, workdir / f'p1-{dev}.raw'), at_full[dev])
+    done = end(dom, 'p1', verdict='succeeded')
+    assert done['changed'] and done['job']['outcome'] == 'succeeded', done
+    assert checkpoints(host, dom) == ['p1']
+    assert_clean(host, dom, full)
+
+    offline(host, dom, (disks['vdb'], 0x0C, '1M'))
+    failed = pull(dom, 'p2', 'incremental')
+    assert [d['meta_context'] for d in failed['backup']['disks']] == [
+        'qemu:dirty-bitmap:nightly'] * 2, failed
+    bare = end(dom, 'p2')
+    assert bare['failed'] and 'give verdict' in bare['msg'] and '\n' not in bare['msg'], bare
+    ended = end(dom, 'p2', verdict='failed')
+    assert ended['job']['outcome'] == 'failed', ended
+    assert checkpoints(host, dom) == ['p1'], 'an unacknowledged backup leaves no checkpoint'
+    assert_clean(host, dom, failed)
+
+    offline(host, dom, (disks['vda'], 0x0D, '2M'))
+    at_inc = remember(workdir, 'p3', disks)
+    inc = pull(dom, 'p3', 'incremental')
+    read = 0
+    for dev, uri in uris(inc).items():
+        extents = dirty_extents(uri, 'qemu:dirty-bitmap:nightly')
+        read += read_extents(uri, extents, workdir / f'p1-{dev}.raw', workdir / f'p3-{dev}.raw')
+        compare_raw(workdir / f'p3-{dev}.raw', at_inc[dev])
+    assert read < 16 * 2**20, 'the incremental reads the changed extents only'
+    assert end(dom, 'p3', verdict='succeeded')['job']['outcome'] == 'succeeded'
+    assert checkpoints(host, dom) == ['p1', 'p3']
+    assert_clean(host, dom, inc)
+
+    canceled = pull(dom, 'p4', 'incremental')
+    gone = end(dom, 'p4', cancel=True, forget=True)
+    assert gone['changed'] and gone['job']['outcome'] == 'canceled', gone
+    assert checkpoints(host, dom) == ['p1', 'p3']
+    assert_clean(host, dom, canceled)
+    again = pull(dom, 'p5', 'incremental')
+    assert [d['mode'] for d in again['backup']['disks']] == ['incremental'] * 2, again
+    end(dom, 'p5', verdict='succeeded')
