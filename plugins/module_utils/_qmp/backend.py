@@ -11,17 +11,19 @@ import contextlib
 import os
 import typing as t
 
+from .. import _targets
 from .._errors import BackendError, InvalidArgument, naming
 from .._model import closing as _closing
 from .._model import migration as _migration
 from .._model import records as _model
 from .._model.chains import MarkKind
-from .._model.session import Note, Record
+from .._model.session import MakeOverlay, Note, Record
 from .._model.vocabulary import SNAPSHOT_TYPES
 from .._waiter import Waiter
 from . import backup as _qmp_backup
 from . import migrate as _qmp_migrate
 from . import verbs as _verbs
+from .instant import start_instant
 from .monitor import Monitor, commands
 from .snapshots import start_snapshot
 from .start import start_job
@@ -83,6 +85,10 @@ class QmpSession:
                      before_reset: t.Callable[[], None]) -> None:
         _qmp_backup.start_group(self.monitor, self.waiter, name, params, plan, note, before_reset)
 
+    def start_instant(self, name: str, params: dict[str, t.Any], note: Note,
+                      make: MakeOverlay) -> None:
+        start_instant(self.monitor, self.waiter, name, params, note, make)
+
     def migration_verb(self, name: str, verb: str, **arguments: t.Any) -> None:
         _qmp_migrate.apply_verb(self.monitor, name, verb, **arguments)
 
@@ -139,8 +145,10 @@ class QmpBackend:
     change_marks: MarkKind = 'bitmap'
 
     def __init__(self, socket: str, connect_timeout: float = 5.0,
-                 waiter: Waiter | None = None) -> None:
+                 waiter: Waiter | None = None, run: _targets.Runner | None = None) -> None:
         self.socket = socket
+        #: Checks, makes and formats files (``run`` runs qemu-img: an instant restore's overlay).
+        self.targets = _targets.Targets(run=run)
         self.connect_timeout = connect_timeout
         self.waiter = waiter or Waiter()
         self.scope = 'qmp:' + os.path.realpath(socket)
