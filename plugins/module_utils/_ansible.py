@@ -19,11 +19,14 @@ from ._errors import VmjobsError
 from ._ledger.files import Ledger, default_root
 from ._qmp import monitor as _qmp
 from ._qmp.backend import QmpBackend
+from ._targets import Runner
 
 # libvirt-python and lxml are imported only for a domain: importing them costs a QMP
 # task more than its own work (see docs/performance.md).
 
 Body = t.Callable[[JobClient, dict[str, t.Any]], dict[str, t.Any]]
+#: A module that builds its own clients: (params, check_mode, runner) -> result.
+Tool = t.Callable[[dict[str, t.Any], bool, Runner], dict[str, t.Any]]
 #: How a module reports records: ``job`` (one named job: the start modules and
 #: ``job``), ``jobs`` (``job_info``), or ``wait`` (``jobs``, plus ``job`` for one name).
 Shape = t.Literal['job', 'jobs', 'wait']
@@ -89,15 +92,33 @@ def run_module(argument_spec: dict[str, dict[str, t.Any]], body: Body,
     :class:`VmjobsError` becomes a one-line ``fail_json`` carrying the records it
     holds in the module's ``shape``.
     """
-    module = AnsibleModule(argument_spec=dict(CONNECTION, **argument_spec),
-                           supports_check_mode=True, **CONNECTION_RULES)
+    def call(module: AnsibleModule, run: Runner) -> dict[str, t.Any]:
+        return body(make_client(module.params, module.check_mode, run), module.params)
+
+    _run(AnsibleModule(argument_spec=dict(CONNECTION, **argument_spec),
+                       supports_check_mode=True, **CONNECTION_RULES), call, shape)
+
+
+def run_tool(argument_spec: dict[str, dict[str, t.Any]], body: Tool,
+             rules: dict[str, t.Any]) -> None:
+    """Like :func:`run_module` for a module that builds its own clients (a job in a daemon
+    of its own): ``body(params, check_mode, run)``, with the connection options and
+    ``rules`` instead of :data:`CONNECTION_RULES`."""
+    def call(module: AnsibleModule, run: Runner) -> dict[str, t.Any]:
+        return body(module.params, module.check_mode, run)
+
+    _run(AnsibleModule(argument_spec=dict(CONNECTION, **argument_spec),
+                       supports_check_mode=True, **rules), call, 'job')
+
+
+def _run(module: AnsibleModule, call: t.Callable[[AnsibleModule, Runner], dict[str, t.Any]],
+         shape: Shape) -> None:
     missing = missing_library(module.params)
     if missing is not None:
         module.fail_json(msg=missing_required_lib(missing[0]), exception=str(missing[1]))
     try:
-        client = make_client(module.params, module.check_mode,
-                             lambda argv: t.cast('tuple[int, str, str]', module.run_command(argv)))
-        result = body(client, module.params)
+        result = call(module, lambda argv: t.cast('tuple[int, str, str]',
+                                                  module.run_command(argv)))
     except VmjobsError as err:
         gc.freeze()  # the objects live until exit: spare the interpreter's shutdown collection
         module.fail_json(msg=str(err), changed=err.changed, **err.result(),

@@ -21,7 +21,7 @@ import json
 import os
 import typing as t
 
-from . import _targets
+from . import _imageinfo, _targets
 from ._errors import InvalidArgument
 
 #: How an overlay records its backing file.
@@ -81,11 +81,6 @@ def backing_reference(image: str, overlay: str, mode: str) -> str:
     return image
 
 
-def one_line(text: str, status: int) -> str:
-    """A tool's error output on one line (its exit status when it said nothing)."""
-    return ' '.join(text.split()) or f'exit {status}'
-
-
 # -- the file system -----------------------------------------------------------------------------
 
 class Overlays:
@@ -115,7 +110,7 @@ class Overlays:
                                   f'{image}: {failure.strerror or failure}', job) from failure
         if status:
             raise InvalidArgument(f"job '{job}': the backup chain of {image} cannot be opened: "
-                                  f'{one_line(err or out, status)}', job)
+                                  f"{_imageinfo.one_line(err or out) or f'exit {status}'}", job)
         return parse_chain(job, image, out)
 
     def make(self, job: str, image: str, target: str, backing: str, overwrite: bool,
@@ -159,13 +154,5 @@ class Overlays:
         if self.targets.run is None:
             raise InvalidArgument(f"job '{job}': cannot read overlay {target}: no way to run "
                                   'qemu-img here', job)
-        status, out, err = self.targets.run(['qemu-img', 'info', '-U', '--output=json', target])
-        if status:
-            raise InvalidArgument(f"job '{job}': cannot read overlay {target}: "
-                                  f'{one_line(err or out, status)}', job)
-        try:
-            found = json.loads(out).get('backing-filename')
-        except (ValueError, AttributeError) as err:
-            raise InvalidArgument(f"job '{job}': cannot read overlay {target}: {err}",
-                                  job) from err
-        return t.cast('str | None', found)
+        return t.cast('str | None', _imageinfo.info(self.targets.run, job, target).get(
+            'backing-filename'))

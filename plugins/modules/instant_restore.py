@@ -169,6 +169,7 @@ elapsed:
   type: float
 '''
 
+import functools
 import typing as t
 
 from ansible_collections.vmjobs.qemu.plugins.module_utils._ansible import run_module
@@ -184,14 +185,17 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._client.instant import
     InstantRestore,
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._client.jobs import JobClient
+from ansible_collections.vmjobs.qemu.plugins.module_utils._client.restore import (
+    backup_source,
+)
 
 
 def restore(client: JobClient, params: dict[str, t.Any]) -> dict[str, t.Any]:
     """Make the overlay; attach it and start (or find) the named stream unless told not to."""
     job = instant_params(params)
-    return InstantRestore(client).run(params['name'], job, start_only(params), params['attach'],
-                                      params['wait'],
-                                      check_timeout(params['wait_timeout'], 'wait_timeout'))
+    restores = InstantRestore(client, functools.partial(backup_source, client))
+    return restores.run(params['name'], job, start_only(params), params['attach'], params['wait'],
+                        check_timeout(params['wait_timeout'], 'wait_timeout'))
 
 
 def main() -> None:

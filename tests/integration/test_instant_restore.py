@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from harness import has_pattern, make_image, write_pattern
-from harness.chains import backing_file
+from harness.chains import backing_file, compare
 from harness.domain import Domain
 from harness.libvirt import LibvirtHost, domain_xml
 
@@ -130,6 +130,38 @@ def test_qmp_start_a_vm_on_the_overlay(workdir, vm, run_module):
     incr.unlink()
     daemon.stop()
     assert backing_file(overlay) is None and holds(overlay, *BACKUP)
+
+
+def test_qmp_from_a_backup_by_name(workdir, make_image, vm, qmp_observer, run_module):
+    """The backup module's own chain, named by backup and device; the restored disk equals the
+    disk as it was at the backup, after the backup's files are gone."""
+    disk = make_image('disk0.qcow2', SIZE, pattern=0x11)
+    write_pattern(disk, 0x22, 4 * MIB, MIB)
+    reference = make_image('reference.qcow2', SIZE, pattern=0x11)
+    write_pattern(reference, 0x22, 4 * MIB, MIB)
+    daemon = vm(disks={'disk0': disk}, extra_args=ROOT_PORT)
+    args = {'socket': str(daemon.sock), 'ledger_dir': str(workdir / 'ledger')}
+    (workdir / 'full').mkdir()
+    backed = run_module('backup', dict(args, name='nightly-1', target_dir=str(workdir / 'full'),
+                                       bitmap='nightly', wait='concluded'))
+    assert not backed['failed'], backed
+    overlay = workdir / 'restored.qcow2'
+    restore = dict(args, name='ir', backup='nightly-1', device='disk0', target=str(overlay),
+                   disk='restored', bus='hotplug1', wait='concluded')
+    unknown = run_module('instant_restore', dict(restore, device='disk9'))
+    assert unknown['failed'] and not unknown['changed'], unknown
+    assert unknown['msg'] == ("job 'ir': backup 'nightly-1' has no disk 'disk9' (its disks: "
+                              'disk0)'), unknown['msg']
+    assert not overlay.exists()
+    done = run_module('instant_restore', restore)
+    assert not done['failed'] and done['job']['outcome'] == 'succeeded', done
+    obs = qmp_observer(daemon.obs_sock)
+    guest_write(obs, 'restored', 0x55, 0, MIB)  # the restored disk, not the VM's disk0
+    for image in (workdir / 'full').iterdir():
+        image.unlink()
+    daemon.stop()
+    write_pattern(reference, 0x55, 0, MIB)
+    compare(overlay, reference)
 
 
 def test_qmp_refusals(workdir, make_image, vm, qmp_observer, run_module):

@@ -34,6 +34,12 @@ def is_migration(entry: Record | None) -> bool:
     return entry is not None and entry.get('type') == 'migration'
 
 
+def own_daemon(entry: Record | None) -> bool:
+    """Whether a ledger entry is that of a job run in a daemon started for it (see
+    ``_qmp/daemon``), whose record outlives the daemon."""
+    return entry is not None and entry.get('type') in _vocabulary.OWN_DAEMON_TYPES
+
+
 #: Record keys the ledger keeps of a live record.
 KEPT = ('status', 'raw_status', 'outcome', 'error', 'progress', 'speed') + _vocabulary.DETAIL_KEPT
 

@@ -17,7 +17,7 @@ from .._ledger.files import Ledger
 from .._model import migration as _migration
 from .._model import records as _model
 from .._model.session import Backend, Record, Session
-from .observer import is_migration
+from .observer import is_migration, own_daemon
 
 
 @dataclasses.dataclass
@@ -109,19 +109,25 @@ class Reads:
                 raise LedgerError(damaged, name)
 
     def offline(self, names: t.Sequence[str], err: TransportError) -> list[Record]:
-        """Records of migrations whose VM has gone: the ledger is the only witness.
+        """Records of migrations whose VM has gone, and of jobs whose own daemon has exited
+        (a restore, a verify): the ledger is the only witness.
 
         An outcome the ledger lacks is asked of the destination, when known.
 
         :raise TransportError: ``err``, unless every name is a migration in the ledger.
         """
+        if not names:  # a daemon of the collection's own keeps one job, listed without a name
+            names = [entry['name'] for entry in self.ledger.all()]
+            if not names or not all(own_daemon(self.ledger.get(name)) for name in names):
+                raise err
         entries = [self.ledger.get(name) for name in names]
-        if not names or not all(is_migration(entry) for entry in entries):
+        if not all(is_migration(entry) or own_daemon(entry) for entry in entries):
             raise err
         records = []
         for entry in t.cast('list[Record]', entries):
             record = _model.record_from_ledger(entry)
-            seen = None if record['outcome'] else self.backend.witness(entry)
+            seen = None if record['outcome'] or not is_migration(entry) else \
+                self.backend.witness(entry)
             if seen is not None:
                 last = dict(entry.get('last') or {}, status='concluded',
                             outcome=seen['outcome'], error=seen['error'])

@@ -14,7 +14,7 @@ import typing as t
 
 from .closing import target_state
 from .shapes import job_record, progress
-from .vocabulary import ABSENT, DETAIL_KEPT, STATUSES, outcome
+from .vocabulary import ABSENT, DETAIL_KEPT, OWN_DAEMON_TYPES, STATUSES, outcome
 
 Record = dict[str, t.Any]
 
@@ -111,7 +111,10 @@ def record_from_ledger(entry: Record) -> Record:
 def attach_detail(record: Record, entry: Record | None) -> Record:
     """Add the ledger's parameters (device, target, ...) to a live record."""
     params = (entry or {}).get('params') or {}
-    for key in ('device', 'target', 'base', 'top', 'sync', 'bitmap', 'dest_uri', 'dest_socket'):
+    if params.get('type') in OWN_DAEMON_TYPES:  # QEMU calls it a backup job
+        record['type'] = params['type']
+    for key in ('source', 'backup', 'device', 'target', 'target_format', 'base', 'top', 'sync',
+                'bitmap', 'dest_uri', 'dest_socket'):
         if params.get(key) is not None:
             record[key] = params[key]
     if (entry or {}).get('copy_mode'):  # given at the start, or changed through the job module

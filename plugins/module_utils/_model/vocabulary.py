@@ -58,6 +58,9 @@ DETAIL_KEPT = ('members', 'downtime', 'expected_downtime', 'setup_time', 'total_
 #: QEMU's internal snapshot jobs (VM state and the disks' internal snapshots), which the
 #: ``snapshot`` module starts.
 SNAPSHOT_TYPES = frozenset({'snapshot-load', 'snapshot-save', 'snapshot-delete'})
+#: Jobs that run in a qemu-storage-daemon the collection starts for them alone (restore,
+#: verify): their ledger entry outlives the daemon, as a migration's outlives its VM.
+OWN_DAEMON_TYPES = frozenset({'restore', 'verify'})
 #: Image formats that hold internal snapshots.
 SNAPSHOT_FORMATS = ('qcow2',)
 

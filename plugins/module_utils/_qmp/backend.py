@@ -18,13 +18,14 @@ from .._model import migration as _migration
 from .._model import records as _model
 from .._model.chains import MarkKind
 from .._model.session import MakeOverlay, Note, Record
-from .._model.vocabulary import SNAPSHOT_TYPES
+from .._model.vocabulary import OWN_DAEMON_TYPES, SNAPSHOT_TYPES
 from .._waiter import Waiter
 from . import backup as _qmp_backup
 from . import migrate as _qmp_migrate
 from . import verbs as _verbs
 from .instant import start_instant
 from .monitor import Monitor, commands
+from .restore import start_chain_job
 from .snapshots import start_snapshot
 from .start import start_job
 
@@ -78,6 +79,8 @@ class QmpSession:
                                          self.monitor.connect_timeout)
         elif params['type'] in SNAPSHOT_TYPES:
             start_snapshot(self.monitor, name, params)
+        elif params['type'] in OWN_DAEMON_TYPES:
+            start_chain_job(self.monitor, self.waiter, name, params, note)
         else:
             start_job(self.monitor, self.waiter, name, params, note)
 

@@ -81,3 +81,32 @@ def check_closed(path: str | Path) -> dict[str, Any]:
                            f'{proc.stderr or proc.stdout}')
     report: dict[str, Any] = json.loads(proc.stdout)
     return report
+
+
+def l2_entry_offset(path: str | Path, guest_offset: int) -> int:
+    """Where in a qcow2 file the L2 entry of the cluster at ``guest_offset`` is (the cluster's
+    L2 table must exist: the cluster, or one near it, was written)."""
+    with open(path, 'rb') as image:
+        header = image.read(72)
+        cluster_bits = int.from_bytes(header[20:24], 'big')
+        l1_offset = int.from_bytes(header[40:48], 'big')
+        entries_per_l2 = (1 << cluster_bits) // 8
+        index = guest_offset >> cluster_bits
+        image.seek(l1_offset + 8 * (index // entries_per_l2))
+        l2_table = int.from_bytes(image.read(8), 'big') & 0x00fffffffffffe00
+    if not l2_table:
+        raise LookupError(f'{path}: no L2 table for guest offset {guest_offset}')
+    return l2_table + 8 * (index % entries_per_l2)
+
+
+def corrupt_cluster(path: str | Path, guest_offset: int) -> None:
+    """Point the L2 entry of the cluster at ``guest_offset`` at an unaligned host offset: QEMU
+    refuses to read that cluster (and ``qemu-img check`` reports it)."""
+    where = l2_entry_offset(path, guest_offset)
+    with open(path, 'r+b') as image:
+        image.seek(where)
+        entry = int.from_bytes(image.read(8), 'big')
+        if not entry & 0x00fffffffffffe00:
+            raise LookupError(f'{path}: the cluster at guest offset {guest_offset} is not allocated')
+        image.seek(where)
+        image.write((entry | 0x200).to_bytes(8, 'big'))

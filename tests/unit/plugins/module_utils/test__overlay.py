@@ -57,14 +57,6 @@ def test_the_info_command_shares_the_image() -> None:
         'qemu-img', 'info', '-U', '--backing-chain', '--output=json', '/b/x.qcow2']
 
 
-@pytest.mark.parametrize(('text', 'status', 'expected'), [
-    ("qemu-img: Could not open '/x':\n  No such file\n", 1, "qemu-img: Could not open '/x': No such file"),
-    ('', 3, 'exit 3'),
-])
-def test_tool_errors_are_one_line(text: str, status: int, expected: str) -> None:
-    assert _overlay.one_line(text, status) == expected
-
-
 class Runs:
     """A qemu-img that answers from a table (argv[1] -> reply)."""
 
