@@ -32,7 +32,7 @@ description:
     with this module and the VM's disk as O(disk)). A re-run finds the overlay on the same
     chain and changes nothing.
   - An existing O(target) is refused unless O(overwrite=true). The overlay is private (V(0600),
-    or O(mode)) and follows the collection's rules for target files (no links, safe
+    or O(target_mode)) and follows the collection's rules for target files (no links, safe
     directories).
 author:
   - vmjobs.qemu contributors (@vmjobs)
@@ -73,7 +73,7 @@ options:
     description: Replace a file at O(target). Without it an existing file is refused.
     type: bool
     default: false
-  mode:
+  target_mode:
     description:
       - The overlay's file mode, as a quoted octal string such as V('0640'). Default V(0600).
     type: raw

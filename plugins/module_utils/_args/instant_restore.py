@@ -23,7 +23,7 @@ INSTANT_RESTORE: dict[str, dict[str, t.Any]] = {
     'target': {'type': 'path', 'required': True},
     'backing': {'type': 'str', 'default': 'absolute', 'choices': list(BACKING_MODES)},
     'overwrite': {'type': 'bool', 'default': False},
-    'mode': {'type': 'raw'},
+    'target_mode': {'type': 'raw'},
     'attach': {'type': 'bool', 'default': True},
     'disk': {'type': 'str'},
     'bus': {'type': 'str'},
@@ -82,5 +82,5 @@ def start_only(options: dict[str, t.Any]) -> dict[str, t.Any]:
 
     :raise InvalidArgument: a bad mode.
     """
-    return {'overwrite': options['overwrite'],
-            'target_mode': parse_mode(options.get('mode'), options['name'])}
+    mode = parse_mode(options.get('target_mode'), options['name'], 'target_mode')
+    return {'overwrite': options['overwrite'], 'target_mode': mode}

@@ -59,7 +59,7 @@ def test_refusals_name_the_job(given: Record, message: str) -> None:
 
 
 def test_how_the_overlay_is_made() -> None:
-    assert _instant_args.start_only(options(mode='0640', overwrite=True)) == {
+    assert _instant_args.start_only(options(target_mode='0640', overwrite=True)) == {
         'overwrite': True, 'target_mode': 0o640}
-    with pytest.raises(InvalidArgument, match="^job 'ir': mode '0400'"):
-        _instant_args.start_only(options(mode='0400'))
+    with pytest.raises(InvalidArgument, match="^job 'ir': target_mode '0400'"):
+        _instant_args.start_only(options(target_mode='0400'))

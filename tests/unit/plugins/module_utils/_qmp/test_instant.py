@@ -21,3 +21,10 @@ def test_the_image_of_an_existing_disk() -> None:
 
 def test_a_new_disk_has_none() -> None:
     assert _instant.existing_image(BLOCKS, NODES, 'restored') is None
+
+
+def test_device_ids_are_the_peripheral_children() -> None:
+    members = [{'name': 'type', 'type': 'string'},
+               {'name': 'disk0', 'type': 'child<virtio-blk-pci>'},
+               {'name': 'hotplug1', 'type': 'child<pcie-root-port>'}]
+    assert _instant.device_ids(members) == {'disk0', 'hotplug1'}
