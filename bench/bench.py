@@ -23,6 +23,7 @@ import datapath
 import fairness
 import fanout
 import latency
+import restore
 
 BENCHMARKS = {
     'latency': lambda args, log: latency.run(args.count or (10 if args.quick else 50), log,
@@ -31,6 +32,8 @@ BENCHMARKS = {
     'datapath': lambda args, log: datapath.run(args.count or (2 if args.quick else 5), log,
                                                args.keep, args.size),
     'fanout': lambda args, log: fanout.run(1 if args.quick else 2, log, args.keep),
+    'restore': lambda args, log: restore.run(args.count or (2 if args.quick else 5), log,
+                                             args.keep, args.size),
     'fairness': lambda args, log: fairness.run(args.count or (10 if args.quick else 40), log,
                                                args.keep),
 }

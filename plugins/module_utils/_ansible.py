@@ -13,6 +13,7 @@ import typing as t
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ._args.common import CONNECTION, CONNECTION_RULES, DEFAULT_URI, check_timeout
+from ._client.chainjob import ChainJobs
 from ._client.jobs import JobClient
 from ._client.reads import absent_record
 from ._errors import VmjobsError
@@ -50,6 +51,22 @@ def make_client(params: dict[str, t.Any], check_mode: bool,
     qmp = QmpBackend(params['socket'], check_timeout(params['connect_timeout'],
                                                      'connect_timeout'), run=run)
     return JobClient(qmp, Ledger(root, qmp.scope, retention), check_mode=check_mode)
+
+
+def vm_client(params: dict[str, t.Any], check_mode: bool, run: Runner) -> JobClient | None:
+    """The client of the VM the connection options name, if they name one (no I/O yet)."""
+    if params.get('socket') or params.get('domain'):
+        return make_client(params, check_mode, run)
+    return None
+
+
+def chain_jobs(params: dict[str, t.Any], check_mode: bool, run: Runner) -> ChainJobs:
+    """The restore and verify jobs under the ledger root, each in a daemon of its own (no I/O);
+    ``wait_timeout`` is checked here too."""
+    params['wait_timeout'] = check_timeout(params['wait_timeout'], 'wait_timeout')
+    return ChainJobs(params['ledger_dir'] or default_root(),
+                     check_timeout(params['ledger_retention'], 'ledger_retention'), run,
+                     check_timeout(params['connect_timeout'], 'connect_timeout'), check_mode)
 
 
 def missing_library(params: dict[str, t.Any]) -> tuple[str, ImportError | None] | None:

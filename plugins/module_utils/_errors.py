@@ -90,6 +90,19 @@ class JobTimeout(VmjobsError):
         return {'elapsed': round(self.elapsed, 3), 'timed_out': True}
 
 
+class ChainDamaged(VmjobsError):
+    """A verification found a problem in an image of a chain; ``images`` reports each."""
+
+    def __init__(self, message: str, job: str | None = None,
+                 images: list[dict[str, t.Any]] | None = None,
+                 records: list[dict[str, t.Any]] | None = None) -> None:
+        super().__init__(message, job, records)
+        self.images = list(images or [])
+
+    def result(self) -> dict[str, t.Any]:
+        return {'images': self.images}
+
+
 class LedgerError(VmjobsError):
     """The ledger directory or one of its records could not be used."""
 

@@ -102,9 +102,10 @@ options:
 notes:
   - With O(wait=none), the daemon stays until a task sees the job concluded and closes its target
     (M(vmjobs.qemu.job_wait) with the daemon's socket); a re-run of the restore task then
-    dismisses the job and stops the daemon.
+    dismisses the job and stops the daemon, and reports RV(ignore:changed=true) for that.
 seealso:
   - module: vmjobs.qemu.backup
+  - module: vmjobs.qemu.verify
 '''
 
 EXAMPLES = r'''
@@ -146,7 +147,7 @@ socket:
   returned: success
   type: str
 verify:
-  description: With O(verify), the check of the new image, per image (C(path), C(ok), C(problem)).
+  description: With O(verify), the check of the new image, as M(vmjobs.qemu.verify)'s C(images).
   returned: when verified
   type: list
   elements: dict
@@ -164,35 +165,25 @@ elapsed:
 import typing as t
 
 from ansible_collections.vmjobs.qemu.plugins.module_utils._ansible import (
-    make_client,
+    chain_jobs,
     run_tool,
-)
-from ansible_collections.vmjobs.qemu.plugins.module_utils._args.common import (
-    check_timeout,
+    vm_client,
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._args.restore import (
     RESTORE,
     SOURCE_RULES,
 )
-from ansible_collections.vmjobs.qemu.plugins.module_utils._client.chainjob import (
-    ChainJobs,
-)
 from ansible_collections.vmjobs.qemu.plugins.module_utils._client.restore import Restore
-from ansible_collections.vmjobs.qemu.plugins.module_utils._ledger.files import (
-    default_root,
-)
 from ansible_collections.vmjobs.qemu.plugins.module_utils._targets import Runner
 
 
 def start(params: dict[str, t.Any], check_mode: bool, run: Runner) -> dict[str, t.Any]:
     """Start (or find) the named restore and optionally wait for it."""
-    jobs = ChainJobs(params['ledger_dir'] or default_root(),
-                     check_timeout(params['ledger_retention'], 'ledger_retention'), run,
-                     check_timeout(params['connect_timeout'], 'connect_timeout'), check_mode)
-    vm = make_client(params, check_mode, run) if params.get('socket') or params.get('domain') \
-        else None
-    options = dict(params, wait_timeout=check_timeout(params['wait_timeout'], 'wait_timeout'))
-    return Restore(jobs, run, vm).restore(options)
+    vm = vm_client(params, check_mode, run)
+    # In check mode the backend is wrapped (dry); attach is then asked only whether it would act.
+    backend = getattr(vm.backend, 'inner', vm.backend) if vm is not None else None
+    attach = getattr(backend, 'attach', None)
+    return Restore(chain_jobs(params, check_mode, run), run, vm, attach).restore(params)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from harness.chains import Disks, compare
+from harness.daemons import no_daemon, refused
 from harness.images import corrupt_cluster, image_info
 
 POINTS = [('f1', 'full'), ('i1', 'incremental'), ('i2', 'incremental'), ('d1', 'differential')]
@@ -102,21 +103,6 @@ def test_restore_an_image_to_raw_without_a_vm(chain, run_module, ledger_dir, wor
     compare(target, chain['i2']['disk1'])
 
 
-def refused(result: dict[str, Any], *words: str) -> str:
-    assert result.get('failed'), result
-    msg = result['msg']
-    assert '\n' not in msg and 'Traceback' not in result['raw'], msg
-    for word in words:
-        assert word in msg, msg
-    return msg
-
-
-def no_daemon(ledger_dir: Path) -> None:
-    daemons = ledger_dir / 'daemons'
-    left = [p for p in daemons.rglob('*') if p.is_file() or p.is_socket()] if daemons.exists() else []
-    assert left == [], left
-
-
 def test_refusals_change_nothing(chain, disks, run_module, ledger_dir, workdir):
     target = workdir / 'r.qcow2'
     msg = refused(restore(run_module, disks, ledger_dir, 'r1', backup='nope', device='disk0',
@@ -165,3 +151,29 @@ def test_a_failed_copy_leaves_no_image(chain, disks, run_module, ledger_dir, wor
                     target=str(target))
     refused(again, "job 'r3' failed", 'Input/output error')
     assert not again['changed'] and not target.exists()
+
+
+def test_check_mode_and_a_restore_waited_for_elsewhere(chain, disks, run_module, ledger_dir,
+                                                       workdir):
+    target = workdir / 'later.qcow2'
+    args = {'socket': str(disks.daemon.sock), 'ledger_dir': str(ledger_dir), 'name': 'r4',
+            'backup': 'd1', 'device': 'disk1', 'target': str(target)}
+    predicted = run_module('restore', args, True)
+    assert predicted['changed'] and predicted['job']['status'] == 'absent', predicted
+    assert not target.exists()
+    no_daemon(ledger_dir)
+
+    started = run_module('restore', dict(args, wait='none'))
+    assert started['changed'] and started['job']['type'] == 'restore', started
+    waited = run_module('job_wait', {'socket': started['socket'], 'ledger_dir': str(ledger_dir),
+                                     'name': 'r4', 'state': 'concluded', 'timeout': 60})
+    assert waited['job']['outcome'] == 'succeeded', waited
+    assert waited['job']['target_state'] == 'closed', 'the wait closed the target'
+    compare(target, chain['d1']['disk1'])
+    again = run_module('restore', args)  # dismisses the job and stops the daemon: a change
+    assert again['changed'] and again['job']['outcome'] == 'succeeded', again
+    assert again['job']['dismissed']
+    no_daemon(ledger_dir)
+    assert not run_module('restore', args)['changed']
+    predicted = run_module('restore', args, True)
+    assert not predicted['changed'], predicted

@@ -59,6 +59,8 @@ class ChainJobs:
         self.connect_timeout = connect_timeout
         self.check_mode = check_mode
         self.waiter = waiter or Waiter()
+        #: Whether :meth:`finish` stopped a daemon (the job's, once it concluded).
+        self.stopped = False
 
     def paths(self, name: str) -> _daemon.DaemonPaths:
         """Where the daemon of job ``name`` keeps its socket and pidfile."""
@@ -104,7 +106,8 @@ class ChainJobs:
         records = self.finish(client, name, result.records) or result.records
         if wait == 'concluded' and records[0].get('outcome') == 'failed':  # as a wait reports it
             raise JobFailed(f"job '{name}' failed: {records[0].get('error')}", name, records)
-        return Result(result.changed, records, result.elapsed)
+        # A re-run that dismissed the job and stopped its daemon changed something too.
+        return Result(result.changed or self.stopped, records, result.elapsed)
 
     def finish(self, client: JobClient, name: str, records: list[Record]) -> list[Record]:
         """Dismiss a concluded job whose targets are closed and stop its daemon.
@@ -119,7 +122,7 @@ class ChainJobs:
             return []
         if record.get('live'):
             dismiss(client, record, entry, forget=False)
-        _daemon.stop_daemon(self.paths(name), self.waiter, self.connect_timeout)
+        self.stopped = _daemon.stop_daemon(self.paths(name), self.waiter, self.connect_timeout)
         return [client.get(name)[0]]
 
     def _recover(self, client: JobClient, name: str, paths: _daemon.DaemonPaths) -> None:

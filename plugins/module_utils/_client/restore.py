@@ -16,7 +16,7 @@ import typing as t
 
 from .. import _imageinfo
 from .._args.restore import restore_params
-from .._errors import InvalidArgument
+from .._errors import ChainDamaged, InvalidArgument
 from .._model import verify as _verify
 from .._model.restore_source import backup_image
 from .._model.session import Record
@@ -50,18 +50,44 @@ def probe_source(run: Runner, name: str, source: str) -> dict[str, t.Any]:
             'size': int(top['virtual-size'])}
 
 
-class Restore:
-    """Starts (or finds) one named restore.
+#: Attaches an image to a domain: (job, disk target, path, format, dry) -> whether it changed
+#: (with ``dry``: would change; a clash is refused either way).
+Attach = t.Callable[[str, str, str, str, bool], bool]
+
+
+class SourceJob:
+    """A job that reads a chain: a restore or a verification, and where it reads from.
 
     :param jobs: the daemon jobs under the ledger root.
     :param run: runs qemu-img (the module edge's runner).
-    :param vm: the job client of the VM whose backup is restored (None for an ``image``).
+    :param vm: the job client of the VM whose backup is read (None for an ``image``).
     """
 
     def __init__(self, jobs: ChainJobs, run: Runner, vm: JobClient | None) -> None:
         self.jobs = jobs
         self.run = run
         self.vm = vm
+
+    def source(self, name: str, params: dict[str, t.Any]) -> str:
+        """The chain's top image: ``image`` as given, or the one ``backup`` wrote for ``device``.
+
+        :raise InvalidArgument: no such backup, it did not succeed, or it has no such disk.
+        """
+        if params.get('source') is not None:
+            return t.cast(str, params['source'])
+        return backup_source(t.cast(JobClient, self.vm), name, params['backup'], params['device'])
+
+
+class Restore(SourceJob):
+    """Starts (or finds) one named restore.
+
+    :param attach: attaches an image to the libvirt domain (its backend's ``attach``).
+    """
+
+    def __init__(self, jobs: ChainJobs, run: Runner, vm: JobClient | None,
+                 attach: Attach | None = None) -> None:
+        super().__init__(jobs, run, vm)
+        self.attach = attach
 
     def restore(self, options: dict[str, t.Any]) -> dict[str, t.Any]:
         """Restore ``options['name']`` unless it exists; wait if asked.
@@ -77,16 +103,40 @@ class Restore:
         params, start_only = restore_params(options)
 
         def probe() -> dict[str, t.Any]:
-            source = params.get('source')
-            if source is None:
-                source = backup_source(t.cast(JobClient, self.vm), name, params['backup'],
-                                       params['device'])
-            return dict(start_only, **probe_source(self.run, name, source))
+            return dict(start_only, **probe_source(self.run, name, self.source(name, params)))
 
+        if options.get('attach'):
+            self._attach(name, options['attach'], params, dry=True)  # refuse a clash first
         result = self.jobs.start(name, params, probe, options['wait'], options['wait_timeout'])
         out = result.start_output()
         out['socket'] = self.jobs.paths(name).socket
+        if options.get('verify') and succeeded(result.record):
+            out['verify'] = self.check_target(name, params)
+        if options.get('attach') and succeeded(result.record):
+            done = self._attach(name, options['attach'], params, dry=self.jobs.check_mode)
+            out['attached'] = {'target': options['attach'], 'changed': done}
+            out['changed'] = out['changed'] or done
         return out
+
+    def _attach(self, name: str, disk: str, params: dict[str, t.Any], dry: bool) -> bool:
+        if self.attach is None:
+            raise InvalidArgument(f"job '{name}': attach needs a libvirt domain", name)
+        return self.attach(name, disk, params['target'], params['target_format'], dry)
+
+    def check_target(self, name: str, params: dict[str, t.Any]) -> list[Record]:
+        """``qemu-img check`` of a restored image (a raw image has nothing to check).
+
+        :raise ChainDamaged: the check found a problem.
+        """
+        problem = None
+        if params['target_format'] == 'qcow2':
+            report, stderr = _imageinfo.check(self.run, name, params['target'], 'qcow2')
+            problem = _verify.check_problem(report, stderr)
+        images = [_verify.image_result(params['target'], problem)]
+        message = _verify.failure(name, images)
+        if message is not None:
+            raise ChainDamaged(message, name, images)
+        return images
 
 
 def succeeded(record: Record) -> bool:

@@ -34,6 +34,7 @@ from . import jobs as _libvirt_jobs
 from . import migrate as _libvirt_migrate
 from . import snapshots as _libvirt_snapshots
 from . import verbs as _verbs
+from .attach import attach_disk
 from .connection import Connection, Domain
 from .reading import ReadingSession
 from .start import Starter
@@ -208,6 +209,11 @@ class LibvirtBackend:
                 return False
             stats = domain.call('jobStats', 0)
         return stats.get('type') in _libvirt_jobs.RUNNING_JOB_TYPES
+
+    def attach(self, name: str, target: str, path: str, fmt: str, dry: bool = False) -> bool:
+        """Attach image ``path`` as disk ``target`` (see ``attach.attach_disk``)."""
+        with self._domain() as domain:
+            return attach_disk(domain, name, target, path, fmt, dry)
 
     def witness(self, entry: Record) -> Record | None:
         """How a migration ended, asked of the destination once the domain has left."""
