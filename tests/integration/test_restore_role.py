@@ -32,7 +32,7 @@ def test_restore_role_offline_and_instant(vm1, workdir, run_playbook, ledger_dir
     inventory = workdir / 'inventory.ini'
     inventory.write_text(
         '[vms]\n'
-        f'vm1 backup_socket={vm1.daemon.sock} restore_socket={vm1.daemon.sock}\n'
+        f'vm1 backup_socket={vm1.daemon.sock} vm_socket={vm1.daemon.sock}\n'
         '[vms:vars]\n'
         f'backup_dir={backups}\nrestore_backup_dir={backups}\n'
         f'backup_ledger_dir={ledger_dir}\nrestore_ledger_dir={ledger_dir}\n')
