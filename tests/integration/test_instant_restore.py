@@ -68,6 +68,9 @@ def test_qmp_instant_restore(workdir, make_image, vm, qmp_observer, run_module):
     overlay = workdir / 'restored.qcow2'
     restore = dict(args, name='ir', image=str(incr), target=str(overlay), disk='restored',
                    bus='hotplug1', speed=1)
+    predicted = run_module('instant_restore', restore, check=True)
+    assert not predicted['failed'] and predicted['changed'], predicted
+    assert not overlay.exists() and predicted['job']['status'] == 'absent', 'check mode'
     started = run_module('instant_restore', restore)
     assert not started['failed'] and started['changed'], started
     job = started['job']
@@ -208,23 +211,29 @@ def hotplug_domain(host: LibvirtHost, workdir: Path, run_module: Any) -> Any:
     """A transient, paused domain with disk vda and a free PCIe slot for a new disk."""
     made: list[Domain] = []
 
-    def make(disk: Path) -> Domain:
+    def make(disk: Path, persistent: bool = False) -> Domain:
         name = f'{workdir.name}-ir'
         xml = domain_xml(name, {'vda': disk}).replace(
             '</devices>', "<controller type='pci' index='0' model='pcie-root'/>"
             "<controller type='pci' index='9' model='pcie-root-port'/></devices>")
         (workdir / 'dom.xml').write_text(xml)
-        host.virsh('create', str(workdir / 'dom.xml'), '--paused')
+        if persistent:
+            host.virsh('define', str(workdir / 'dom.xml'))
+            host.virsh('start', name, '--paused')
+        else:
+            host.virsh('create', str(workdir / 'dom.xml'), '--paused')
         made.append(Domain(host, workdir, run_module, name))
         return made[-1]
     yield make
     for dom in made:
         host.virsh('destroy', dom.name, check=False)
+        host.virsh('undefine', dom.name, check=False)
 
 
-def test_libvirt_instant_restore(workdir, make_image, host, hotplug_domain):
+@pytest.mark.parametrize('persistent', [False, True], ids=['transient', 'persistent'])
+def test_libvirt_instant_restore(workdir, make_image, host, hotplug_domain, persistent):
     full, incr = backup_chain(workdir)
-    dom = hotplug_domain(make_image('vda.qcow2', SIZE))
+    dom = hotplug_domain(make_image('vda.qcow2', SIZE), persistent)
     overlay = workdir / 'restored.qcow2'
     restore = {'name': 'ir', 'image': str(incr), 'target': str(overlay), 'disk': 'vdb',
                'speed': 1}
@@ -239,6 +248,8 @@ def test_libvirt_instant_restore(workdir, make_image, host, hotplug_domain):
     assert not sped['failed'] and sped['changed'], sped
     assert not done['failed'] and done['job']['outcome'] == 'succeeded', done
     assert dom.chain('vdb') == [str(overlay)] and backing_file(overlay) is None
+    if persistent:
+        assert dom.source('vdb', inactive=True) == str(overlay), 'the definition has the disk'
     rerun = dom.run('instant_restore', **restore)
     assert not rerun['failed'] and not rerun['changed'], rerun
     full.unlink()
