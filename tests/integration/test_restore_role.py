@@ -10,6 +10,9 @@ from typing import Any
 import pytest
 from harness import REPO, assert_ok, recap_changed
 from harness.chains import Disks, backing_file, compare
+from harness.images import write_pattern
+from harness.libvirt import domain_xml, taint_messages
+from lxml import etree
 
 BACKUP = REPO / 'playbooks' / 'backup.yml'
 RESTORE = REPO / 'playbooks' / 'restore.yml'
@@ -90,3 +93,58 @@ def test_restore_role_offline_and_instant(vm1, workdir, run_playbook, ledger_dir
     for dev in ('disk0', 'disk1'):
         assert backing_file(instant / f'{dev}.qcow2') is None
         compare(instant / f'{dev}.qcow2', incremental[dev])
+
+
+def test_restore_role_instant_on_a_libvirt_domain(workdir, make_image, libvirt_host, run_playbook,
+                                                  ledger_dir):
+    """The backup role's layout (made here with qemu-img), restored instantly into a domain
+    as a new disk vdb through libvirt's API, then offline as well."""
+    run_dir = workdir / 'backup' / 'vm1' / 'chain-2026-11-21'
+    (run_dir / '2026-11-21-full').mkdir(parents=True)
+    (run_dir / '2026-11-22-incremental').mkdir()
+    full = make_image(run_dir / '2026-11-21-full' / 'vda.qcow2', '8M', pattern=0x11)
+    incr = run_dir / '2026-11-22-incremental' / 'vda.qcow2'
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-b', '../2026-11-21-full/vda.qcow2',
+                    '-F', 'qcow2', 'vda.qcow2'], cwd=incr.parent, check=True)
+    write_pattern(incr, 0x22, '2M', '1M')
+    expected = make_image('expected.qcow2', '8M', pattern=0x11)
+    write_pattern(expected, 0x22, '2M', '1M')
+    name = f'{workdir.name}-rr'
+    xml = domain_xml(name, {'vda': make_image('vda.qcow2', '8M')}).replace(
+        '</devices>', "<controller type='pci' index='0' model='pcie-root'/>"
+        "<controller type='pci' index='9' model='pcie-root-port'/></devices>")
+    (workdir / 'dom.xml').write_text(xml)
+    libvirt_host.virsh('create', str(workdir / 'dom.xml'), '--paused')
+    inventory = workdir / 'inventory.ini'
+    inventory.write_text(f'[vms]\nvm1 vm_domain={name} vm_libvirt_uri={libvirt_host.uri}\n')
+    instant, offline = workdir / 'instant', workdir / 'offline'
+    instant.mkdir(mode=0o700)
+    offline.mkdir(mode=0o700)
+    extra = {'restore_backup_dir': str(workdir / 'backup'), 'restore_ledger_dir': str(ledger_dir),
+             'restore_mode': 'instant', 'restore_target_dir': str(instant),
+             'restore_attach_as': {'vda': 'vdb'}}
+    try:
+        refused = run_playbook(RESTORE, dict(extra, restore_attach_as={}), '-i', str(inventory))
+        assert refused.returncode != 0
+        assert 'under libvirt, give each restored disk its new target' in refused.stdout
+        first = run_playbook(RESTORE, extra, '-i', str(inventory))
+        assert_ok(first)
+        again = run_playbook(RESTORE, extra, '-i', str(inventory))
+        assert_ok(again)
+        assert recap_changed(again.stdout) == {'vm1': 0}, again.stdout
+        disk = etree.fromstring(libvirt_host.virsh('dumpxml', name).stdout.encode()).xpath(
+            "devices/disk[target/@dev='vdb']")[0]
+        assert [s.get('file') for s in disk.iter('source')] == [str(instant / 'vda.qcow2')], \
+            'the stream concluded: the disk no longer has the backup below it'
+        assert full.exists()
+        assert_ok(run_playbook(RESTORE, dict(extra, restore_mode='offline',
+                                             restore_target_dir=str(offline)),
+                               '-i', str(inventory)))
+        messages = ' '.join(taint_messages(libvirt_host, name))
+        assert 'custom monitor' not in messages and 'custom-monitor' not in messages, messages
+        libvirt_host.virsh('destroy', name, '--graceful')
+        for image in (instant / 'vda.qcow2', offline / 'vda.qcow2'):
+            assert backing_file(image) is None
+            compare(image, expected)
+    finally:
+        libvirt_host.virsh('destroy', name, check=False)
