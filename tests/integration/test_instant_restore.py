@@ -188,7 +188,7 @@ def test_qmp_refusals(workdir, make_image, vm, qmp_observer, run_module):
 
     refused(f'the backup image {workdir}/missing.qcow2 does not exist',
             image=str(workdir / 'missing.qcow2'))
-    refused("Bus 'nobus' not found", image=str(incr), bus='nobus')
+    refused("device_add failed: GenericError: Bus 'nobus' not found", image=str(incr), bus='nobus')
     refused(f'disk \'disk0\' exists and runs on {workdir}/disk0.qcow2', image=str(incr),
             disk='disk0')
     (workdir / 'new.qcow2').write_bytes(b'mine')
