@@ -171,7 +171,7 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._ansible import (
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._args.restore import (
     RESTORE,
-    SOURCE_RULES,
+    RESTORE_RULES,
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._client.restore import Restore
 from ansible_collections.vmjobs.qemu.plugins.module_utils._targets import Runner
@@ -187,7 +187,7 @@ def start(params: dict[str, t.Any], check_mode: bool, run: Runner) -> dict[str, 
 
 
 def main() -> None:
-    run_tool(RESTORE, start, SOURCE_RULES)
+    run_tool(RESTORE, start, RESTORE_RULES)
 
 
 if __name__ == '__main__':

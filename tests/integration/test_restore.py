@@ -10,6 +10,7 @@ when its backup started (a reference copy taken then). The images are read by
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -177,3 +178,18 @@ def test_check_mode_and_a_restore_waited_for_elsewhere(chain, disks, run_module,
     assert not run_module('restore', args)['changed']
     predicted = run_module('restore', args, True)
     assert not predicted['changed'], predicted
+
+
+def test_a_daemon_killed_leaves_no_image(chain, disks, run_module, ledger_dir, workdir):
+    target = workdir / 'killed.qcow2'
+    args = {'socket': str(disks.daemon.sock), 'ledger_dir': str(ledger_dir), 'name': 'r5',
+            'backup': 'i2', 'device': 'disk0', 'target': str(target)}
+    started = run_module('restore', dict(args, wait='none'))
+    assert started['changed'], started
+    pid = daemon_pid(started['socket'])
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)  # whether the copy had concluded or not, nothing closed it
+    again = run_module('restore', args)
+    refused(again, "job 'r5' failed", 'exited before the job closed its target')
+    assert again['job']['target_state'] == 'removed' and not target.exists(), again
+    no_daemon(ledger_dir)

@@ -42,8 +42,9 @@ SOURCE_RULES: dict[str, t.Any] = {
     'mutually_exclusive': [['backup', 'image'], ['socket', 'domain'], ['socket', 'uri'],
                            ['image', 'device']],
     'required_together': [['backup', 'device']],
-    'required_by': {'attach': 'domain'},
 }
+#: A restore attaches its image to a libvirt domain only.
+RESTORE_RULES: dict[str, t.Any] = dict(SOURCE_RULES, required_by={'attach': 'domain'})
 
 
 def source_params(options: dict[str, t.Any], kind: str) -> dict[str, t.Any]:

@@ -20,6 +20,7 @@ socket, and once the daemon has gone they read its tombstone there (see
 
 from __future__ import annotations
 
+import contextlib
 import typing as t
 
 from .. import _targets
@@ -126,11 +127,25 @@ class ChainJobs:
         return [client.get(name)[0]]
 
     def _recover(self, client: JobClient, name: str, paths: _daemon.DaemonPaths) -> None:
-        """Forget a start that died with its daemon before the job ran (its files removed)."""
+        """Settle a job whose daemon exited before it closed the job's target (killed, say).
+
+        Its target was never flushed and closed by QEMU, so it is removed: a start that
+        died before the job ran is forgotten; a job that ran becomes a failed tombstone.
+        """
         entry = client.ledger.get(name)
-        if self.check_mode or entry is None or entry.get('state') != 'starting' \
+        if self.check_mode or entry is None or entry.get('state') not in ('starting', 'started') \
+                or _closing.target_state(entry) not in ('open', None) \
                 or _daemon.running_pid(paths.pidfile) is not None:
             return
         with client.ledger.lock():
             _closing.remove_created(entry)
-            client.ledger.delete(name)
+            with contextlib.suppress(OSError):  # a new start clears them, or says why not
+                _daemon.clear_stale(paths)
+            if entry.get('state') == 'starting':
+                client.ledger.delete(name)
+                return
+            last = dict(entry.get('last') or {}, status='concluded', outcome='failed',
+                        error=f'qemu-storage-daemon {paths.socket} exited before the job '
+                              'closed its target; the unfinished target was removed')
+            client.ledger.update(name, state='dismissed', last=last,
+                                 targets='removed' if _closing.has_targets(entry) else None)

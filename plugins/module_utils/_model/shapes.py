@@ -128,6 +128,8 @@ class LedgerEntry(_EntryCore, total=False):
     active: bool
     members: list[str]
     disks: list[Record]
+    # verifications: each image of the chain, {path, ok, problem}
+    images: list[Record]
     # migrations
     prior: Record
     dest_uri: str

@@ -60,6 +60,16 @@ def running_pid(pidfile: str) -> int | None:
     return None if state in ('Z', 'X') else pid
 
 
+def clear_stale(paths: DaemonPaths) -> None:
+    """Remove the socket and pidfile a daemon that was killed left behind (none runs).
+
+    :raise OSError: they cannot be removed.
+    """
+    for stale in (paths.socket, paths.pidfile):
+        if os.path.lexists(stale):
+            os.unlink(stale)
+
+
 def _escape(path: str) -> str:
     """A path inside a QEMU option string (a comma is doubled)."""
     return path.replace(',', ',,')
@@ -78,9 +88,7 @@ def start_daemon(name: str, paths: DaemonPaths, run: _targets.Runner) -> None:
                               f'{MAX_SOCKET_PATH} bytes; choose a shorter ledger_dir', name)
     try:
         os.makedirs(paths.directory, mode=0o700, exist_ok=True)
-        for stale in (paths.socket, paths.pidfile):
-            if os.path.lexists(stale):
-                os.unlink(stale)
+        clear_stale(paths)
     except OSError as err:
         raise InvalidArgument(f"job '{name}': cannot prepare daemon directory {paths.directory}: "
                               f'{err.strerror}', name) from err
