@@ -113,6 +113,10 @@ notes:
   - A failed or canceled stream leaves the disk running on the overlay and the backup chain;
     start it again with M(vmjobs.qemu.block_job) O(vmjobs.qemu.block_job#module:type=stream) under
     another name. The collection never detaches or deletes the overlay once it is the VM's disk.
+  - QEMU 7.2 dies when its block graph is read while a stream that pulled a backing chain in has
+    concluded and is not dismissed yet. On QEMU 7.2 dismiss the concluded stream
+    (M(vmjobs.qemu.job) O(vmjobs.qemu.job#module:state=absent)) before starting other block
+    jobs or backups of the VM.
 seealso:
   - module: vmjobs.qemu.block_job
   - module: vmjobs.qemu.backup
