@@ -22,6 +22,7 @@ import cost
 import datapath
 import fairness
 import fanout
+import instant_restore
 import latency
 import pull
 import restore
@@ -35,6 +36,8 @@ BENCHMARKS = {
     'fanout': lambda args, log: fanout.run(1 if args.quick else 2, log, args.keep),
     'restore': lambda args, log: restore.run(args.count or (2 if args.quick else 5), log,
                                              args.keep, args.size),
+    'instant_restore': lambda args, log: instant_restore.run(
+        args.count or (2 if args.quick else 5), log, args.keep),
     'fairness': lambda args, log: fairness.run(args.count or (10 if args.quick else 40), log,
                                                args.keep),
     'pull': lambda args, log: pull.run(args.count or (2 if args.quick else 5), log, args.keep,

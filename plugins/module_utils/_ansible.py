@@ -49,7 +49,7 @@ def make_client(params: dict[str, t.Any], check_mode: bool,
         ledger = MetadataLedger(backend, root, backend.scope, retention)
         return JobClient(backend, t.cast(Ledger, ledger), check_mode=check_mode)
     qmp = QmpBackend(params['socket'], check_timeout(params['connect_timeout'],
-                                                     'connect_timeout'))
+                                                     'connect_timeout'), run=run)
     return JobClient(qmp, Ledger(root, qmp.scope, retention), check_mode=check_mode)
 
 

@@ -17,7 +17,7 @@ import contextlib
 import typing as t
 
 from .._ledger.files import RecordKeeper
-from .._model.session import Backend, Note, Record, Session
+from .._model.session import Backend, MakeOverlay, Note, Record, Session
 
 
 class DryLedger(RecordKeeper):
@@ -100,6 +100,10 @@ class DrySession:
     def end_pull(self, entry: Record, verdict: str) -> None:
         pass
 
+    def start_instant(self, name: str, params: dict[str, t.Any], note: Note,
+                      make: MakeOverlay) -> None:
+        pass
+
     def verb(self, name: str, verb: str, **arguments: t.Any) -> None:
         pass
 
@@ -117,6 +121,7 @@ class DryBackend:
         self.inner = backend
         self.scope = backend.scope
         self.change_marks = backend.change_marks
+        self.targets = backend.targets
 
     @contextlib.contextmanager
     def session(self) -> t.Iterator[Session]:

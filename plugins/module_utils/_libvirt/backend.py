@@ -23,12 +23,13 @@ from .. import _targets
 from .._errors import JobStateError, TransportError, naming
 from .._model import closing as _closing
 from .._model.chains import MarkKind
-from .._model.session import Note, Record
+from .._model.session import MakeOverlay, Note, Record
 from .._model.shapes import ledger_entry
 from .._model.vocabulary import SNAPSHOT_TYPES
 from .._waiter import Waiter
 from . import backup as _libvirt_backup
 from . import domxml as _libvirt_xml
+from . import instant as _libvirt_instant
 from . import jobs as _libvirt_jobs
 from . import migrate as _libvirt_migrate
 from . import snapshots as _libvirt_snapshots
@@ -81,6 +82,11 @@ class LibvirtSession(ReadingSession):
 
     def end_pull(self, entry: Record, verdict: str) -> None:
         _libvirt_backup.end_pull(self.domain, entry, verdict)
+
+    def start_instant(self, name: str, params: dict[str, t.Any], note: Note,
+                      make: MakeOverlay) -> None:
+        _libvirt_instant.start(Starter(self.domain, self.backend.targets), name, params, note,
+                               make)
 
     def backup_sources(self, name: str, devices: t.Sequence[str] | None) -> list[Record]:
         return _libvirt_backup.sources(self.domain, name, devices)

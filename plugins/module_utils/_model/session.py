@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import typing as t
 
+from .. import _overlay, _targets
 from .chains import MarkKind
 
 Record = dict[str, t.Any]
 #: Persists start-time facts (attached nodes, created files) in the ledger.
 Note = t.Callable[..., None]
+#: Makes an instant restore's overlay file (given QEMU's uid and gid, or None), once the
+#: backend knows it is to be attached (see ``Session.start_instant``).
+MakeOverlay = t.Callable[['tuple[int, int] | None'], _overlay.Chain]
 
 
 class Session(t.Protocol):
@@ -76,6 +80,13 @@ class Session(t.Protocol):
         :raise BackendError: the VM refused (the change marks are then as they were).
         """
 
+    def start_instant(self, name: str, params: dict[str, t.Any], note: Note,
+                      make: MakeOverlay) -> None:
+        """Instant restore: attach the overlay ``params['target']`` (made by ``make`` first)
+        as the new disk ``params['device']``, then start the stream job ``name`` that pulls
+        the backup chain into it. A disk of that name already on the overlay is only
+        streamed into."""
+
     def verb(self, name: str, verb: str, **arguments: t.Any) -> None:
         """Apply a job verb: cancel, pause, resume, complete, finalize, dismiss, set-speed.
 
@@ -109,6 +120,8 @@ class Backend(t.Protocol):
     #: What the VM tracks a disk's changes with, for incremental backups: QEMU's
     #: dirty bitmaps, or libvirt's checkpoints (see ``_model/chains``).
     change_marks: MarkKind
+    #: Checks, makes and formats files on the VM's host (runs ``qemu-img``).
+    targets: _targets.Targets
 
     def session(self) -> t.ContextManager[Session]:
         """Open a session (context manager)."""

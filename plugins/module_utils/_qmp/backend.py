@@ -11,12 +11,13 @@ import contextlib
 import os
 import typing as t
 
+from .. import _targets
 from .._errors import BackendError, InvalidArgument, naming
 from .._model import closing as _closing
 from .._model import migration as _migration
 from .._model import records as _model
 from .._model.chains import MarkKind, is_pull
-from .._model.session import Note, Record
+from .._model.session import MakeOverlay, Note, Record
 from .._model.vocabulary import OWN_DAEMON_TYPES, SNAPSHOT_TYPES
 from .._waiter import Waiter
 from . import backup as _qmp_backup
@@ -24,6 +25,7 @@ from . import migrate as _qmp_migrate
 from . import pull as _qmp_pull
 from . import storage as _qmp_storage
 from . import verbs as _verbs
+from .instant import start_instant
 from .monitor import Monitor, commands
 from .restore import start_chain_job
 from .snapshots import start_snapshot
@@ -100,6 +102,10 @@ class QmpSession:
         with naming(entry['name']):
             _qmp_pull.end_pull(self.monitor, self.waiter, entry, verdict)
 
+    def start_instant(self, name: str, params: dict[str, t.Any], note: Note,
+                      make: MakeOverlay) -> None:
+        start_instant(self.monitor, self.waiter, name, params, note, make)
+
     def migration_verb(self, name: str, verb: str, **arguments: t.Any) -> None:
         """Apply a verb or completion action; a cancel also cancels the disk copies."""
         _qmp_migrate.apply_verb(self.monitor, name, verb, **arguments)
@@ -169,8 +175,10 @@ class QmpBackend:
     change_marks: MarkKind = 'bitmap'
 
     def __init__(self, socket: str, connect_timeout: float = 5.0,
-                 waiter: Waiter | None = None) -> None:
+                 waiter: Waiter | None = None, run: _targets.Runner | None = None) -> None:
         self.socket = socket
+        #: Checks, makes and formats files (``run`` runs qemu-img: an instant restore's overlay).
+        self.targets = _targets.Targets(run=run)
         self.connect_timeout = connect_timeout
         self.waiter = waiter or Waiter()
         self.scope = 'qmp:' + os.path.realpath(socket)

@@ -23,6 +23,7 @@ import contextlib
 import copy
 import typing as t
 
+from ansible_collections.vmjobs.qemu.plugins.module_utils import _targets
 from ansible_collections.vmjobs.qemu.plugins.module_utils._args import common as _args
 from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
     BackendError,
@@ -126,6 +127,7 @@ class FakeVM:
     def __init__(self, clock: FakeClock, scope: str = SCOPE, connect_timeout: float = 5.0) -> None:
         self.clock = clock
         self.scope = scope
+        self.targets = _targets.Targets(run=None)
         self.connect_timeout = connect_timeout
         self.jobs: dict[str, Record] = {}
         self.block_jobs: dict[str, Record] = {}
