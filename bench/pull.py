@@ -4,9 +4,12 @@
 
 - Full read: a VM's qcow2 disk full of non-zero data is exposed by ``vmjobs.qemu.backup
   delivery: pull`` and copied by ``qemu-img convert`` from the export's NBD URI, against
-  ``qemu-img convert`` of the image file itself (``-U``: QEMU holds it). Both write a raw
-  copy in page cache on the same file system; they take turns at going first, and dirty
-  pages are written back (sync) before each run. Only the copy is timed, not the module.
+  ``qemu-img convert`` of the image file itself (``-U``: QEMU holds it). Every copy runs
+  with the same reader options (``READER``: 16 requests in flight, written out of order;
+  the export is named ``-f raw``, not probed) and writes a raw copy in page cache on the
+  same file system; the source image is in page cache for QEMU and for the direct read
+  alike. They take turns at going first, and dirty pages are written back (sync) before
+  each run. Only the copy is timed, not the module.
   A third copy reads an NBD export of the disk's own node on the same server (no
   fleecing): the gap between it and the file is the NBD transport's, not fleecing's.
 - Incremental: after an acknowledged full pull, the guest writes 5% of the disk (HMP
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import os
 import random
+import resource
 import subprocess
 import time
 from collections.abc import Callable
@@ -34,15 +38,33 @@ from harness.vm import start_vm
 GOAL_READ = 0.8
 GOAL_BYTES = 1.1
 WRITE = 512 << 10
+#: The reader options of every timed copy: the advice docs/backup.md gives readers.
+READER = ['-m', '16', '-W']
 
 
-def convert(source: list[str], target: Path) -> float:
-    """Seconds ``qemu-img convert SOURCE -O raw TARGET`` takes."""
+def cpu_of(pid: int | None) -> float:
+    """CPU seconds (user + system) process ``pid`` used so far; 0 for None."""
+    if pid is None:
+        return 0.0
+    fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def convert(source: list[str], target: Path, server: int | None = None) -> tuple[float, float]:
+    """Seconds ``qemu-img convert READER SOURCE -O raw TARGET`` takes, and the CPU seconds
+    it used, with those of the NBD server process ``server`` meanwhile."""
     os.sync()
+    cpu = children_cpu() + cpu_of(server)
     start = time.perf_counter()
-    subprocess.run(['qemu-img', 'convert', *source, '-O', 'raw', str(target)], check=True,
-                   timeout=3600)
-    return time.perf_counter() - start
+    subprocess.run(['qemu-img', 'convert', *READER, *source, '-O', 'raw', str(target)],
+                   check=True, timeout=3600)
+    took = time.perf_counter() - start
+    return took, children_cpu() + cpu_of(server) - cpu
 
 
 def dirty(obs: QMPConnection, size: int, share: float, seed: int) -> int:
@@ -79,6 +101,12 @@ def run(count: int, log: Callable[[str], None], keep: bool = False,
         conn = {'socket': str(daemon.sock), 'ledger_dir': str(work.path / 'ledger')}
         args = dict(conn, disks=[{'device': 'disk0'}], delivery='pull', bitmap='bench')
         times: dict[str, list[float]] = {'nbd': [], 'file': [], 'plain': []}
+        cpus: dict[str, list[float]] = {'nbd': [], 'file': [], 'plain': []}
+        qemu = int(daemon.pidfile.read_text())
+
+        def timed(way: str, figures: tuple[float, float]) -> None:
+            times[way].append(figures[0])
+            cpus[way].append(figures[1])
 
         def pull_read(i: int) -> None:
             result, _end = run_direct('backup', dict(args, name=f'p{i}', mode='full'),
@@ -87,12 +115,12 @@ def run(count: int, log: Callable[[str], None], keep: bool = False,
                 raise RuntimeError(result['msg'])
             uri = result['backup']['disks'][0]['uri']
             target = work.path / f'p{i}.raw'
-            times['nbd'].append(convert([uri], target))
+            timed('nbd', convert(['-f', 'raw', uri], target, qemu))
             # The same NBD server exporting the disk's node itself, without fleecing.
             obs.cmd('block-export-add', {'type': 'nbd', 'id': 'plain', 'node-name': 'disk0-fmt',
                                          'name': 'plain', 'writable': False})
-            times['plain'].append(convert([uri.replace(f'/p{i}.disk0?', '/plain?')],
-                                          work.path / 'plain.raw'))
+            plain = uri.replace(f'/p{i}.disk0?', '/plain?')
+            timed('plain', convert(['-f', 'raw', plain], work.path / 'plain.raw', qemu))
             obs.cmd('block-export-del', {'id': 'plain'})
             (work.path / 'plain.raw').unlink()
             end(conn, f'p{i}', work.path)
@@ -101,7 +129,7 @@ def run(count: int, log: Callable[[str], None], keep: bool = False,
 
         def file_read(i: int) -> None:
             target = work.path / f'f{i}.raw'
-            times['file'].append(convert(['-U', '-f', 'qcow2', str(source)], target))
+            timed('file', convert(['-U', '-f', 'qcow2', str(source)], target))
             target.unlink()
 
         for i in range(count):
@@ -133,6 +161,14 @@ def run(count: int, log: Callable[[str], None], keep: bool = False,
             Row('pull', 'read throughput export/file', count, ratio, float('nan'), 'x',
                 goal=f'>= {GOAL_READ}', verdict='met' if ratio >= GOAL_READ else 'MISSED',
                 extra={'MiB/s': {k: round(v) for k, v in speed.items()}}),
+            Row.of('pull', f'{what}: CPU time of a copy from the export (qemu-img + QEMU)',
+                   cpus['nbd']),
+            Row.of('pull', f'{what}: CPU time of a copy of the image file (qemu-img)',
+                   cpus['file']),
+            Row.of('pull', f'{what}: CPU time of a copy from the unfleeced export',
+                   cpus['plain']),
+            Row('pull', 'CPU time file/export', count, median(cpus['file']) / median(cpus['nbd']),
+                float('nan'), 'x'),
             Row('pull', 'read throughput export/unfleeced export', count,
                 speed['nbd'] / speed['plain'], float('nan'), 'x'),
             Row('pull', 'incremental, 5% dirty: bytes read/dirty bytes', 1, share,
