@@ -75,3 +75,21 @@ def test_stream_without_waiting_then_job_wait(workdir, make_image, vm, qmp_obser
     back_up_then_check(run_module, args, workdir, daemon, obs)
     daemon.stop()
     assert image_info(top)['backing-filename'] == str(base), 'mid was pulled in, base kept'
+
+
+def test_backup_module_first_after_the_stream_concluded(workdir, make_image, vm, qmp_observer,
+                                                        run_module):
+    top = chain(make_image, workdir)
+    daemon = vm(disks={'disk0': top})
+    obs = qmp_observer(daemon.obs_sock)
+    args = {'socket': str(daemon.sock), 'ledger_dir': str(workdir / 'ledger')}
+    started = run_module('block_job', dict(args, name='pull', type='stream', device='disk0'))
+    assert started['changed'] and not started['failed'], started.get('msg')
+    obs.wait_event('JOB_STATUS_CHANGE', timeout=30, id='pull', status='concluded')
+    (workdir / 'full').mkdir()
+    # no collection task has seen the stream concluded: the backup's graph read comes first
+    result = run_module('backup', dict(args, name='full', mode='full', bitmap='nightly',
+                                       target_dir=str(workdir / 'full'), wait='concluded'))
+    assert not result['failed'], result.get('msg')
+    assert daemon.alive()
+    assert_outcome_kept(run_module, args, daemon, obs)
