@@ -66,6 +66,7 @@ class Backup:
         params, start_only = split_start_only(backup_params(options))
         listed = [disk['device'] for disk in params['disks'] or []] or None
         with self.client.backend.session() as session:
+            self.client.snapshot(session)  # concluded streams are dismissed before the graph is read
             sources = session.backup_sources(name, listed)
         planned: list[Record] = []
 

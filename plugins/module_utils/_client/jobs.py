@@ -54,7 +54,8 @@ class JobClient:
         self.check_mode = check_mode
         self.now = now
         self.observer = Observer(backend, ledger, check_mode, now)
-        self.reads = Reads(backend, ledger, check_mode, self.observer.keep_ended)
+        self.reads = Reads(backend, ledger, check_mode, self.observer.keep_ended,
+                           self.observer.retire)
         self.starter = Starter(self.reads, self.observer, now)
         self.waiting = Waiting(self.reads, self.observer, self.waiter)
 

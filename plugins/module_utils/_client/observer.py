@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 import typing as t
 
+from .._errors import BackendError
 from .._ledger.files import Ledger
 from .._model import closing as _closing
 from .._model import migration as _migration
@@ -107,6 +108,29 @@ class Observer:
             entries[name] = self.ledger.update(
                 name, targets=_closing.closed_state(kept, discard), kept_nodes=kept) or entry
         return due and not self.check_mode
+
+    def retire(self, session: Session, records: dict[str, Record],
+               entries: dict[str, Record]) -> None:
+        """Dismiss from the VM the concluded jobs due (see ``closing.dismiss_due``): their
+        outcome goes into the ledger first, and they read from it from now on, still
+        ``concluded`` and not ``dismissed`` until the user dismisses them.
+
+        Updates ``records`` and ``entries`` in place. Nothing in check mode. Takes the
+        ledger's lock.
+        """
+        due = [name for name, record in records.items()
+               if _closing.dismiss_due(record, entries.get(name))]
+        if self.check_mode or not due:
+            return
+        with self.ledger.lock():
+            for name in due:
+                entry = self.ledger.update(name, last=compact(records[name])) or entries[name]
+                try:
+                    session.verb(name, 'dismiss')
+                except BackendError:
+                    pass  # another task dismissed it first: its outcome is kept all the same
+                entries[name] = entry
+                records[name] = _model.attach_detail(_model.record_from_ledger(entry), entry)
 
     def observe(self, records: dict[str, Record], entries: dict[str, Record]) -> None:
         """Remember in the ledger the latest status and outcome of named jobs.

@@ -4,7 +4,8 @@
 
 This is a private module: its API may change between any two releases.
 It writes nothing but a migration's outcome that a destination witnessed (which
-nobody else can write once the source has gone); constructors do no I/O.
+nobody else can write once the source has gone); the observer's hooks write the rest.
+Constructors do no I/O.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ class Result:
         return out
 
 
+#: ``Observer.retire``: (session, records by name, ledger entries by name), updated in place.
+Retire = t.Callable[[Session, dict[str, Record], dict[str, Record]], None]
+
+
 def absent_record(name: str) -> Record:
     """The record of a job nobody knows."""
     return _model.record_from_ledger({'name': name, 'type': None, 'state': 'absent'}) | {
@@ -66,14 +71,18 @@ class Reads:
     :param check_mode: the client only predicts (its backend and ledger are dry; the starter
         asks this, to start nothing).
     :param keep: hands the observer records whose outcome the VM tells only once.
+    :param retire: hands the observer every snapshot, to dismiss the concluded jobs that
+        are not to stay in the VM (see ``Observer.retire``).
     """
 
     def __init__(self, backend: Backend, ledger: Ledger, check_mode: bool = False,
-                 keep: t.Callable[[list[Record]], None] | None = None) -> None:
+                 keep: t.Callable[[list[Record]], None] | None = None,
+                 retire: Retire | None = None) -> None:
         self.backend = backend
         self.ledger = ledger
         self.check_mode = check_mode
         self.keep = keep
+        self.retire = retire
 
     def snapshot(self, session: Session) -> tuple[dict[str, Record], dict[str, Record]]:
         """Every job the VM or the ledger knows: (records by name, ledger entries by name)."""
@@ -100,6 +109,8 @@ class Reads:
         for name, entry in entries.items():
             if name not in records:
                 records[name] = _model.attach_detail(_model.record_from_ledger(entry), entry)
+        if self.retire is not None:
+            self.retire(session, records, entries)
         return records, entries
 
     def readable(self, names: t.Iterable[str]) -> None:

@@ -120,6 +120,7 @@ class Ledger(RecordKeeper):
         self.retention_days = retention_days
         self._clock = clock
         self.damaged = {}
+        self._held = 0  # how deep this instance holds the lock (it is reentrant)
 
     def _path(self, name: str) -> str:
         validate_name(name)
@@ -127,7 +128,18 @@ class Ledger(RecordKeeper):
 
     @contextlib.contextmanager
     def lock(self) -> t.Iterator[None]:
-        """Hold the scope's exclusive lock (blocks while another task holds it)."""
+        """Hold the scope's exclusive lock (blocks while another task holds it).
+
+        Reentrant: a holder may take it again (the observer writes from within
+        reads that run with or without the lock held).
+        """
+        if self._held:
+            self._held += 1
+            try:
+                yield
+            finally:
+                self._held -= 1
+            return
         _ensure_private_dir(self.root, tighten=False)
         _ensure_private_dir(self.directory)
         try:
@@ -136,8 +148,10 @@ class Ledger(RecordKeeper):
             raise LedgerError(f'cannot open ledger lock in {self.directory}: {err.strerror}') from err
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            self._held = 1
             yield
         finally:
+            self._held = 0
             os.close(fd)
 
     def get(self, name: str) -> dict[str, t.Any] | None:

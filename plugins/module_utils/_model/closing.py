@@ -90,3 +90,18 @@ def closed_state(kept: list[str], discard: bool) -> str:
     if kept:
         return 'in_use'
     return 'removed' if discard else 'closed'
+
+
+#: Job types dismissed from the VM by the first task that sees them concluded; the
+#: ledger keeps their outcome. QEMU 7.2 crashes on ``query-named-block-nodes`` while a
+#: stream that pulled a backing chain in is concluded and not dismissed.
+DISMISSED_AT_CONCLUSION = frozenset({'stream'})
+
+
+def dismiss_due(record: Record, entry: Record | None) -> bool:
+    """Whether a concluded job is to be dismissed from the VM now, its outcome kept by
+    the ledger (see :data:`DISMISSED_AT_CONCLUSION`): a live one the collection started
+    and the user has not dismissed."""
+    return (record.get('live') is True and record.get('outcome') is not None
+            and record.get('type') in DISMISSED_AT_CONCLUSION
+            and entry is not None and entry.get('state') == 'started')

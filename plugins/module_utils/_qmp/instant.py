@@ -47,9 +47,10 @@ def start_instant(mon: Monitor, waiter: Waiter, name: str, params: dict[str, t.A
     into as it is.
 
     A new disk is looked for among the VM's device ids and streamed into by its node name,
-    without reading the block graph: QEMU 7.2 dies reading it (``query-block``,
-    ``query-named-block-nodes``) while another stream that pulled a chain in has concluded
-    and waits to be dismissed, as the streams of a VM's other disks restored just before may.
+    without reading the block graph: QEMU 7.2 dies reading it (``query-named-block-nodes``)
+    while a stream that pulled a chain in has concluded and waits to be dismissed. The
+    collection dismisses its own streams when it sees them concluded (``Observer.retire``);
+    this keeps a stream started outside it, or concluding right now, harmless too.
 
     :raise InvalidArgument: the device exists on another image.
     :raise BackendError: QEMU refused (no hot-pluggable bus, an unknown ``bus``, ...).

@@ -457,21 +457,25 @@ def test_cancel(driver: JobDriver, client: JobClient, vm: FakeVM, ledger: Checke
     advance(vm, 'j1', status)
     result = driver.run('j1', 'canceled')
     assert result.changed is True
-    assert verbs(vm) == [('j1', 'cancel')]
+    # a concluded stream leaves the VM at once, its outcome kept by the ledger
+    called = [('j1', 'cancel')] + ([('j1', 'dismiss')] if kind == 'stream' else [])
+    assert verbs(vm) == called
     record = result.record
     keep_copy = status == 'ready'  # ends as block-job-cancel does: no error, the copy kept
     assert (record['status'], record['outcome'], record['error']) == (
         'concluded', 'canceled', None if keep_copy else 'Operation canceled')
     assert record.get('target_state') == (None if kind == 'stream' else
                                           'closed' if keep_copy else 'removed')
-    [(_verb, _name, _cancel, arguments)] = [c for c in vm.calls if c[0] == 'verb']
+    [(_verb, _name, _cancel, arguments)] = [c for c in vm.calls
+                                            if c[0] == 'verb' and c[2] == 'cancel']
     assert arguments == ({'keep_copy': True} if keep_copy else {})
     entry = ledger.get('j1')
     assert entry is not None and entry['cancel_requested'] is True
     assert entry['keep_copy'] is keep_copy
     again = driver.run('j1', 'canceled')
     assert again.changed is False
-    assert verbs(vm) == [('j1', 'cancel')]
+    assert verbs(vm) == called
+    assert again.record['outcome'] == 'canceled' and not again.record['dismissed']
 
 
 def test_cancel_a_job_started_elsewhere(driver: JobDriver, vm: FakeVM, ledger: CheckedLedger,
@@ -571,6 +575,23 @@ def test_dismiss_a_concluded_job(driver: JobDriver, client: JobClient, vm: FakeV
     assert again.changed is False
     assert again.record['dismissed'] is True
     assert verbs(vm) == [('b1', 'dismiss')]
+
+
+def test_a_concluded_stream_leaves_the_vm_and_keeps_its_outcome(
+        driver: JobDriver, client: JobClient, vm: FakeVM, ledger: CheckedLedger) -> None:
+    start(client, 's1', 'stream')
+    advance(vm, 's1', 'concluded')
+    [seen] = client.list(['s1'])  # the first read dismisses it from the VM
+    assert verbs(vm) == [('s1', 'dismiss')] and vm.status('s1') == 'absent'
+    assert (seen['status'], seen['outcome'], seen['dismissed'], seen['lost']) == (
+        'concluded', 'succeeded', False, False)
+    entry = ledger.get('s1')
+    assert entry is not None and entry['state'] == 'started'
+    result = driver.run('s1', 'absent')  # the user's dismiss turns it into a tombstone
+    assert result.changed is True and result.record['dismissed'] is True
+    assert result.record['outcome'] == 'succeeded'
+    assert verbs(vm) == [('s1', 'dismiss')]
+    assert driver.run('s1', 'absent').changed is False
 
 
 def test_dismiss_keeps_the_nodes_a_device_uses(driver: JobDriver, client: JobClient, vm: FakeVM,

@@ -70,3 +70,21 @@ def test_created_files_once_each_in_order() -> None:
 ])
 def test_closed_state(kept: list[str], discard: bool, state: str) -> None:
     assert _closing.closed_state(kept, discard) == state
+
+
+STREAM: Record = {'name': 's1', 'type': 'stream', 'live': True, 'outcome': 'succeeded'}
+
+
+@pytest.mark.parametrize('record, entry, due', [
+    (STREAM, {'name': 's1', 'state': 'started'}, True),
+    (dict(STREAM, outcome='failed'), {'name': 's1', 'state': 'started'}, True),
+    (dict(STREAM, outcome=None), {'name': 's1', 'state': 'started'}, False),  # still running
+    (dict(STREAM, live=False), {'name': 's1', 'state': 'started'}, False),  # QEMU has it no more
+    (STREAM, {'name': 's1', 'state': 'dismissed'}, False),
+    (STREAM, {'name': 's1', 'state': 'starting'}, False),
+    (STREAM, None, False),  # not started by the collection: its outcome would be lost
+    (dict(STREAM, type='mirror'), {'name': 's1', 'state': 'started'}, False),
+    (dict(STREAM, type='backup'), STARTED, False),
+])
+def test_dismiss_due(record: Record, entry: Record | None, due: bool) -> None:
+    assert _closing.dismiss_due(record, entry) is due
