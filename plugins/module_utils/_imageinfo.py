@@ -46,6 +46,11 @@ def _json(run: Runner, job: str, argv: list[str], path: str,
     raise InvalidArgument(f"job '{job}': image {path}: qemu-img {argv[1]} failed: {text}", job)
 
 
+def chain_argv(path: str) -> list[str]:
+    """``qemu-img info`` of the whole chain under ``path``, top first, in JSON."""
+    return ['qemu-img', 'info', '-U', '--backing-chain', '--output=json', path]
+
+
 def info(run: Runner, job: str, path: str) -> Record:
     """``qemu-img info`` of one image (its backing files are not opened).
 
@@ -71,8 +76,7 @@ def _whole_chain(run: Runner, top: str) -> list[Record]:
     file missing, a loop, ...): the image-by-image walk then says where and why.
     """
     try:
-        status, out, _err = run(['qemu-img', 'info', '-U', '--backing-chain',
-                                 '--output=json', top])
+        status, out, _err = run(chain_argv(top))
         found = json.loads(out) if status == 0 else []
     except (OSError, ValueError):
         return []

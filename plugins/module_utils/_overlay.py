@@ -51,11 +51,6 @@ class Chain:
 
 # -- pure ----------------------------------------------------------------------------------------
 
-def info_argv(path: str) -> list[str]:
-    """``qemu-img info`` of a chain, shared (``-U``: a VM may hold an image of it)."""
-    return ['qemu-img', 'info', '-U', '--backing-chain', '--output=json', path]
-
-
 def parse_chain(job: str, path: str, text: str) -> Chain:
     """The chain ``qemu-img info --backing-chain --output=json`` describes.
 
@@ -104,7 +99,7 @@ class Overlays:
         if not os.path.exists(image):
             raise InvalidArgument(f"job '{job}': the backup image {image} does not exist", job)
         try:
-            status, out, err = self.targets.run(info_argv(image))
+            status, out, err = self.targets.run(_imageinfo.chain_argv(image))
         except OSError as failure:
             raise InvalidArgument(f"job '{job}': cannot run qemu-img info on the backup image "
                                   f'{image}: {failure.strerror or failure}', job) from failure

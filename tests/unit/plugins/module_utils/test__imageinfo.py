@@ -39,3 +39,8 @@ def test_a_broken_chain_is_walked_image_by_image(tmp_path: pathlib.Path) -> None
     images = _imageinfo.chain(run, 'r1', top)
     assert len(calls) == 2 and [i['path'] for i in images] == [top]
     assert images[0]['problem']
+
+
+def test_the_chain_command_shares_the_image() -> None:
+    assert _imageinfo.chain_argv('/b/x.qcow2') == [
+        'qemu-img', 'info', '-U', '--backing-chain', '--output=json', '/b/x.qcow2']

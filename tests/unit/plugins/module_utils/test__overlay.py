@@ -52,11 +52,6 @@ def test_the_backing_reference(overlay: str, mode: str, expected: str) -> None:
     assert _overlay.backing_reference('/b/incr/d.qcow2', overlay, mode) == expected
 
 
-def test_the_info_command_shares_the_image() -> None:
-    assert _overlay.info_argv('/b/x.qcow2') == [
-        'qemu-img', 'info', '-U', '--backing-chain', '--output=json', '/b/x.qcow2']
-
-
 class Runs:
     """A qemu-img that answers from a table (argv[1] -> reply)."""
 
