@@ -180,9 +180,8 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._targets import Runner
 def start(params: dict[str, t.Any], check_mode: bool, run: Runner) -> dict[str, t.Any]:
     """Start (or find) the named restore and optionally wait for it."""
     vm = vm_client(params, check_mode, run)
-    # In check mode the backend is wrapped (dry); attach is then asked only whether it would act.
-    backend = getattr(vm.backend, 'inner', vm.backend) if vm is not None else None
-    attach = getattr(backend, 'attach', None)
+    # only a libvirt backend attaches; in check mode its dry wrapper only asks whether it would
+    attach = getattr(vm.backend, 'attach', None) if vm is not None else None
     return Restore(chain_jobs(params, check_mode, run), run, vm, attach).restore(params)
 
 

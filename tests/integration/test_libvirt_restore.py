@@ -35,6 +35,10 @@ def test_restore_a_backup_and_attach_it(host, workdir, make_image, domain):
                       target_dir=str(workdir / name), wait='concluded')
         assert done['job']['outcome'] == 'succeeded', done
     target = workdir / 'restored.qcow2'
+    dry = dom.run('restore', check=True, name='r1', backup='i1', device='vda',
+                  target=str(target), attach='vdb')
+    assert dry['changed'] and not dry.get('failed'), dry
+    assert not target.exists() and not dom.xml().xpath("devices/disk[target/@dev='vdb']"), dry
     first, again, clash = dom.play(
         ('restore', {'name': 'r1', 'backup': 'i1', 'device': 'vda', 'target': str(target),
                      'attach': 'vdb'}),

@@ -17,7 +17,7 @@ import contextlib
 import typing as t
 
 from .._ledger.files import RecordKeeper
-from .._model.session import Backend, MakeOverlay, Note, Record, Session
+from .._model.session import Attach, Backend, MakeOverlay, Note, Record, Session
 
 
 class DryLedger(RecordKeeper):
@@ -122,6 +122,10 @@ class DryBackend:
         self.scope = backend.scope
         self.change_marks = backend.change_marks
         self.targets = backend.targets
+        inner_attach: Attach | None = getattr(backend, 'attach', None)
+        #: A libvirt backend's ``attach``, asked only whether it would attach.
+        self.attach: Attach | None = None if inner_attach is None else (
+            lambda name, target, path, fmt, dry=True: inner_attach(name, target, path, fmt, True))
 
     @contextlib.contextmanager
     def session(self) -> t.Iterator[Session]:

@@ -19,7 +19,7 @@ from .._args.restore import restore_params
 from .._errors import ChainDamaged, InvalidArgument
 from .._model import verify as _verify
 from .._model.restore_source import backup_image
-from .._model.session import Record
+from .._model.session import Attach, Record
 from .._targets import Runner
 from .backup import chain_ledger
 from .chainjob import ChainJobs
@@ -48,11 +48,6 @@ def probe_source(run: Runner, name: str, source: str) -> dict[str, t.Any]:
     top = images[0]['info']
     return {'source': images[0]['path'], 'source_format': top['format'],
             'size': int(top['virtual-size'])}
-
-
-#: Attaches an image to a domain: (job, disk target, path, format, dry) -> whether it changed
-#: (with ``dry``: would change; a clash is refused either way).
-Attach = t.Callable[[str, str, str, str, bool], bool]
 
 
 class SourceJob:

@@ -17,6 +17,9 @@ Record = dict[str, t.Any]
 Note = t.Callable[..., None]
 #: Makes an instant restore's overlay file (given QEMU's uid and gid, or None), once the
 #: backend knows it is to be attached (see ``Session.start_instant``).
+#: Attaches an image to a libvirt domain: (job, disk target, path, format, dry) -> whether it
+#: changed (with ``dry``: would change; a clash is refused either way).
+Attach = t.Callable[[str, str, str, str, bool], bool]
 MakeOverlay = t.Callable[['tuple[int, int] | None'], _overlay.Chain]
 
 
