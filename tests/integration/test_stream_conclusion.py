@@ -93,3 +93,21 @@ def test_backup_module_first_after_the_stream_concluded(workdir, make_image, vm,
     assert not result['failed'], result.get('msg')
     assert daemon.alive()
     assert_outcome_kept(run_module, args, daemon, obs)
+
+
+def test_check_mode_backup_first_after_the_stream_concluded(
+        workdir, make_image, vm, qmp_observer, run_module):
+    """A check run dismisses the concluded stream too (its outcome kept): it reports the same."""
+    top = chain(make_image, workdir)
+    daemon = vm(disks={'disk0': top})
+    obs = qmp_observer(daemon.obs_sock)
+    args = {'socket': str(daemon.sock), 'ledger_dir': str(workdir / 'ledger')}
+    started = run_module('block_job', dict(args, name='pull', type='stream', device='disk0'))
+    assert started['changed'] and not started['failed'], started.get('msg')
+    obs.wait_event('JOB_STATUS_CHANGE', timeout=30, id='pull', status='concluded')
+    (workdir / 'full').mkdir()
+    result = run_module('backup', dict(args, name='full', mode='full', bitmap='nightly',
+                                       target_dir=str(workdir / 'full')), check=True)
+    assert not result['failed'], result.get('msg')
+    assert daemon.alive()
+    assert_outcome_kept(run_module, args, daemon, obs)

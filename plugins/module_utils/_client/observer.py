@@ -23,6 +23,7 @@ from .._model import migration as _migration
 from .._model import records as _model
 from .._model import vocabulary as _vocabulary
 from .._model.session import Backend, Record, Session
+from .dry import upkeep
 
 
 def compact(record: Record) -> Record:
@@ -115,16 +116,17 @@ class Observer:
         outcome goes into the ledger first, and they read from it from now on, still
         ``concluded`` and not ``dismissed`` until the user dismisses them.
 
-        Updates ``records`` and ``entries`` in place. Nothing in check mode. Takes the
-        ledger's lock.
+        Updates ``records`` and ``entries`` in place. In check mode too (see ``dry.upkeep``):
+        what is reported does not change. Takes the ledger's lock.
         """
         due = [name for name, record in records.items()
                if _closing.dismiss_due(record, entries.get(name))]
-        if self.check_mode or not due:
+        if not due:
             return
-        with self.ledger.lock():
+        ledger, session = upkeep(self.ledger), upkeep(session)
+        with ledger.lock():
             for name in due:
-                entry = self.ledger.update(name, last=compact(records[name])) or entries[name]
+                entry = ledger.update(name, last=compact(records[name])) or entries[name]
                 try:
                     session.verb(name, 'dismiss')
                 except BackendError:

@@ -9,6 +9,7 @@ import pathlib
 from ansible_collections.vmjobs.qemu.plugins.module_utils._client.dry import (
     DryBackend,
     DryLedger,
+    upkeep,
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._client.jobs import JobClient
 from ansible_collections.vmjobs.qemu.tests.unit.plugins.module_utils.fake_backend import (
@@ -51,3 +52,10 @@ def test_the_dry_session_starts_and_steers_nothing(vm: FakeVM) -> None:
         assert session.records() == []
     assert not [call for call in vm.calls if call[0] in ('start', 'verb', 'cleanup')]
     assert backend.finish({'name': 'm'}) is False
+
+
+def test_upkeep_reaches_behind_the_dry_wrappers_only(vm: FakeVM, ledger: CheckedLedger) -> None:
+    assert upkeep(DryLedger(ledger)) is ledger and upkeep(ledger) is ledger
+    with DryBackend(vm).session() as dry:
+        real = dry.inner
+        assert upkeep(dry) is real and upkeep(real) is real
