@@ -77,8 +77,8 @@ def test_stream_without_waiting_then_job_wait(workdir, make_image, vm, qmp_obser
     assert image_info(top)['backing-filename'] == str(base), 'mid was pulled in, base kept'
 
 
-def test_backup_module_first_after_the_stream_concluded(workdir, make_image, vm, qmp_observer,
-                                                        run_module):
+def concluded_unseen(workdir, make_image, vm, qmp_observer, run_module):
+    """A stream that concluded with no collection task looking; then a backup, as asked."""
     top = chain(make_image, workdir)
     daemon = vm(disks={'disk0': top})
     obs = qmp_observer(daemon.obs_sock)
@@ -87,9 +87,16 @@ def test_backup_module_first_after_the_stream_concluded(workdir, make_image, vm,
     assert started['changed'] and not started['failed'], started.get('msg')
     obs.wait_event('JOB_STATUS_CHANGE', timeout=30, id='pull', status='concluded')
     (workdir / 'full').mkdir()
+    return daemon, obs, args, dict(args, name='full', mode='full', bitmap='nightly',
+                                   target_dir=str(workdir / 'full'))
+
+
+def test_backup_module_first_after_the_stream_concluded(workdir, make_image, vm, qmp_observer,
+                                                        run_module):
+    daemon, obs, args, backup = concluded_unseen(workdir, make_image, vm, qmp_observer,
+                                                 run_module)
     # no collection task has seen the stream concluded: the backup's graph read comes first
-    result = run_module('backup', dict(args, name='full', mode='full', bitmap='nightly',
-                                       target_dir=str(workdir / 'full'), wait='concluded'))
+    result = run_module('backup', dict(backup, wait='concluded'))
     assert not result['failed'], result.get('msg')
     assert daemon.alive()
     assert_outcome_kept(run_module, args, daemon, obs)
@@ -98,16 +105,9 @@ def test_backup_module_first_after_the_stream_concluded(workdir, make_image, vm,
 def test_check_mode_backup_first_after_the_stream_concluded(
         workdir, make_image, vm, qmp_observer, run_module):
     """A check run dismisses the concluded stream too (its outcome kept): it reports the same."""
-    top = chain(make_image, workdir)
-    daemon = vm(disks={'disk0': top})
-    obs = qmp_observer(daemon.obs_sock)
-    args = {'socket': str(daemon.sock), 'ledger_dir': str(workdir / 'ledger')}
-    started = run_module('block_job', dict(args, name='pull', type='stream', device='disk0'))
-    assert started['changed'] and not started['failed'], started.get('msg')
-    obs.wait_event('JOB_STATUS_CHANGE', timeout=30, id='pull', status='concluded')
-    (workdir / 'full').mkdir()
-    result = run_module('backup', dict(args, name='full', mode='full', bitmap='nightly',
-                                       target_dir=str(workdir / 'full')), check=True)
-    assert not result['failed'], result.get('msg')
-    assert daemon.alive()
+    daemon, obs, args, backup = concluded_unseen(workdir, make_image, vm, qmp_observer,
+                                                 run_module)
+    result = run_module('backup', backup, check=True)
+    assert not result['failed'] and result['changed'], result.get('msg')
+    assert obs.cmd('query-jobs') == [] and daemon.alive()
     assert_outcome_kept(run_module, args, daemon, obs)
