@@ -140,7 +140,10 @@ def record(domain: Domain, entry: Record, completed: list[Record]) -> Record | N
     operation = _libvirt_jobs.DOMAIN_OPERATIONS.get(stats.get('operation', 0))
     if stats.get('type') in _libvirt_jobs.RUNNING_JOB_TYPES and operation == 'migration':
         found = _libvirt_jobs.domain_record(entry['name'], stats)
-        found.update(raw_status='active', dest_uri=entry['dest_uri'])
+        # libvirt's job runs before QEMU's migration does (and while libvirt copies the
+        # disks); QEMU reports the memory to move only once its migration has started
+        moving = bool(stats.get('memory_total'))
+        found.update(raw_status='active' if moving else 'setup', dest_uri=entry['dest_uri'])
         return found
     asked = entry.get('cancel_requested') or 'cancel' in (entry.get('applied') or [])
     flags_ = _libvirt.JOB_STATS_COMPLETED | _libvirt.JOB_STATS_KEEP_COMPLETED

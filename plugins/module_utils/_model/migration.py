@@ -96,12 +96,17 @@ def due_action(record: Record, params: Record, applied: t.Collection[str],
         return None
     if record.get('error') and record.get('disks'):  # a disk copy failed: stop
         return 'cancel' if 'cancel' not in applied else None
+    # switching to post-copy or pausing needs QEMU's migration under way (libvirt's job
+    # starts before it: QEMU refuses post-copy then, and a pause waits on libvirt's lock)
+    proper = record['raw_status'] != 'setup'
     passes = params.get('postcopy_after_passes')
-    if passes is not None and 'postcopy' not in applied and (record.get('passes') or 0) >= passes:
+    if passes is not None and 'postcopy' not in applied and proper \
+            and (record.get('passes') or 0) >= passes:
         return 'postcopy'
     limit = params.get('completion_timeout')
     action = params.get('completion_action') or 'cancel'
-    if limit is not None and elapsed >= limit and action not in applied:
+    if limit is not None and elapsed >= limit and action not in applied \
+            and (proper or action == 'cancel'):
         return action
     return None
 

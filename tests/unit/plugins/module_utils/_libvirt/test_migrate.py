@@ -90,9 +90,15 @@ ENTRY = {'name': 'm1', 'type': 'migration', 'dest_uri': 'qemu+tcp://hv2/system',
 OUT = 5  # VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT
 
 
-def test_a_migration_running_is_active() -> None:
-    found = _libvirt_migrate.record(StatsDomain({'type': 2, 'operation': OUT}), ENTRY, [])
+def test_a_migration_moving_memory_is_active() -> None:
+    stats = {'type': 2, 'operation': OUT, 'memory_total': 64 * MIB}
+    found = _libvirt_migrate.record(StatsDomain(stats), ENTRY, [])
     assert found is not None and (found['status'], found['raw_status']) == ('running', 'active')
+
+
+def test_a_migration_before_qemu_moves_memory_is_in_setup() -> None:
+    found = _libvirt_migrate.record(StatsDomain({'type': 2, 'operation': OUT}), ENTRY, [])
+    assert found is not None and (found['status'], found['raw_status']) == ('running', 'setup')
 
 
 def test_completed_statistics_give_the_outcome_and_the_figures() -> None:

@@ -102,6 +102,11 @@ def active(passes: int = 1, raw: str = 'active') -> Record:
     ({'completion_timeout': 1.0}, [], 2.0, active(raw='completed'), None),
     ({'completion_timeout': 1.0}, [], 2.0, active(raw='cancelling'), None),
     ({'completion_timeout': 1.0}, [], 2.0, active(raw='setup'), 'cancel'),
+    ({'completion_timeout': 1.0, 'completion_action': 'pause'}, [], 2.0, active(raw='setup'),
+     None),
+    ({'completion_timeout': 1.0, 'completion_action': 'postcopy'}, [], 2.0, active(raw='setup'),
+     None),
+    ({'postcopy_after_passes': 0}, [], 0.0, active(passes=0, raw='setup'), None),
 ])
 def test_due_action(params: Record, applied: list[str], elapsed: float, record: Record,
                     action: str | None) -> None:
