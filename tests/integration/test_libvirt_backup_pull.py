@@ -1,23 +1,33 @@
 """Pull backups of a libvirt domain: ``backupBegin`` in pull mode, read by an NBD reader.
 
-Writes are made with the domain shut off (the images' persistent bitmaps record them;
-writing into a running domain would need monitor passthrough, which taints it). Every
-read is compared with a copy of the disks taken when the backup started. The reader's
-verdict decides whether the backup's checkpoint stays; nothing else stays.
+The guest writes through its devices (HMP ``qemu-io -d``, passed through libvirt by the
+test: that taints the domain, so the modules' own taint check is made before) while the
+full backup is read; other writes are made with the domain shut off (the images'
+persistent bitmaps record them). Every read is compared, after the backup has ended and
+from another process, with a copy of the disks taken when the backup started; the next
+incremental must bring the guest's writes. The reader's verdict decides whether the
+backup's checkpoint stays; nothing else stays.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 import pytest
 from harness.domain import Domain
 from harness.libvirt import LibvirtHost
-from harness.nbd import compare_raw, dirty_extents, read_extents, read_full
+from harness.nbd import compare_raw, dirty_extents, read_extents, read_full_async
 from test_libvirt_backup import checkpoints, offline, remember
 
 DEVICES = ('vda', 'vdb')
+MIB = 1 << 20
+#: What the guest writes while the full backup is read: (device, pattern, offset, length).
+GUEST_WRITES = (('vdb', 0x32, 3 * MIB, MIB // 2), ('vda', 0x33, 6 * MIB, MIB),
+                ('vdb', 0x34, 0, 64 << 10))
+#: Every range the guest writes during the full backup, which the next incremental must bring.
+WRITTEN = {'vda': [(0, MIB), (6 * MIB, MIB)], 'vdb': [(3 * MIB, MIB // 2), (0, 64 << 10)]}
 
 
 @pytest.fixture(scope='module')
@@ -55,10 +65,20 @@ def test_full_then_incremental_and_a_failed_read(host, workdir, make_image, doma
     assert full['changed'] and full['job']['status'] == 'running', full
     assert [(d['device'], d['export'], d['meta_context']) for d in full['backup']['disks']] == [
         ('vda', 'p1.vda', None), ('vdb', 'p1.vdb', None)]
-    for dev, uri in uris(full).items():
-        compare_raw(read_full(uri, workdir / f'p1-{dev}.raw'), at_full[dev])
+    # The guest writes after the start instant and while the reader reads: none may show.
+    dom.device_write('vda', 0x31, 0, '1M')
+    reads = [read_full_async(uri, workdir / f'p1-{dev}.raw') for dev, uri in uris(full).items()]
+    writer = threading.Thread(target=lambda: [dom.device_write(*w) for w in GUEST_WRITES])
+    writer.start()
+    for proc in reads:
+        _out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    writer.join(60)
+    assert not writer.is_alive()
     done = end(dom, 'p1', verdict='succeeded')
     assert done['changed'] and done['job']['outcome'] == 'succeeded', done
+    for dev in DEVICES:
+        compare_raw(workdir / f'p1-{dev}.raw', at_full[dev])
     assert checkpoints(host, dom) == ['p1']
     assert_clean(host, dom, full)
 
@@ -79,6 +99,9 @@ def test_full_then_incremental_and_a_failed_read(host, workdir, make_image, doma
     read = 0
     for dev, uri in uris(inc).items():
         extents = dirty_extents(uri, 'qemu:dirty-bitmap:nightly')
+        for offset, length in WRITTEN[dev]:
+            assert any(start <= offset and offset + length <= start + size
+                       for start, size in extents), (dev, offset, extents)
         read += read_extents(uri, extents, workdir / f'p1-{dev}.raw', workdir / f'p3-{dev}.raw')
         compare_raw(workdir / f'p3-{dev}.raw', at_inc[dev])
     assert read < 16 * 2**20, 'the incremental reads the changed extents only'
