@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -208,6 +209,17 @@ class LibvirtHost:
         if check and proc.returncode:
             raise RuntimeError(f'virsh {" ".join(args)} failed: {proc.stderr or proc.stdout}')
         return proc
+
+
+@contextlib.contextmanager
+def running(host: LibvirtHost) -> Iterator[LibvirtHost]:
+    """``host`` started; its probed capabilities kept for later runs; torn down at the end."""
+    try:
+        host.start()
+        yield host
+        host.save_caps()
+    finally:
+        host.teardown()
 
 
 def domain_xml(name: str, disks: dict[str, Path], cache: str | None = None,
