@@ -121,6 +121,7 @@ class DryBackend:
         self.inner = backend
         self.scope = backend.scope
         self.change_marks = backend.change_marks
+        self.nbd_tls = backend.nbd_tls
         self.targets = backend.targets
 
     @contextlib.contextmanager
