@@ -18,6 +18,10 @@ import typing as t
 from ._errors import InvalidArgument
 
 Record = dict[str, t.Any]
+#: Where a TCP export's TLS certificates come from: the ``nbd_tls_dir`` the user gives
+#: (QMP: the module makes QEMU's credentials object), or the daemon's own configuration
+#: (libvirt: ``backup_tls_x509_cert_dir`` in qemu.conf, else ``default_tls_x509_cert_dir``).
+TlsSource = t.Literal['dir', 'daemon']
 
 
 def pull_dir(scope: str, tmp: str | None = None) -> str:
@@ -72,10 +76,11 @@ def private_dir(name: str, directory: str) -> None:
 
 def server_of(params: dict[str, t.Any], directory: str) -> Record:
     """Where a pull backup's NBD server listens: ``socket`` (UNIX), or ``host``, ``port``
-    and ``tls_dir`` (TCP with TLS); and each export's URI there (``uri``, a function)."""
+    and ``tls_dir`` (TCP with TLS; None when the daemon's certificates are used)."""
     if params.get('nbd_address'):
         host, port = parse_address('', params['nbd_address'])
-        return {'host': host, 'port': port, 'tls_dir': params['nbd_tls_dir'], 'dir': directory}
+        return {'host': host, 'port': port, 'tls_dir': params.get('nbd_tls_dir'),
+                'dir': directory}
     return {'socket': params.get('nbd_socket') or os.path.join(directory, 'nbd.sock'),
             'dir': directory}
 

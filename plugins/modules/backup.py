@@ -162,19 +162,25 @@ options:
   nbd_address:
     description:
       - For O(delivery=pull), export over TCP instead, at C(HOST:PORT) (C([V6]:PORT) for
-        IPv6), for readers on other hosts. Needs O(nbd_tls_dir), since exports over TCP always
-        use TLS.
-      - The module starts QEMU's NBD server there with a C(tls-creds-x509) object
-        (C(vmjobs-nbd-tls), C(verify-peer=on), so readers need a client certificate the CA
-        signed), and removes both when the backup ends. The URIs are then
-        C(nbds://HOST:PORT/EXPORT). No other NBD server may run in that QEMU.
-      - QMP only; a libvirt O(domain) exports on a UNIX socket.
+        IPv6), for readers on other hosts. Exports over TCP always use TLS. The URIs are then
+        C(nbds://HOST:PORT/EXPORT).
+      - Over QMP it needs O(nbd_tls_dir). The module starts QEMU's NBD server there with a
+        C(tls-creds-x509) object (C(vmjobs-nbd-tls), C(verify-peer=on), so readers need a
+        client certificate the CA signed), and removes both when the backup ends. No other
+        NBD server may run in that QEMU.
+      - Under libvirt (O(domain)) it is given alone. libvirt starts the server with TLS and
+        takes the certificates from libvirtd's C(qemu.conf), the directory of
+        C(backup_tls_x509_cert_dir) (else C(default_tls_x509_cert_dir)); whether readers
+        need a client certificate is C(backup_tls_x509_verify) there (on unless set
+        otherwise).
     type: str
   nbd_tls_dir:
     description:
       - With O(nbd_address), the directory of the server's X.509 files as QEMU reads them,
         C(ca-cert.pem), C(server-cert.pem) and C(server-key.pem). QEMU opens them, so QEMU's
         user must be able to read them.
+      - QMP only. Under libvirt the certificates are libvirtd's (see O(nbd_address)), and
+        this option is refused.
     type: path
   compress:
     description:

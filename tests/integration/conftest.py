@@ -16,7 +16,7 @@ import pytest
 from harness import ansible, images, mounts
 from harness.chains import Disks
 from harness.domain import Domain
-from harness.libvirt import LibvirtHost, create_domain
+from harness.libvirt import LibvirtHost, create_domain, running
 from harness.paths import COLLECTIONS_PATH
 from harness.procs import Daemon
 from harness.qmp import QMPConnection
@@ -120,13 +120,8 @@ def vm(workdir: Path) -> Iterator[Callable[..., Daemon]]:
 @pytest.fixture(scope='module')
 def libvirt_host() -> Iterator[LibvirtHost]:
     """One private libvirtd (its own mount namespace) for a test module's tests."""
-    daemon = LibvirtHost()
-    try:
-        daemon.start()
+    with running(LibvirtHost()) as daemon:
         yield daemon
-        daemon.save_caps()
-    finally:
-        daemon.teardown()
 
 
 @pytest.fixture

@@ -9,9 +9,6 @@ it is, nothing of the backup stays in QEMU's graph.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +16,14 @@ from harness.chains import Disks
 from harness.nbd import (
     compare_raw,
     dirty_extents,
+    free_port,
     make_tls_dir,
+    plain_refused,
     read_extents,
     read_full,
     read_full_async,
     read_tls,
+    writes_while,
 )
 
 DEVICES = ('disk0', 'disk1')
@@ -84,12 +84,7 @@ def read_changes(result: dict[str, Any], workdir: Path, name: str,
 def guest_writes_while(machine: Disks, writes: list[tuple[str, int, str, str]],
                        reads: list[Any]) -> None:
     """Run the guest's ``writes`` while the reader's processes ``reads`` run; wait for both."""
-    writer = threading.Thread(target=lambda: [machine.write(*w) for w in writes])
-    writer.start()
-    for proc in reads:
-        _out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err
-    writer.join(60)
+    writes_while(machine.write, writes, reads)
 
 
 def test_full_then_incremental_read_while_the_guest_writes(disks, run_module, ledger_dir,
@@ -240,9 +235,7 @@ def test_a_pull_qemu_lost_leaves_the_chain_as_it_was(disks, run_module, ledger_d
 
 def test_exports_over_tcp_with_tls(disks, run_module, ledger_dir, workdir):
     tls = make_tls_dir(workdir / 'tls')
-    with socket.socket() as probe:
-        probe.bind(('127.0.0.1', 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     half = pull(run_module, disks, ledger_dir, 'p1', 'full', nbd_address=f'127.0.0.1:{port}')
     assert half['failed'] and half['msg'] == (
         "job 'p1': exports over TCP need TLS: give nbd_address and nbd_tls_dir together"), half
@@ -253,9 +246,7 @@ def test_exports_over_tcp_with_tls(disks, run_module, ledger_dir, workdir):
     assert full['changed'], full
     assert exports(full)['disk0']['uri'] == f'nbds://127.0.0.1:{port}/p1.disk0'
     disks.write('disk0', 0x71, '0', '1M')
-    plain = subprocess.run(['qemu-img', 'info', f'nbd://127.0.0.1:{port}/p1.disk0'],
-                           capture_output=True, text=True, timeout=60, check=False)
-    assert plain.returncode != 0, 'a reader without TLS is turned away'
+    assert plain_refused('127.0.0.1', port, 'p1.disk0'), 'a reader without TLS is turned away'
     for dev in DEVICES:
         read = read_tls('127.0.0.1', port, f'p1.{dev}', tls, workdir / f'p1-{dev}.raw')
         assert read.returncode == 0, read.stderr

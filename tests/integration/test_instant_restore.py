@@ -3,7 +3,8 @@
 The guest reads the backup through the overlay as soon as the task returns and writes
 into the overlay while the stream runs; once the stream has concluded the backup's files
 are deleted and the disk, read after QEMU has gone, holds the backup and the guest's
-writes. QMP (a VM started by the test) and libvirt (a private libvirtd) alike.
+writes. QMP (a VM started by the test) and libvirt (a private libvirtd; the guest's writes
+there pass through libvirt's monitor passthrough, made by the test) alike.
 """
 
 from __future__ import annotations
@@ -243,6 +244,9 @@ def test_libvirt_instant_restore(workdir, make_image, host, hotplug_domain, pers
     assert not again['failed'] and not again['changed'], again
     assert dom.chain('vdb') == [str(overlay), str(incr), str(full)]
     assert holds(overlay, *BACKUP), 'the disk answers at once with the backup\'s data'
+    dom.device_write('vdb', *GUEST)  # while the stream runs (speed 1)
+    assert dom.run('job_info', name=['ir'])['jobs'][0]['status'] == 'running'
+    assert holds(overlay, GUEST) and holds(incr, (0x11, 8 * MIB, MIB)), 'into the overlay'
     sped, done = dom.play(('job', {'name': 'ir', 'speed': 0}),
                           ('job_wait', {'name': ['ir'], 'timeout': 120}))
     assert not sped['failed'] and sped['changed'], sped
@@ -254,8 +258,10 @@ def test_libvirt_instant_restore(workdir, make_image, host, hotplug_domain, pers
     assert not rerun['failed'] and not rerun['changed'], rerun
     full.unlink()
     incr.unlink()
+    dom.device_write('vdb', 0x44, SIZE - MIB, MIB)
     dom.stop()
-    assert holds(overlay, *BACKUP, (0x11, 8 * MIB, SIZE - 8 * MIB))
+    assert holds(overlay, *BACKUP, GUEST, (0x11, 9 * MIB, SIZE - 10 * MIB),
+                 (0x44, SIZE - MIB, MIB)), 'read after the domain is destroyed, without the backup'
 
 
 def test_libvirt_refusals(workdir, make_image, host, hotplug_domain):

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from harness import QMPConnection, assert_ok, has_pattern, recap_changed, write_pattern
 from harness.ansible import inventory
-from harness.libvirt import LibvirtHost, create_domain, taint_messages
+from harness.libvirt import LibvirtHost, create_domain, running, taint_messages
 from harness.migration import start_destination, start_source
 from lxml import etree
 
@@ -218,13 +218,8 @@ def test_a_failed_migration_is_forgotten_and_the_guest_stays(workdir, vms_of_hos
 @pytest.fixture(scope='module')
 def libvirt_host() -> Iterator[LibvirtHost]:
     """A private libvirtd for the libvirt test of this module."""
-    host = LibvirtHost()
-    try:
-        host.start()
+    with running(LibvirtHost()) as host:
         yield host
-        host.save_caps()
-    finally:
-        host.teardown()
 
 
 def test_merge_then_move_a_libvirt_domain_disk(workdir, make_image, libvirt_host, run_playbook):

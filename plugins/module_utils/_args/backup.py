@@ -11,7 +11,7 @@ import os
 import typing as t
 
 from .._errors import InvalidArgument
-from .._exports import parse_address
+from .._exports import TlsSource, parse_address
 from .._model.chains import CHOICES, COMPANION_SUFFIX, PULL_SUFFIX, a_mode
 from .._model.vocabulary import NAME_RE, validate_name
 from .._targets import parse_mode
@@ -77,11 +77,15 @@ def check_disk(name: str, mode: str, compress: bool, device: str, fmt: str) -> N
         raise _refuse(name, f"disk '{device}': compress needs a qcow2 target")
 
 
-def check_pull(name: str, options: dict[str, t.Any]) -> None:
+def check_pull(name: str, options: dict[str, t.Any], tls: TlsSource = 'dir') -> None:
     """A pull backup writes no image: options about images make no sense with it.
+    Exports over TCP always use TLS, with the certificates of ``nbd_tls_dir`` (``tls``
+    ``dir``) or of the daemon's configuration (``daemon``, libvirt), never both.
 
     :raise InvalidArgument: a target, target_dir, target_mode, compress, perf or speed,
-        or a wait for the conclusion (a pull backup runs until its reader's verdict).
+        or a wait for the conclusion (a pull backup runs until its reader's verdict); an
+        NBD address that is not HOST:PORT or lacks its TLS certificates; a socket path
+        too long.
     """
     given = [key for key in ('target_dir', 'target_mode', 'speed', 'perf')
              if options.get(key)]
@@ -93,10 +97,13 @@ def check_pull(name: str, options: dict[str, t.Any]) -> None:
     if options.get('wait', 'none') != 'none':
         raise _refuse(name, 'a pull backup runs until its reader ends it (job state=absent '
                             'with verdict); use wait: none')
-    address, tls = options.get('nbd_address'), options.get('nbd_tls_dir')
+    address, tls_dir = options.get('nbd_address'), options.get('nbd_tls_dir')
     if address and options.get('nbd_socket'):
         raise _refuse(name, 'give nbd_socket (UNIX) or nbd_address (TCP), not both')
-    if bool(address) != bool(tls):
+    if tls_dir and tls == 'daemon':
+        raise _refuse(name, 'a libvirt domain exports with libvirtd\'s own TLS certificates '
+                            '(backup_tls_x509_cert_dir in qemu.conf); remove nbd_tls_dir')
+    if tls == 'dir' and bool(address) != bool(tls_dir):
         raise _refuse(name, 'exports over TCP need TLS: give nbd_address and nbd_tls_dir '
                             'together')
     if address:
@@ -107,8 +114,9 @@ def check_pull(name: str, options: dict[str, t.Any]) -> None:
                             'limit of a UNIX socket path')
 
 
-def backup_params(options: dict[str, t.Any]) -> dict[str, t.Any]:
-    """Check ``backup`` options and return the job's parameters.
+def backup_params(options: dict[str, t.Any], tls: TlsSource = 'dir') -> dict[str, t.Any]:
+    """Check ``backup`` options and return the job's parameters (``tls``: where the VM's
+    TCP exports take their certificates from, see :func:`check_pull`).
 
     :raise InvalidArgument: a missing, contradictory or impossible option.
     """
@@ -138,7 +146,7 @@ def backup_params(options: dict[str, t.Any]) -> dict[str, t.Any]:
             raise _refuse(name, f'perf.{key} must be positive (got {perf[key]})')
     pull = options.get('delivery') == 'pull'
     if pull:
-        check_pull(name, options)
+        check_pull(name, options, tls)
     else:
         for key in ('nbd_socket', 'nbd_address', 'nbd_tls_dir'):
             if options.get(key):
@@ -173,8 +181,9 @@ def backup_params(options: dict[str, t.Any]) -> dict[str, t.Any]:
         if options.get('nbd_socket'):
             params['nbd_socket'] = os.path.abspath(options['nbd_socket'])
         if options.get('nbd_address'):
-            params.update(nbd_address=options['nbd_address'],
-                          nbd_tls_dir=os.path.abspath(options['nbd_tls_dir']))
+            params['nbd_address'] = options['nbd_address']
+        if options.get('nbd_tls_dir'):
+            params['nbd_tls_dir'] = os.path.abspath(options['nbd_tls_dir'])
     target_mode = parse_mode(options.get('target_mode'), name, 'target_mode')
     if target_mode is not None:
         params['target_mode'] = target_mode

@@ -63,7 +63,7 @@ class Backup:
         :raise JobTimeout: the wait ran out.
         """
         name = options['name']
-        params, start_only = split_start_only(backup_params(options))
+        params, start_only = split_start_only(backup_params(options, self.client.backend.nbd_tls))
         listed = [disk['device'] for disk in params['disks'] or []] or None
         with self.client.backend.session() as session:
             self.client.snapshot(session)  # concluded streams are dismissed before the graph is read

@@ -124,6 +124,7 @@ class DryBackend:
         self.inner = backend
         self.scope = backend.scope
         self.change_marks = backend.change_marks
+        self.nbd_tls = backend.nbd_tls
         self.targets = backend.targets
         inner_attach: Attach | None = getattr(backend, 'attach', None)
         #: A libvirt backend's ``attach``, asked only whether it would attach.

@@ -21,6 +21,7 @@ import typing as t
 
 from .. import _targets
 from .._errors import JobStateError, TransportError, naming
+from .._exports import TlsSource
 from .._model import closing as _closing
 from .._model.chains import MarkKind
 from .._model.session import MakeOverlay, Note, Record
@@ -169,6 +170,8 @@ class LibvirtBackend:
 
     #: libvirt tracks a disk's changes with checkpoints, one per backup.
     change_marks: MarkKind = 'checkpoint'
+    #: libvirt's TCP exports use libvirtd's certificates (qemu.conf).
+    nbd_tls: TlsSource = 'daemon'
 
     def __init__(self, uri: str, domain: str, run: _targets.Runner | None = None,
                  waiter: Waiter | None = None) -> None:

@@ -108,10 +108,8 @@ def _checkpoint(starter: Starter, checkpoint: str | None, chosen: list[str]) -> 
 def _start_pull(starter: Starter, name: str, params: dict[str, t.Any], plan: list[Record],
                 note: Note, checkpoint: str | None, scope: str) -> None:
     """Start pull backup ``name``: libvirt makes a scratch image per disk (and removes it
-    at the end) and exports each disk over its NBD server, in pull mode."""
-    if params.get('nbd_address'):
-        raise InvalidArgument(f"job '{name}': exports over TCP with TLS are offered over QMP "
-                              'only; a libvirt domain exports on a UNIX socket', name)
+    at the end) and exports each disk over its NBD server, in pull mode: on a UNIX socket,
+    or over TCP with TLS, with the certificates libvirtd's configuration names."""
     directory = _exports.pull_dir(scope)
     server = _exports.server_of(params, directory)
     _exports.private_dir(name, directory)
@@ -128,7 +126,7 @@ def _start_pull(starter: Starter, name: str, params: dict[str, t.Any], plan: lis
     exported = [{'target': step['node'], 'export': step['export'], 'since': step.get('require'),
                  'bitmap': step['bitmap'], 'scratch': disk['scratch']}
                 for step, disk in zip(plan, disks)]
-    starter.run(name, 'backupBegin', _libvirt_xml.pull_backup_xml(exported, server['socket']),
+    starter.run(name, 'backupBegin', _libvirt_xml.pull_backup_xml(exported, server),
                 _checkpoint(starter, checkpoint, chosen), 0)
 
 

@@ -156,13 +156,18 @@ def backup_xml(targets: t.Sequence[Disk], incremental: str | None = None) -> str
     return _tostring(root)
 
 
-def pull_backup_xml(disks: t.Sequence[Disk], socket: str) -> str:
-    """A pull-mode ``<domainbackup>``: its NBD server on UNIX socket ``socket``; per disk
+def pull_backup_xml(disks: t.Sequence[Disk], server: t.Mapping[str, t.Any]) -> str:
+    """A pull-mode ``<domainbackup>``: its NBD server on UNIX socket ``server['socket']``,
+    or on TCP ``server['host']``/``['port']`` with TLS (libvirtd's certificates); per disk
     (``target``) its scratch image (``scratch``), export name (``export``), and for an
     incremental the checkpoint it reads changes since (``since``) and the name of the
     exported bitmap (``bitmap``)."""
     root = etree.Element('domainbackup', mode='pull')
-    etree.SubElement(root, 'server', transport='unix', socket=socket)
+    if server.get('host'):
+        etree.SubElement(root, 'server', transport='tcp', tls='yes', name=server['host'],
+                         port=str(server['port']))
+    else:
+        etree.SubElement(root, 'server', transport='unix', socket=server['socket'])
     listed = etree.SubElement(root, 'disks')
     for disk in disks:
         elem = etree.SubElement(listed, 'disk', name=disk['target'], backup='yes', type='file',

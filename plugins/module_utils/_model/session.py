@@ -10,6 +10,7 @@ from __future__ import annotations
 import typing as t
 
 from .. import _overlay, _targets
+from .._exports import TlsSource
 from .chains import MarkKind
 
 Record = dict[str, t.Any]
@@ -123,6 +124,8 @@ class Backend(t.Protocol):
     #: What the VM tracks a disk's changes with, for incremental backups: QEMU's
     #: dirty bitmaps, or libvirt's checkpoints (see ``_model/chains``).
     change_marks: MarkKind
+    #: Where the VM's TCP NBD exports take their TLS certificates from (``_exports``).
+    nbd_tls: TlsSource
     #: Checks, makes and formats files on the VM's host (runs ``qemu-img``).
     targets: _targets.Targets
 

@@ -13,6 +13,7 @@ import typing as t
 
 from .. import _targets
 from .._errors import BackendError, InvalidArgument, naming
+from .._exports import TlsSource
 from .._model import closing as _closing
 from .._model import migration as _migration
 from .._model import records as _model
@@ -173,6 +174,8 @@ class QmpBackend:
 
     #: QEMU tracks a disk's changes with named dirty bitmaps.
     change_marks: MarkKind = 'bitmap'
+    #: The module gives QEMU the certificates of ``nbd_tls_dir``.
+    nbd_tls: TlsSource = 'dir'
 
     def __init__(self, socket: str, connect_timeout: float = 5.0,
                  waiter: Waiter | None = None, run: _targets.Runner | None = None) -> None:

@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,6 +85,8 @@ class LibvirtHost:
     #: A directory this host sees its own fresh copy of (``<root>/private`` bind-mounted over
     #: it): disks at the same path on two hosts that share no storage.
     private: Path | None = None
+    #: The X.509 directory of pull backups' TLS exports (qemu.conf ``backup_tls_x509_cert_dir``).
+    backup_tls_dir: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -106,6 +109,8 @@ class LibvirtHost:
         if self.migration_address:
             qemu += (f'migration_address = "{self.migration_address}"\n'
                      f'migration_host = "{self.migration_address}"\n')
+        if self.backup_tls_dir:
+            qemu += f'backup_tls_x509_cert_dir = "{self.backup_tls_dir}"\n'
         (self.path('etc') / 'qemu.conf').write_text(qemu)
         # libvirt refuses a migration to "the same host" (same hostname or host UUID)
         daemon = f'listen_tls = 0\nhost_uuid = "{uuid.uuid4()}"\n'
@@ -208,6 +213,17 @@ class LibvirtHost:
         if check and proc.returncode:
             raise RuntimeError(f'virsh {" ".join(args)} failed: {proc.stderr or proc.stdout}')
         return proc
+
+
+@contextlib.contextmanager
+def running(host: LibvirtHost) -> Iterator[LibvirtHost]:
+    """``host`` started; its probed capabilities kept for later runs; torn down at the end."""
+    try:
+        host.start()
+        yield host
+        host.save_caps()
+    finally:
+        host.teardown()
 
 
 def domain_xml(name: str, disks: dict[str, Path], cache: str | None = None,

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket as _socket
 import subprocess
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -108,3 +111,30 @@ def read_tls(host: str, port: int, export: str, tls_dir: Path, dest: Path) -> su
                                             f'server.port={port},export={export},tls-creds=tls0'),
                            '-O', 'raw',
                            str(dest)], capture_output=True, text=True, timeout=300, check=False)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with _socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return int(probe.getsockname()[1])
+
+
+def writes_while(write: Callable[..., None], writes: Iterable[tuple[Any, ...]],
+                 reads: list[subprocess.Popen[str]]) -> None:
+    """Make the guest's ``writes`` (each ``write(*w)``) in a thread while the reader's
+    processes ``reads`` run; wait for both, and check that each read succeeded."""
+    writer = threading.Thread(target=lambda: [write(*w) for w in writes])
+    writer.start()
+    for proc in reads:
+        _out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    writer.join(60)
+    assert not writer.is_alive(), 'the guest\'s writes did not end'
+
+
+def plain_refused(host: str, port: int, export: str) -> bool:
+    """Whether the TCP server turns away a reader that does not speak TLS."""
+    plain = subprocess.run(['qemu-img', 'info', f'nbd://{host}:{port}/{export}'],
+                           capture_output=True, text=True, timeout=60, check=False)
+    return plain.returncode != 0

@@ -29,6 +29,7 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
     BackendError,
     MonitorBusy,
 )
+from ansible_collections.vmjobs.qemu.plugins.module_utils._exports import TlsSource
 from ansible_collections.vmjobs.qemu.plugins.module_utils._ledger.files import Ledger
 from ansible_collections.vmjobs.qemu.plugins.module_utils._model import (
     records as _model,
@@ -123,6 +124,7 @@ class FakeVM:
     """
 
     change_marks: MarkKind = 'bitmap'
+    nbd_tls: TlsSource = 'dir'
 
     def __init__(self, clock: FakeClock, scope: str = SCOPE, connect_timeout: float = 5.0) -> None:
         self.clock = clock

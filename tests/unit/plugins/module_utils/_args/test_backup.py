@@ -161,3 +161,15 @@ def test_params_of_a_pull_over_tls() -> None:
     params = _backup_args.backup_params(options(delivery='pull', disks=PULL_DISKS,
                                                 nbd_address='[::1]:10809', nbd_tls_dir='/t'))
     assert (params['nbd_address'], params['nbd_tls_dir']) == ('[::1]:10809', '/t')
+
+
+def test_under_libvirt_tcp_exports_use_the_daemons_certificates() -> None:
+    pull = options(delivery='pull', disks=PULL_DISKS, nbd_address='127.0.0.1:10809')
+    params = _backup_args.backup_params(pull, 'daemon')
+    assert params['nbd_address'] == '127.0.0.1:10809' and 'nbd_tls_dir' not in params
+    for given in ({'nbd_tls_dir': '/t'}, {'nbd_tls_dir': '/t', 'nbd_address': None}):
+        with pytest.raises(InvalidArgument) as caught:
+            _backup_args.backup_params(dict(pull, **given), 'daemon')
+        assert str(caught.value) == (
+            "job 'b1': a libvirt domain exports with libvirtd's own TLS certificates "
+            '(backup_tls_x509_cert_dir in qemu.conf); remove nbd_tls_dir')

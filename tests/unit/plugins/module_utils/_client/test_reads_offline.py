@@ -20,6 +20,7 @@ class Gone:
 
     scope = 'qmp:/var/lib/vmjobs/daemons/0123/qmp.sock'
     change_marks = 'bitmap'
+    nbd_tls = 'dir'
 
     def session(self) -> t.ContextManager[t.Any]:
         raise TransportError(f'no QMP socket at {self.scope[4:]}: is the VM running?')

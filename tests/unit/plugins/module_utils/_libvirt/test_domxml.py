@@ -163,3 +163,24 @@ def test_the_disks_a_checkpoint_tracks() -> None:
             '<disk name="vda" checkpoint="bitmap" bitmap="full"/>'
             '<disk name="vdb" checkpoint="no"/></disks></domaincheckpoint>')
     assert _libvirt_xml.checkpoint_disks(text) == ('full', ['vda'])
+
+
+PULLED = [{'target': 'vda', 'export': 'p1.vda', 'since': 'p0', 'bitmap': 'nightly',
+           'scratch': '/d/p1.vda.fleece.qcow2'}]
+
+
+def test_a_pull_backup_on_a_unix_socket() -> None:
+    backup = etree.fromstring(_libvirt_xml.pull_backup_xml(PULLED, {'socket': '/d/nbd.sock'}))
+    assert backup.get('mode') == 'pull'
+    assert dict(backup.find('server').attrib) == {'transport': 'unix', 'socket': '/d/nbd.sock'}
+    disk = backup.find('disks/disk')
+    assert (disk.get('exportname'), disk.get('incremental'), disk.get('exportbitmap')) == (
+        'p1.vda', 'p0', 'nightly')
+    assert disk.find('scratch').get('file') == '/d/p1.vda.fleece.qcow2'
+
+
+def test_a_pull_backup_over_tcp_uses_tls() -> None:
+    backup = etree.fromstring(_libvirt_xml.pull_backup_xml(
+        PULLED, {'host': '::1', 'port': 10809, 'tls_dir': None}))
+    assert dict(backup.find('server').attrib) == {'transport': 'tcp', 'tls': 'yes',
+                                                  'name': '::1', 'port': '10809'}
