@@ -188,3 +188,24 @@ def test_a_daemon_killed_leaves_no_image(chain, disks, run_module, ledger_dir, w
     refused(again, "job 'r5' failed", 'exited before the job closed its target')
     assert again['job']['target_state'] == 'removed' and not target.exists(), again
     no_daemon(ledger_dir)
+
+
+def test_a_restore_is_never_seen_ready_and_a_cancel_leaves_no_image(chain, disks, run_module,
+                                                                    ledger_dir, workdir):
+    """The copy (a mirror) is complete at READY, but nobody has completed it without a wait:
+    it reads ``running``, and a cancel then still removes the unfinished target."""
+    target = workdir / 'canceled.qcow2'
+    args = {'socket': str(disks.daemon.sock), 'ledger_dir': str(ledger_dir), 'name': 'r6',
+            'backup': 'i1', 'device': 'disk1', 'target': str(target)}
+    started = run_module('restore', dict(args, wait='none'))
+    assert started['changed'], started
+    daemon = {'socket': started['socket'], 'ledger_dir': str(ledger_dir), 'name': 'r6'}
+    seen = run_module('job_info', daemon)['jobs'][0]
+    assert seen['type'] == 'restore' and seen['status'] == 'running', seen
+    assert not seen['ready'] and seen['target_state'] == 'open', seen
+    canceled = run_module('job', dict(daemon, state='canceled'))
+    assert canceled['changed'] and canceled['job']['outcome'] == 'canceled', canceled
+    assert canceled['job']['target_state'] == 'removed' and not target.exists(), canceled
+    again = run_module('restore', args)
+    assert again['job']['outcome'] == 'canceled' and not target.exists(), again
+    no_daemon(ledger_dir)
