@@ -190,11 +190,12 @@ def test_a_daemon_killed_leaves_no_image(chain, disks, run_module, ledger_dir, w
     no_daemon(ledger_dir)
 
 
-def test_a_restore_is_never_seen_ready_and_a_cancel_leaves_no_image(chain, disks, run_module,
-                                                                    ledger_dir, workdir):
-    """The copy (a mirror) is complete at READY, but nobody has completed it without a wait:
-    it reads ``running``, and a cancel then still removes the unfinished target."""
-    target = workdir / 'canceled.qcow2'
+def test_a_restore_is_never_seen_ready_and_any_task_settles_it(
+        chain, disks, run_module, ledger_dir, workdir):
+    """The copy (a mirror) is complete at READY, but without a wait nobody has completed it:
+    it reads ``running``. A ``job`` task that comes then (a cancel) finds the copy done, as
+    a backup job's would have been: it completes it and closes the target first."""
+    target = workdir / 'late.qcow2'
     args = {'socket': str(disks.daemon.sock), 'ledger_dir': str(ledger_dir), 'name': 'r6',
             'backup': 'i1', 'device': 'disk1', 'target': str(target)}
     started = run_module('restore', dict(args, wait='none'))
@@ -203,9 +204,11 @@ def test_a_restore_is_never_seen_ready_and_a_cancel_leaves_no_image(chain, disks
     seen = run_module('job_info', daemon)['jobs'][0]
     assert seen['type'] == 'restore' and seen['status'] == 'running', seen
     assert not seen['ready'] and seen['target_state'] == 'open', seen
-    canceled = run_module('job', dict(daemon, state='canceled'))
-    assert canceled['changed'] and canceled['job']['outcome'] == 'canceled', canceled
-    assert canceled['job']['target_state'] == 'removed' and not target.exists(), canceled
-    again = run_module('restore', args)
-    assert again['job']['outcome'] == 'canceled' and not target.exists(), again
+    late = run_module('job', dict(daemon, state='canceled'))
+    assert late['changed'] and late['job']['outcome'] == 'succeeded', late
+    assert late['job']['target_state'] == 'closed', late
+    compare(target, chain['i1']['disk1'])
+    again = run_module('restore', args)  # dismisses the job and stops the daemon
+    assert again['job']['outcome'] == 'succeeded' and again['job']['dismissed'], again
     no_daemon(ledger_dir)
+    compare(target, chain['i1']['disk1'])
