@@ -60,7 +60,10 @@ def start_chain_job(mon: Monitor, waiter: Waiter, name: str, params: dict[str, t
     """
     source = source_node(name)
     attached = [source]
-    note(attached=list(attached))
+    if params['type'] == 'verify':
+        note(attached=list(attached))
+    else:  # noted with the first write, not in one more
+        note(attached=list(attached), complete_on_ready=True)
     mon.execute('blockdev-add', {
         'driver': params['source_format'], 'node-name': source, 'read-only': True,
         'file': {'driver': 'file', 'filename': params['source']}})
@@ -77,7 +80,6 @@ def start_chain_job(mon: Monitor, waiter: Waiter, name: str, params: dict[str, t
     target = _restore_target(mon, waiter, name, params, note, attached)
     # A mirror copies a chain faster than a backup job (larger requests, no
     # copy-before-write bookkeeping; see docs/performance.md, Restore).
-    note(complete_on_ready=True)
     mon.execute('blockdev-mirror', {'job-id': name, 'device': source, 'target': target,
                                     'sync': 'full', 'buf-size': MIRROR_BUFFER,
                                     'auto-finalize': True, 'auto-dismiss': False})
