@@ -142,11 +142,12 @@ class QmpSession:
         A migration's disk copies are ended first (kept as copies unless ``discard``) and the
         destination's NBD server is stopped last.
         """
-        from . import storage as _qmp_storage
         if entry.get('members') and entry.get('type') == 'migration':
+            from . import storage as _qmp_storage
             _qmp_storage.end_members(self.monitor, self.waiter, entry, keep=not discard)
         kept = self._detach(entry)
         if entry.get('nbd_server'):
+            from . import storage as _qmp_storage
             _qmp_storage.stop_server(entry, self.monitor.connect_timeout)
         if discard and not kept:
             _closing.remove_created(entry)
