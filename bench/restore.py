@@ -4,14 +4,20 @@
 
 - the collection: the ``restore`` module run without ansible (its own Python process, as
   on the target), ``image`` the chain's top, a qcow2 target; it starts its own
-  qemu-storage-daemon, copies with ``blockdev-backup sync=full``, closes the target and
-  stops the daemon before it returns: its wall time is the whole restore;
-- ``qemu-img convert -O qcow2`` of the same top image (read through the same chain).
+  qemu-storage-daemon, copies with ``blockdev-mirror sync=full`` into a target opened
+  with ``cache.direct``, closes the target (flushed) and stops the daemon before it
+  returns: its wall time is the whole restore, its data on disk;
+- ``qemu-img convert -O qcow2`` of the same top image (read through the same chain),
+  followed by an ``fsync`` of its target, so that its data is on disk too (its time
+  without the ``fsync`` is reported beside it);
+- ``qemu-img convert -t none -O qcow2``: its target opened with O_DIRECT, the restore's
+  own trade-off (on disk when it returns).
 
 The full image holds ``mib`` MiB of non-zero data; each incremental rewrites an eighth of
 the disk somewhere else. Targets are deleted between runs, dirty pages are written back
-(sync) before each run, and the two take turns at going first. The ratio is the
-collection's throughput over qemu-img's (restore wall time over convert's, inverted); a
+(sync) before each run, and the three take turns at going first. The sources are read
+into the page cache once before the runs, for both alike. The ratio is the collection's
+throughput over qemu-img's (convert and fsync's wall time over the restore's); a
 second ratio takes the module's own wait for its job (its ``elapsed``: from the job's
 start to its target closed) instead of the module's whole run.
 """
@@ -55,6 +61,8 @@ def run(count: int, log: Callable[[str], None], keep: bool = False,
         for image in work.path.glob('*.qcow2'):  # both read from the page cache
             subprocess.run(['cat', str(image)], stdout=subprocess.DEVNULL, check=True)
         walls: dict[str, list[float]] = {'collection': [], 'convert': []}
+        buffered: list[float] = []  # qemu-img convert without the fsync of its target
+        direct: list[float] = []  # qemu-img convert -t none (O_DIRECT target)
         waits: list[float] = []  # the module's own wait for the job (its ``elapsed``)
 
         def collection(i: int) -> None:
@@ -74,12 +82,26 @@ def run(count: int, log: Callable[[str], None], keep: bool = False,
             start = time.perf_counter()
             subprocess.run(['qemu-img', 'convert', '-O', 'qcow2', str(top), str(target)],
                            check=True, timeout=3600)
+            buffered.append(time.perf_counter() - start)
+            handle = os.open(target, os.O_RDONLY)
+            try:
+                os.fsync(handle)
+            finally:
+                os.close(handle)
             walls['convert'].append(time.perf_counter() - start)
             target.unlink()
 
-        ways = [collection, convert]
+        def convert_direct(i: int) -> None:
+            target = work.path / f'd{i}.qcow2'
+            start = time.perf_counter()
+            subprocess.run(['qemu-img', 'convert', '-t', 'none', '-O', 'qcow2', str(top),
+                            str(target)], check=True, timeout=3600)
+            direct.append(time.perf_counter() - start)
+            target.unlink()
+
+        ways = [collection, convert, convert_direct]
         for i in range(count):
-            for way in ways[i % 2:] + ways[:i % 2]:
+            for way in ways[i % 3:] + ways[:i % 3]:
                 os.sync()
                 way(i)
             log(f'restore run {i + 1}/{count}')
@@ -89,10 +111,16 @@ def run(count: int, log: Callable[[str], None], keep: bool = False,
         return [
             Row.of('restore', f'{what}: restore module (no ansible)', walls['collection']),
             Row.of('restore', f'{what}: its job, start to closed target', waits),
-            Row.of('restore', f'{what}: qemu-img convert', walls['convert']),
+            Row.of('restore', f'{what}: qemu-img convert, then fsync', walls['convert']),
+            Row.of('restore', f'{what}: qemu-img convert (no fsync)', buffered),
+            Row.of('restore', f'{what}: qemu-img convert -t none', direct),
             Row('restore', 'throughput restore/convert', count, ratio, float('nan'), 'x',
                 goal=f'>= {GOAL}', verdict='met' if ratio >= GOAL else 'MISSED',
                 extra={'MiB/s': speed}),
             Row('restore', 'throughput restore job/convert', count,
                 median(walls['convert']) / median(waits), float('nan'), 'x'),
+            Row('restore', 'throughput restore/convert without fsync', count,
+                median(buffered) / median(walls['collection']), float('nan'), 'x'),
+            Row('restore', 'throughput restore/convert -t none', count,
+                median(direct) / median(walls['collection']), float('nan'), 'x'),
         ]

@@ -17,7 +17,9 @@ description:
   - The copy is made by QEMU's block layer. The module starts a C(qemu-storage-daemon) for the
     job (daemonized, its QMP socket and pidfile in a private directory under O(ledger_dir)),
     opens the chain read-only there, creates the target through QEMU and runs one
-    C(blockdev-backup) job with C(sync=full), named O(name).
+    C(blockdev-mirror) job with C(sync=full), named O(name). Nothing writes to the chain, so
+    the copy is complete when the mirror is READY; the task that sees it READY completes it.
+    The job reads C(running) until it concludes (its C(raw_status) says C(ready) meanwhile).
   - The job is a job like any other for M(vmjobs.qemu.job_info), M(vmjobs.qemu.job_wait) and
     M(vmjobs.qemu.job), with O(socket) set to the daemon's socket the result gives
     (RV(socket)); its record's C(type) is C(restore).

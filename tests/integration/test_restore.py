@@ -188,3 +188,27 @@ def test_a_daemon_killed_leaves_no_image(chain, disks, run_module, ledger_dir, w
     refused(again, "job 'r5' failed", 'exited before the job closed its target')
     assert again['job']['target_state'] == 'removed' and not target.exists(), again
     no_daemon(ledger_dir)
+
+
+def test_a_restore_is_never_seen_ready_and_any_task_settles_it(
+        chain, disks, run_module, ledger_dir, workdir):
+    """The copy (a mirror) is complete at READY, but without a wait nobody has completed it:
+    it reads ``running``. A ``job`` task that comes then (a cancel) finds the copy done, as
+    a backup job's would have been: it completes it and closes the target first."""
+    target = workdir / 'late.qcow2'
+    args = {'socket': str(disks.daemon.sock), 'ledger_dir': str(ledger_dir), 'name': 'r6',
+            'backup': 'i1', 'device': 'disk1', 'target': str(target)}
+    started = run_module('restore', dict(args, wait='none'))
+    assert started['changed'], started
+    daemon = {'socket': started['socket'], 'ledger_dir': str(ledger_dir), 'name': 'r6'}
+    seen = run_module('job_info', daemon)['jobs'][0]
+    assert seen['type'] == 'restore' and seen['status'] == 'running', seen
+    assert not seen['ready'] and seen['target_state'] == 'open', seen
+    late = run_module('job', dict(daemon, state='canceled'))
+    assert late['changed'] and late['job']['outcome'] == 'succeeded', late
+    assert late['job']['target_state'] == 'closed', late
+    compare(target, chain['i1']['disk1'])
+    again = run_module('restore', args)  # dismisses the job and stops the daemon
+    assert again['job']['outcome'] == 'succeeded' and again['job']['dismissed'], again
+    no_daemon(ledger_dir)
+    compare(target, chain['i1']['disk1'])

@@ -98,6 +98,8 @@ class JobClient:
             with self.backend.session() as session:
                 records, entries = self.reads.snapshot(session)
                 self.reads.readable([name])
+                if settle and self.observer.complete_copies(session, [name], records, entries):
+                    records, entries = self.reads.snapshot(session)
                 if settle and self.observer.close_targets(session, [name], records, entries):
                     records, entries = self.reads.snapshot(session)
         except TransportError as err:

@@ -91,6 +91,25 @@ class Observer:
         with self.ledger.lock():
             return self.close_locked(session, names, records, entries)
 
+    def complete_copies(self, session: Session, names: t.Sequence[str],
+                        records: dict[str, Record], entries: dict[str, Record]) -> bool:
+        """Complete the jobs in ``names`` that are copies the collection completes itself
+        (see ``closing.completion_due``) and have reached READY.
+
+        :return: whether any was completed, so the records are to be read again (never
+            in check mode).
+        """
+        due = [name for name in names if name in records
+               and _closing.completion_due(records[name], entries.get(name))]
+        if self.check_mode or not due:
+            return False
+        for name in due:
+            try:
+                session.verb(name, 'complete')
+            except BackendError:
+                pass  # another task completed it first, or it failed meanwhile
+        return True
+
     def close_locked(self, session: Session, names: t.Sequence[str],
                      records: dict[str, Record], entries: dict[str, Record]) -> bool:
         """:meth:`close_targets` with the ledger's lock held."""

@@ -94,6 +94,8 @@ class Waiting:
             if [e for e in session.events() if self.observer.note_event(e, names)]:
                 records, entries = self.reads.snapshot(session)
             self.observer.observe(records, entries)
+            if self.observer.complete_copies(session, names, records, entries):
+                records, entries = self.reads.snapshot(session)
             if self.observer.close_targets(session, names, records, entries):
                 records, entries = self.reads.snapshot(session)
             latest.update((name, records[name]) for name in names if name in records)

@@ -57,6 +57,14 @@ def closing_due(record: Record, entry: Record | None) -> bool:
             and entry.get('state') == 'started' and target_state(entry) == 'open')
 
 
+def completion_due(record: Record, entry: Record | None) -> bool:
+    """Whether a copy the collection completes itself (a restore's mirror, whose source
+    nothing writes to) has reached READY and is to be completed now."""
+    return (bool((entry or {}).get('complete_on_ready')) and record.get('live', True)
+            and record.get('raw_status') == 'ready'
+            and not (entry or {}).get('cancel_requested'))
+
+
 def finished(record: Record, entry: Record | None) -> bool:
     """Whether a concluded job's target is complete (so it is kept, not removed).
 

@@ -117,6 +117,9 @@ def attach_detail(record: Record, entry: Record | None) -> Record:
                 'bitmap', 'dest_uri', 'dest_socket'):
         if params.get(key) is not None:
             record[key] = params[key]
+    if (entry or {}).get('complete_on_ready') and record['status'] in ('ready', 'standby'):
+        # READY is not a step of a restore: its copy goes on until it is completed.
+        record.update(status='paused' if record['paused'] else 'running', ready=False)
     if (entry or {}).get('copy_mode'):  # given at the start, or changed through the job module
         record['copy_mode'] = entry['copy_mode']  # type: ignore[index]
     for key, shown in (('dest_uri', 'dest_uri'), ('applied', 'actions_taken')):

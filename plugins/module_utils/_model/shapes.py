@@ -130,6 +130,8 @@ class LedgerEntry(_EntryCore, total=False):
     cancel_requested: bool
     copy_mode: str
     active: bool
+    # a restore's mirror: completed by the first task that sees it READY
+    complete_on_ready: bool
     members: list[str]
     disks: list[Record]
     # verifications: each image of the chain, {path, ok, problem}
@@ -170,7 +172,8 @@ ENTRY_KEYS = LedgerEntry.__required_keys__ | LedgerEntry.__optional_keys__
 #: The keys only one backend writes, by backend: the ledger stores them in a sub-record
 #: of that name (``_ledger/schema``). Every other key is common to both.
 BACKEND_KEYS: dict[str, frozenset[str]] = {
-    'qmp': frozenset({'attached', 'kept_nodes', 'members', 'prior', 'nbd_server'}),
+    'qmp': frozenset({'attached', 'kept_nodes', 'members', 'prior', 'nbd_server',
+                      'complete_on_ready'}),
     'libvirt': frozenset({'libvirt_type', 'disk', 'chain', 'expect_source', 'expect_chain',
                           'target_format', 'transient_job', 'adopted', 'backup_disks',
                           'checkpoint', 'incremental'}),

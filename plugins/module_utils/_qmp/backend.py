@@ -3,6 +3,11 @@
 """The QMP backend: jobs of a QEMU process or qemu-storage-daemon behind a QMP socket.
 
 This is a private module: its API may change between any two releases.
+
+The modules that start and steer each kind of job (backups, pull backups, migrations,
+snapshots, instant restores, block jobs) are imported by the method that needs them: a
+module run imports only what its job uses (every import is paid at each run; see
+docs/performance.md, Restore).
 """
 
 from __future__ import annotations
@@ -21,16 +26,9 @@ from .._model.chains import MarkKind, is_pull
 from .._model.session import MakeOverlay, Note, Record
 from .._model.vocabulary import OWN_DAEMON_TYPES, SNAPSHOT_TYPES
 from .._waiter import Waiter
-from . import backup as _qmp_backup
-from . import migrate as _qmp_migrate
-from . import pull as _qmp_pull
-from . import storage as _qmp_storage
 from . import verbs as _verbs
-from .instant import start_instant
 from .monitor import Monitor, commands
 from .restore import start_chain_job
-from .snapshots import start_snapshot
-from .start import start_job
 
 #: QEMU's texts for a node that does not exist (7.2 says "Failed to find node with node-name=...").
 GONE = ('not found', 'cannot find', 'failed to find')
@@ -59,6 +57,7 @@ class QmpSession:
         return None
 
     def backup_sources(self, name: str, devices: t.Sequence[str] | None) -> list[Record]:
+        from . import backup as _qmp_backup
         return _qmp_backup.backup_sources(self.monitor, name, devices)
 
     def remove_marks(self, marks: dict[str, list[str]]) -> None:
@@ -75,6 +74,7 @@ class QmpSession:
         """The record of the migration ``query-migrate`` reports, if ``entry`` started it."""
         if entry.get('prior') is None:
             return None  # its start never got as far as asking QEMU to migrate
+        from . import migrate as _qmp_migrate
         info = self.monitor.execute('query-migrate')
         if _qmp_migrate.fingerprint(info) == entry['prior']:
             return None  # QEMU still describes the migration before this one
@@ -82,33 +82,42 @@ class QmpSession:
 
     def start(self, name: str, params: dict[str, t.Any], note: Note) -> None:
         if params['type'] == 'migration':
+            from . import migrate as _qmp_migrate
             _qmp_migrate.start_migration(self.monitor, name, params, note,
                                          self.monitor.connect_timeout)
         elif params['type'] in SNAPSHOT_TYPES:
+            from .snapshots import start_snapshot
             start_snapshot(self.monitor, name, params)
         elif params['type'] in OWN_DAEMON_TYPES:
             start_chain_job(self.monitor, self.waiter, name, params, note)
         else:
+            from .start import start_job
             start_job(self.monitor, self.waiter, name, params, note)
 
     def start_backup(self, name: str, params: dict[str, t.Any], plan: list[Record], note: Note,
                      before_reset: t.Callable[[], None]) -> None:
         if is_pull(params):
+            from . import pull as _qmp_pull
             _qmp_pull.start_pull(self.monitor, self.waiter, name, params, plan, note, self.scope)
         else:
+            from . import backup as _qmp_backup
             _qmp_backup.start_group(self.monitor, self.waiter, name, params, plan, note,
                                     before_reset)
 
     def end_pull(self, entry: Record, verdict: str) -> None:
+        from . import pull as _qmp_pull
         with naming(entry['name']):
             _qmp_pull.end_pull(self.monitor, self.waiter, entry, verdict)
 
     def start_instant(self, name: str, params: dict[str, t.Any], note: Note,
                       make: MakeOverlay) -> None:
+        from .instant import start_instant
         start_instant(self.monitor, self.waiter, name, params, note, make)
 
     def migration_verb(self, name: str, verb: str, **arguments: t.Any) -> None:
         """Apply a verb or completion action; a cancel also cancels the disk copies."""
+        from . import migrate as _qmp_migrate
+        from . import storage as _qmp_storage
         _qmp_migrate.apply_verb(self.monitor, name, verb, **arguments)
         if verb == 'cancel' and name in self.entries:
             _qmp_storage.stop_copy(self.monitor, self.entries[name])
@@ -135,9 +144,11 @@ class QmpSession:
         destination's NBD server is stopped last.
         """
         if entry.get('members') and entry.get('type') == 'migration':
+            from . import storage as _qmp_storage
             _qmp_storage.end_members(self.monitor, self.waiter, entry, keep=not discard)
         kept = self._detach(entry)
         if entry.get('nbd_server'):
+            from . import storage as _qmp_storage
             _qmp_storage.stop_server(entry, self.monitor.connect_timeout)
         if discard and not kept:
             _closing.remove_created(entry)
@@ -193,8 +204,10 @@ class QmpBackend:
 
     def witness(self, entry: Record) -> Record | None:
         """How a migration ended, asked of its destination once this VM has gone."""
+        from . import migrate as _qmp_migrate
         return _qmp_migrate.witness(entry, self.connect_timeout)
 
     def finish(self, entry: Record) -> bool:
         """After a migration succeeded: resume the guest on the destination if it ran here."""
+        from . import migrate as _qmp_migrate
         return _qmp_migrate.resume_destination(entry, self.connect_timeout)

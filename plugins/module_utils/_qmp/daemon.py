@@ -14,9 +14,12 @@ listens) through the runner the module edge hands down, and stopped with ``quit`
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
+import select
+import typing as t
 
 from .. import _targets
 from .._errors import BackendError, InvalidArgument, TransportError
@@ -116,20 +119,40 @@ def stop_daemon(paths: DaemonPaths, waiter: Waiter, connect_timeout: float = 5.0
     pid = running_pid(paths.pidfile)
     if pid is None:
         return False
-    try:
-        with Monitor(paths.socket, connect_timeout) as monitor:
-            monitor.execute('quit')
-    except (TransportError, BackendError):
-        pass  # quit closes the connection before (or instead of) answering
+    with _exit_watch(pid) as exited:
+        try:
+            with Monitor(paths.socket, connect_timeout) as monitor:
+                monitor.execute('quit')
+        except (TransportError, BackendError):
+            pass  # quit closes the connection before (or instead of) answering
 
-    def gone(left: float) -> bool | None:
-        if running_pid(paths.pidfile) != pid:
-            return True
-        if left > 0:
-            waiter.sleep(min(left, 0.02))
-        return None
+        def gone(left: float) -> bool | None:
+            if running_pid(paths.pidfile) != pid:
+                return True
+            if left > 0 and not exited(min(left, 0.5)):
+                waiter.sleep(min(left, 0.02))
+            return None
 
-    if waiter.until(gone, EXIT_TIMEOUT) is None:
-        raise TransportError(f'qemu-storage-daemon {pid} ({paths.socket}) did not exit within '
-                             f'{int(EXIT_TIMEOUT)}s of quit')
+        if waiter.until(gone, EXIT_TIMEOUT) is None:
+            raise TransportError(f'qemu-storage-daemon {pid} ({paths.socket}) did not exit '
+                                 f'within {int(EXIT_TIMEOUT)}s of quit')
     return True
+
+
+@contextlib.contextmanager
+def _exit_watch(pid: int) -> t.Iterator[t.Callable[[float], bool]]:
+    """A wait for process ``pid`` to exit: called with seconds, it returns once the process
+    has exited (True) or the seconds have passed (False). It wakes on the exit itself
+    (a pidfd) where the kernel has them, else it returns False at once (the caller sleeps).
+    """
+    try:
+        handle = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # no pidfds here, or the process is gone already
+        yield lambda _seconds: False
+        return
+    poller = select.poll()
+    poller.register(handle, select.POLLIN)
+    try:
+        yield lambda seconds: bool(poller.poll(max(seconds, 0.0) * 1000))
+    finally:
+        os.close(handle)

@@ -88,3 +88,20 @@ STREAM: Record = {'name': 's1', 'type': 'stream', 'live': True, 'outcome': 'succ
 ])
 def test_dismiss_due(record: Record, entry: Record | None, due: bool) -> None:
     assert _closing.dismiss_due(record, entry) is due
+
+
+RESTORE: Record = dict(STARTED, complete_on_ready=True)
+
+
+@pytest.mark.parametrize('record, entry, due', [
+    ({'raw_status': 'ready', 'live': True}, RESTORE, True),
+    ({'raw_status': 'running', 'live': True}, RESTORE, False),
+    ({'raw_status': 'standby', 'live': True}, RESTORE, False),  # paused by its user
+    ({'raw_status': 'concluded', 'live': True}, RESTORE, False),
+    ({'raw_status': None, 'live': False}, RESTORE, False),
+    ({'raw_status': 'ready', 'live': True}, dict(RESTORE, cancel_requested=True), False),
+    ({'raw_status': 'ready', 'live': True}, STARTED, False),  # a user's mirror: never
+    ({'raw_status': 'ready', 'live': True}, None, False),
+])
+def test_completion_due(record: Record, entry: Record | None, due: bool) -> None:
+    assert _closing.completion_due(record, entry) is due

@@ -189,6 +189,28 @@ def test_attach_detail_cancel_requested(outcome: str | None, cancel_requested: b
     assert record['outcome'] == expected
 
 
+@pytest.mark.parametrize('status, paused, shown', [
+    ('ready', False, 'running'),
+    ('standby', True, 'paused'),
+    ('running', False, 'running'),
+    ('concluded', False, 'concluded'),
+])
+def test_attach_detail_a_restore_is_never_shown_ready(status: str, paused: bool,
+                                                      shown: str) -> None:
+    entry = {'params': {'type': 'restore'}, 'complete_on_ready': True}
+    record = _model.attach_detail(live(status=status, outcome=None, raw_status=status,
+                                       paused=paused, ready=status in ('ready', 'standby')),
+                                  entry)
+    assert (record['type'], record['status'], record['raw_status']) == ('restore', shown, status)
+    assert record['ready'] is False or status not in ('ready', 'standby')
+
+
+def test_attach_detail_keeps_ready_for_a_mirror_of_the_user() -> None:
+    record = _model.attach_detail(live(status='ready', outcome=None, paused=False, ready=True),
+                                  {'params': {'type': 'mirror'}})
+    assert (record['status'], record['ready']) == ('ready', True)
+
+
 # -- events a wait cares about ------------------------------------------------------------------
 
 @pytest.mark.parametrize('event, watched, migration, expected', [
