@@ -5,7 +5,7 @@
 This is a private module: its API may change between any two releases.
 
 Every job record of the domain lives in one element in the collection's XML
-namespace in the domain's ``<metadata>`` (see ``_libvirt_xml.encode_jobs``),
+namespace in the domain's ``<metadata>`` (see ``_metaxml.encode_jobs``),
 written with ``virDomainSetMetadata`` — in the live definition, and in the
 persistent one too for a persistent domain.  libvirt keeps the live definition
 across restarts of libvirtd, and a migrating domain takes it along.
@@ -29,7 +29,7 @@ import time
 import typing as t
 
 from .._errors import LedgerError, TransportError
-from .._libvirt import domxml as _libvirt_xml
+from .._libvirt import metaxml as _metaxml
 from .._model.vocabulary import validate_name
 from .files import DEFAULT_RETENTION_DAYS, Ledger, RecordKeeper
 from .schema import SCHEMA, normalise, stored, upgrade
@@ -109,7 +109,7 @@ class MetadataLedger(RecordKeeper):
             return None
         records = {}
         self.damaged = {}
-        for raw in _libvirt_xml.decode_jobs(text):
+        for raw in _metaxml.decode_jobs(text):
             try:
                 record = upgrade(raw, f'{raw.get("name")!r} in the metadata of {self.scope}')
             except LedgerError as err:
@@ -135,7 +135,7 @@ class MetadataLedger(RecordKeeper):
         if self.store.domain_job_running():
             self.pending.put(changed)
             return
-        text = _libvirt_xml.encode_jobs(stored(r) for r in records.values()) if records else None
+        text = _metaxml.encode_jobs(stored(r) for r in records.values()) if records else None
         self.store.write_metadata(text)
         for change in self.pending.all():
             self.pending.delete(change['name'])

@@ -32,6 +32,7 @@ from . import backup as _libvirt_backup
 from . import domxml as _libvirt_xml
 from . import instant as _libvirt_instant
 from . import jobs as _libvirt_jobs
+from . import metaxml as _metaxml
 from . import migrate as _libvirt_migrate
 from . import snapshots as _libvirt_snapshots
 from . import verbs as _verbs
@@ -203,11 +204,11 @@ class LibvirtBackend:
 
     def read_metadata(self) -> str | None:
         with self._domain() as domain:
-            return domain.metadata(_libvirt_xml.NAMESPACE)
+            return domain.metadata(_metaxml.NAMESPACE)
 
     def write_metadata(self, text: str | None) -> None:
         with self._domain() as domain:
-            domain.set_metadata(text, _libvirt_xml.PREFIX, _libvirt_xml.NAMESPACE)
+            domain.set_metadata(text, _metaxml.PREFIX, _metaxml.NAMESPACE)
 
     def domain_job_running(self) -> bool:
         with self._domain() as domain:

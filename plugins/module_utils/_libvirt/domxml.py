@@ -1,6 +1,6 @@
 # Copyright (c) vmjobs.qemu contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""libvirt XML, read and written with lxml: disks, copy/backup/checkpoint documents, metadata.
+"""libvirt XML, read and written with lxml: disks, copy/backup/checkpoint documents.
 
 This is a private module: its API may change between any two releases.
 Nothing here does I/O; every function takes or returns XML text.
@@ -8,24 +8,21 @@ Nothing here does I/O; every function takes or returns XML text.
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import typing as t
 
 from .._errors import InvalidArgument, LedgerError
 from .._lxml import etree
 
-#: The collection's XML namespace in a domain's ``<metadata>``.
-NAMESPACE = 'https://vmjobs.github.io/xmlns/jobs/1'
-#: The prefix libvirt shows it with.
-PREFIX = 'vmjobs'
-
 Disk = dict[str, t.Any]
 Record = dict[str, t.Any]
 
 
-def _parse(text: str, what: str) -> t.Any:
+def parse_xml(text: str, what: str) -> t.Any:
+    """The root element of ``text``.
+
+    :raise LedgerError: ``text`` (``what``) is no XML.
+    """
     try:
         return etree.fromstring(text.encode())
     except etree.XMLSyntaxError as err:
@@ -59,7 +56,7 @@ def _chain(disk: t.Any) -> list[dict[str, t.Any]]:
 
 def disks(domain_xml: str) -> list[Disk]:
     """Every ``<disk>`` of a domain: target, device kind, chain, and the ``<mirror>`` if any."""
-    root = _parse(domain_xml, 'domain XML')
+    root = parse_xml(domain_xml, 'domain XML')
     found = []
     for disk in root.iterfind('devices/disk'):
         target = disk.find('target')
@@ -123,7 +120,8 @@ def in_chain(disk: Disk, wanted: str, job: str, what: str) -> str:
                           f"'{disk['target']}' (chain: {shown})", job)
 
 
-def _tostring(elem: t.Any) -> str:
+def xml_text(elem: t.Any) -> str:
+    """``elem`` as XML text."""
     return t.cast(str, etree.tostring(elem, encoding='unicode'))
 
 
@@ -132,7 +130,7 @@ def copy_destination(path: str, fmt: str) -> str:
     disk = etree.Element('disk', type='file')
     etree.SubElement(disk, 'source', file=path)
     etree.SubElement(disk, 'driver', type=fmt)
-    return _tostring(disk)
+    return xml_text(disk)
 
 
 def backup_xml(targets: t.Sequence[Disk], incremental: str | None = None) -> str:
@@ -153,7 +151,7 @@ def backup_xml(targets: t.Sequence[Disk], incremental: str | None = None) -> str
                 elem.set('incremental', disk['since'])
         etree.SubElement(elem, 'target', file=disk['path'])
         etree.SubElement(elem, 'driver', type=disk['format'])
-    return _tostring(root)
+    return xml_text(root)
 
 
 def pull_backup_xml(disks: t.Sequence[Disk], server: t.Mapping[str, t.Any]) -> str:
@@ -178,7 +176,7 @@ def pull_backup_xml(disks: t.Sequence[Disk], server: t.Mapping[str, t.Any]) -> s
             elem.set('exportbitmap', disk['bitmap'])
         etree.SubElement(elem, 'scratch', file=disk['scratch'])
         etree.SubElement(elem, 'driver', type='qcow2')
-    return _tostring(root)
+    return xml_text(root)
 
 
 def checkpoint_xml(name: str, targets: t.Sequence[str], all_targets: t.Sequence[str]) -> str:
@@ -189,12 +187,12 @@ def checkpoint_xml(name: str, targets: t.Sequence[str], all_targets: t.Sequence[
     for target in all_targets:
         etree.SubElement(listed, 'disk', name=target,
                          checkpoint='bitmap' if target in targets else 'no')
-    return _tostring(root)
+    return xml_text(root)
 
 
 def checkpoint_disks(checkpoint_xml_text: str) -> tuple[str, list[str]]:
     """A ``<domaincheckpoint>``'s name and the disks it tracks with a bitmap."""
-    root = _parse(checkpoint_xml_text, 'checkpoint XML')
+    root = parse_xml(checkpoint_xml_text, 'checkpoint XML')
     return (root.findtext('name') or '',
             [disk.get('name') for disk in root.iterfind('disks/disk')
              if disk.get('checkpoint', 'bitmap') == 'bitmap'])
@@ -202,7 +200,7 @@ def checkpoint_disks(checkpoint_xml_text: str) -> tuple[str, list[str]]:
 
 def set_disk_source(domain_xml: str, target: str, path: str, fmt: str) -> str | None:
     """The domain XML with disk ``target`` pointing at ``path`` (a flat image), or None."""
-    root = _parse(domain_xml, 'domain XML')
+    root = parse_xml(domain_xml, 'domain XML')
     for disk in root.iterfind('devices/disk'):
         elem = disk.find('target')
         if elem is None or elem.get('dev') != target:
@@ -219,98 +217,5 @@ def set_disk_source(domain_xml: str, target: str, path: str, fmt: str) -> str | 
             driver.set('type', fmt)
         for store in disk.findall('backingStore'):
             disk.remove(store)
-        return _tostring(root)
+        return xml_text(root)
     return None
-
-
-# -- the collection's metadata: job records as XML ------------------------------------------------
-
-def _value(parent: t.Any, tag: str, value: t.Any, key: str | None = None) -> None:
-    """Append ``value`` under ``parent`` as element ``tag`` typed by its ``t`` attribute."""
-    elem = etree.SubElement(parent, tag)
-    if key is not None:
-        elem.set('key', key)
-    if value is None:
-        elem.set('t', 'null')
-    elif isinstance(value, bool):
-        elem.set('t', 'bool')
-        elem.text = 'true' if value else 'false'
-    elif isinstance(value, int):
-        elem.set('t', 'int')
-        elem.text = str(value)
-    elif isinstance(value, float):
-        elem.set('t', 'float')
-        elem.text = repr(value) if math.isfinite(value) else json.dumps(value)
-    elif isinstance(value, str):
-        elem.set('t', 'str')
-        elem.text = value
-    elif isinstance(value, (list, tuple)):
-        elem.set('t', 'list')
-        for item in value:
-            _value(elem, 'item', item)
-    elif isinstance(value, dict):
-        elem.set('t', 'dict')
-        for name, item in value.items():
-            _value(elem, 'field', item, str(name))
-    else:
-        raise LedgerError(f'cannot keep a {type(value).__name__} in domain metadata')
-
-
-def _read(elem: t.Any) -> t.Any:
-    kind = elem.get('t')
-    text = elem.text or ''
-    if kind == 'null':
-        return None
-    if kind == 'bool':
-        return text == 'true'
-    if kind == 'int':
-        return int(text)
-    if kind == 'float':
-        return float(json.loads(text)) if text in ('NaN', 'Infinity', '-Infinity') else float(text)
-    if kind == 'str':
-        return text
-    if kind == 'list':
-        return [_read(child) for child in elem if isinstance(child.tag, str)]
-    if kind == 'dict':
-        return {child.get('key'): _read(child) for child in elem if isinstance(child.tag, str)}
-    raise LedgerError(f'unknown value type {kind!r} in domain metadata')
-
-
-#: Record keys shown as attributes of ``<job>`` too, so that ``virsh dumpxml`` reads well.
-SHOWN = ('name', 'type', 'state')
-
-
-def encode_jobs(records: t.Iterable[Record]) -> str:
-    """The ``<jobs>`` element that holds every record.
-
-    It is built without a namespace: ``setMetadata`` puts it into the
-    collection's namespace (:data:`NAMESPACE`, prefix :data:`PREFIX`), and
-    ``metadata()`` hands it back without one.
-    """
-    root = etree.Element('jobs')
-    for record in sorted(records, key=lambda r: r['name']):
-        job = etree.SubElement(root, 'job')
-        for key in SHOWN:
-            if record.get(key) is not None:
-                job.set(key, str(record[key]))
-        for key, value in record.items():
-            _value(job, 'field', value, key)
-    return _tostring(root)
-
-
-def decode_jobs(text: str | None) -> list[Record]:
-    """The records of a ``<jobs>`` element (none for None).
-
-    :raise LedgerError: the element cannot be parsed.
-    """
-    if not text:
-        return []
-    root = _parse(text, 'the vmjobs domain metadata')
-    records = []
-    for job in root:
-        if not isinstance(job.tag, str) or etree.QName(job).localname != 'job':
-            continue
-        record = {child.get('key'): _read(child) for child in job if isinstance(child.tag, str)}
-        if record.get('name'):
-            records.append(record)
-    return records

@@ -20,6 +20,7 @@ from .._lxml import etree
 from .._model.session import Note, Record
 from .._model.vocabulary import check_snapshot_format
 from . import domxml as _libvirt_xml
+from . import metaxml as _metaxml
 from .connection import Domain
 
 #: libvirt's way of reaching each snapshot job's state.
@@ -66,10 +67,10 @@ def start(domain: Domain, name: str, params: dict[str, t.Any], note: Note) -> No
             if kind == 'snapshot-load':
                 # the revert brings back the definition of the snapshot's time, metadata and
                 # all: the job records written since are put back
-                kept = domain.metadata(_libvirt_xml.NAMESPACE)
+                kept = domain.metadata(_metaxml.NAMESPACE)
                 domain.call('revertToSnapshot', snapshot, 0)
                 if kept is not None:
-                    domain.set_metadata(kept, _libvirt_xml.PREFIX, _libvirt_xml.NAMESPACE)
+                    domain.set_metadata(kept, _metaxml.PREFIX, _metaxml.NAMESPACE)
             else:
                 domain.snapshot_delete(snapshot)
     note(last={'status': 'concluded', 'outcome': 'succeeded', 'error': None})

@@ -11,11 +11,9 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import Transpo
 from ansible_collections.vmjobs.qemu.plugins.module_utils._ledger.metadata import (
     MetadataLedger,
 )
-from ansible_collections.vmjobs.qemu.plugins.module_utils._libvirt import (
-    domxml as _libvirt_xml,
-)
-from ansible_collections.vmjobs.qemu.plugins.module_utils._libvirt.domxml import (
+from ansible_collections.vmjobs.qemu.plugins.module_utils._libvirt.metaxml import (
     decode_jobs,
+    encode_jobs,
 )
 
 SCOPE = 'libvirt:qemu:///system#vm1'
@@ -152,6 +150,6 @@ def test_a_newer_metadata_record_wins_over_a_pending_one(ledger: MetadataLedger,
     ledger.put({'name': 'bk', 'type': 'backup', 'state': 'starting'})
     store.job = False
     clock.now += 1
-    store.text = _libvirt_xml.encode_jobs([{'name': 'bk', 'type': 'backup', 'state': 'started',
-                                            'updated': clock.now}])
+    store.text = encode_jobs([{'name': 'bk', 'type': 'backup', 'state': 'started',
+                               'updated': clock.now}])
     assert ledger.get('bk')['state'] == 'started'

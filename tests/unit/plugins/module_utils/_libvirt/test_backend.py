@@ -38,7 +38,7 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._libvirt.backend impor
     LibvirtBackend,
     LibvirtSession,
 )
-from ansible_collections.vmjobs.qemu.plugins.module_utils._libvirt.domxml import (
+from ansible_collections.vmjobs.qemu.plugins.module_utils._libvirt.metaxml import (
     decode_jobs,
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._model.shapes import (

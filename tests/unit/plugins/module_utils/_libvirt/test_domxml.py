@@ -4,19 +4,15 @@
 
 ``tests/unit/fixtures/libvirt/`` holds a transient domain with a three-image
 chain on ``vda`` (top <- mid <- base) and a flat ``vdb``: before a copy, while
-copying, once ready, after the pivot, and with the collection's metadata.
+copying, once ready, after the pivot.
 """
 
 from __future__ import annotations
 
-import math
 import pathlib
 
 import pytest
-from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
-    InvalidArgument,
-    LedgerError,
-)
+from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import InvalidArgument
 from ansible_collections.vmjobs.qemu.plugins.module_utils._libvirt import (
     domxml as _libvirt_xml,
 )
@@ -98,54 +94,6 @@ def test_set_disk_source_flattens_the_definition() -> None:
     assert vda['source'] == '/new.qcow2' and vda['format'] == 'raw' and len(vda['chain']) == 1
     assert vdb['source'] == f'{DIR}/data.qcow2'
     assert _libvirt_xml.set_disk_source(fixture('domain-chain.xml'), 'vdz', '/n', 'raw') is None
-
-
-RECORDS = [
-    {'name': 'copy1', 'type': 'mirror', 'state': 'started', 'started_at': 1763700000.25,
-     'params': {'type': 'mirror', 'device': 'vda', 'target': '/srv/a b<&>.qcow2',
-                'reuse_target': False, 'speed': None},
-     'chain': ['/a', '/b'], 'last': {'progress': {'current': 0, 'total': 1 << 40}},
-     'empty': '', 'nested': [[1, 2], {}, []], 'odd key!': -3},
-    {'name': 'a', 'type': 'migration', 'state': 'dismissed', 'ratio': math.inf},
-]
-
-
-def test_metadata_round_trip() -> None:
-    text = _libvirt_xml.encode_jobs(RECORDS)
-    assert _libvirt_xml.decode_jobs(text) == sorted(RECORDS, key=lambda r: r['name'])
-    shown = etree.fromstring(text)
-    assert [(j.get('name'), j.get('type'), j.get('state')) for j in shown] == [
-        ('a', 'migration', 'dismissed'), ('copy1', 'mirror', 'started')]
-
-
-def test_metadata_as_libvirt_hands_it_back() -> None:
-    """libvirt returns the element without the namespace it was stored in, indented."""
-    assert _libvirt_xml.decode_jobs(fixture('metadata-reply.xml')) == [
-        {'name': 'a', 'n': 3, 'l': ['x', None]}]
-    domain = etree.fromstring(fixture('domain-metadata.xml').encode())
-    stored = domain.find(f'metadata/{{{_libvirt_xml.NAMESPACE}}}jobs')
-    assert stored is not None and stored.prefix == _libvirt_xml.PREFIX
-    assert _libvirt_xml.decode_jobs(etree.tostring(stored, encoding='unicode')) == [
-        {'name': 'a', 'n': 3, 'l': ['x', None]}]
-
-
-@pytest.mark.parametrize('text', [None, ''])
-def test_no_metadata_means_no_records(text: str | None) -> None:
-    assert _libvirt_xml.decode_jobs(text) == []
-
-
-@pytest.mark.parametrize('text, problem', [
-    ('<jobs><job', 'cannot parse the vmjobs domain metadata'),
-    ("<jobs><job><field key='name' t='set'>x</field></job></jobs>", "unknown value type 'set'"),
-])
-def test_damaged_metadata(text: str, problem: str) -> None:
-    with pytest.raises(LedgerError, match=problem):
-        _libvirt_xml.decode_jobs(text)
-
-
-def test_values_that_cannot_be_kept() -> None:
-    with pytest.raises(LedgerError, match='cannot keep a set'):
-        _libvirt_xml.encode_jobs([{'name': 'x', 'bad': {1, 2}}])
 
 
 def test_each_disk_of_a_backup_can_have_its_own_mode() -> None:
