@@ -12,6 +12,9 @@
   each run. Only the copy is timed, not the module.
   A third copy reads an NBD export of the disk's own node on the same server (no
   fleecing): the gap between it and the file is the NBD transport's, not fleecing's.
+  A fourth copy reads the same image served by ``qemu-nbd`` (read-only, no lock: QEMU
+  holds the image): the same NBD server code outside the VM's QEMU, the transport's
+  ceiling that no export configuration can pass.
 - Incremental: after an acknowledged full pull, the guest writes 5% of the disk (HMP
   ``qemu-io``, 512 KiB writes at random 512 KiB-aligned offsets); an incremental pull's
   reader asks the export's dirty-bitmap meta context for the changed extents
@@ -21,12 +24,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import resource
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from _common import Row, median, run_direct, workdir
@@ -67,6 +71,25 @@ def convert(source: list[str], target: Path, server: int | None = None) -> tuple
     return took, children_cpu() + cpu_of(server) - cpu
 
 
+@contextlib.contextmanager
+def qemu_nbd(image: Path, sock: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``qemu-nbd`` serving ``image`` read-only on ``sock`` (QEMU holds its lock)."""
+    server = subprocess.Popen(
+        ['qemu-nbd', '--read-only', '--persistent', '--shared=4', '--socket', str(sock),
+         '--image-opts', f'driver=qcow2,file.driver=file,file.filename={image},file.locking=off'],
+        stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not sock.exists():
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f'qemu-nbd did not start on {sock}')
+            time.sleep(0.05)
+        yield server
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 def dirty(obs: QMPConnection, size: int, share: float, seed: int) -> int:
     """Guest writes over ``share`` of the disk; return the bytes written."""
     slots = random.Random(seed).sample(range(size // WRITE), int(size * share) // WRITE)
@@ -100,8 +123,8 @@ def run(count: int, log: Callable[[str], None], keep: bool = False,
         obs = QMPConnection(daemon.obs_sock, timeout=600).connect()
         conn = {'socket': str(daemon.sock), 'ledger_dir': str(work.path / 'ledger')}
         args = dict(conn, disks=[{'device': 'disk0'}], delivery='pull', bitmap='bench')
-        times: dict[str, list[float]] = {'nbd': [], 'file': [], 'plain': []}
-        cpus: dict[str, list[float]] = {'nbd': [], 'file': [], 'plain': []}
+        times: dict[str, list[float]] = {'nbd': [], 'file': [], 'plain': [], 'qemu-nbd': []}
+        cpus: dict[str, list[float]] = {'nbd': [], 'file': [], 'plain': [], 'qemu-nbd': []}
         qemu = int(daemon.pidfile.read_text())
 
         def timed(way: str, figures: tuple[float, float]) -> None:
@@ -132,10 +155,18 @@ def run(count: int, log: Callable[[str], None], keep: bool = False,
             timed('file', convert(['-U', '-f', 'qcow2', str(source)], target))
             target.unlink()
 
-        for i in range(count):
-            for way in ([pull_read, file_read] if i % 2 == 0 else [file_read, pull_read]):
-                way(i)
-            log(f'pull read run {i + 1}/{count}')
+        def nbd_read(server: int) -> None:
+            target = work.path / 'q.raw'
+            timed('qemu-nbd', convert(['-f', 'raw', f'nbd+unix:///?socket={work.path}/q.sock'],
+                                      target, server))
+            target.unlink()
+
+        with qemu_nbd(source, work.path / 'q.sock') as server:
+            for i in range(count):
+                ways = [pull_read, file_read, lambda _i: nbd_read(server.pid)]
+                for way in ways[i % 3:] + ways[:i % 3]:
+                    way(i)
+                log(f'pull read run {i + 1}/{count}')
         speed = {k: size / median(v) / (1 << 20) for k, v in times.items()}
         ratio = speed['nbd'] / speed['file']
 
@@ -158,6 +189,8 @@ def run(count: int, log: Callable[[str], None], keep: bool = False,
             Row.of('pull', f'{what}: qemu-img convert of the image file', times['file']),
             Row.of('pull', f'{what}: the same from an NBD export of the disk, no fleecing',
                    times['plain']),
+            Row.of('pull', f'{what}: qemu-img convert from qemu-nbd serving the image file',
+                   times['qemu-nbd']),
             Row('pull', 'read throughput export/file', count, ratio, float('nan'), 'x',
                 goal=f'>= {GOAL_READ}', verdict='met' if ratio >= GOAL_READ else 'MISSED',
                 extra={'MiB/s': {k: round(v) for k, v in speed.items()}}),
@@ -167,10 +200,14 @@ def run(count: int, log: Callable[[str], None], keep: bool = False,
                    cpus['file']),
             Row.of('pull', f'{what}: CPU time of a copy from the unfleeced export',
                    cpus['plain']),
+            Row.of('pull', f'{what}: CPU time of a copy from qemu-nbd (qemu-img + qemu-nbd)',
+                   cpus['qemu-nbd']),
             Row('pull', 'CPU time file/export', count, median(cpus['file']) / median(cpus['nbd']),
                 float('nan'), 'x'),
             Row('pull', 'read throughput export/unfleeced export', count,
                 speed['nbd'] / speed['plain'], float('nan'), 'x'),
+            Row('pull', 'read throughput export/qemu-nbd', count,
+                speed['nbd'] / speed['qemu-nbd'], float('nan'), 'x'),
             Row('pull', 'incremental, 5% dirty: bytes read/dirty bytes', 1, share,
                 float('nan'), 'x', goal=f'<= {GOAL_BYTES}',
                 verdict='met' if share <= GOAL_BYTES else 'MISSED',
