@@ -12,6 +12,13 @@
   each run. Only the copy is timed, not the module.
   A third copy reads an NBD export of the disk's own node on the same server (no
   fleecing): the gap between it and the file is the NBD transport's, not fleecing's.
+  A fourth copy reads the same image served by ``qemu-nbd`` (read-only, no lock: QEMU
+  holds the image): the same NBD server code outside the VM's QEMU, the transport's
+  ceiling that no export configuration can pass.
+  A fifth copy reads the same pull export from a second VM (on a copy of the image)
+  whose QEMU runs with ``TUNABLES`` in its environment: glibc then serves the NBD
+  server's 2 MiB request buffers from its heap instead of mapping fresh pages for
+  every request.
 - Incremental: after an acknowledged full pull, the guest writes 5% of the disk (HMP
   ``qemu-io``, 512 KiB writes at random 512 KiB-aligned offsets); an incremental pull's
   reader asks the export's dirty-bitmap meta context for the changed extents
@@ -21,12 +28,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import resource
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from _common import Row, median, run_direct, workdir
@@ -40,6 +48,8 @@ GOAL_BYTES = 1.1
 WRITE = 512 << 10
 #: The reader options of every timed copy: the advice docs/backup.md gives readers.
 READER = ['-m', '16', '-W']
+#: The environment docs/backup.md advises for the VM's QEMU (32 MiB, 256 MiB).
+TUNABLES = 'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456'
 
 
 def cpu_of(pid: int | None) -> float:
@@ -65,6 +75,25 @@ def convert(source: list[str], target: Path, server: int | None = None) -> tuple
                    check=True, timeout=3600)
     took = time.perf_counter() - start
     return took, children_cpu() + cpu_of(server) - cpu
+
+
+@contextlib.contextmanager
+def qemu_nbd(image: Path, sock: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``qemu-nbd`` serving ``image`` read-only on ``sock`` (QEMU holds its lock)."""
+    server = subprocess.Popen(
+        ['qemu-nbd', '--read-only', '--persistent', '--shared=4', '--socket', str(sock),
+         '--image-opts', f'driver=qcow2,file.driver=file,file.filename={image},file.locking=off'],
+        stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not sock.exists():
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f'qemu-nbd did not start on {sock}')
+            time.sleep(0.05)
+        yield server
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 def dirty(obs: QMPConnection, size: int, share: float, seed: int) -> int:
@@ -95,13 +124,19 @@ def run(count: int, log: Callable[[str], None], keep: bool = False,
         subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', str(raw), str(source)],
                        check=True)
         raw.unlink()
+        tuned_source = work.path / 'tuned.qcow2'
+        subprocess.run(['cp', str(source), str(tuned_source)], check=True)
         size = mib << 20
+        tuned = work.start(start_vm, disks={'disk0': tuned_source}, name='tuned',
+                           prefix=['env', f'GLIBC_TUNABLES={TUNABLES}'])
+        tuned_conn = {'socket': str(tuned.sock), 'ledger_dir': str(work.path / 'tuned-ledger')}
         daemon = work.start(start_vm, disks={'disk0': source}, name='pull')
         obs = QMPConnection(daemon.obs_sock, timeout=600).connect()
         conn = {'socket': str(daemon.sock), 'ledger_dir': str(work.path / 'ledger')}
         args = dict(conn, disks=[{'device': 'disk0'}], delivery='pull', bitmap='bench')
-        times: dict[str, list[float]] = {'nbd': [], 'file': [], 'plain': []}
-        cpus: dict[str, list[float]] = {'nbd': [], 'file': [], 'plain': []}
+        ways_all = ['nbd', 'file', 'plain', 'qemu-nbd', 'tuned']
+        times: dict[str, list[float]] = {way: [] for way in ways_all}
+        cpus: dict[str, list[float]] = {way: [] for way in ways_all}
         qemu = int(daemon.pidfile.read_text())
 
         def timed(way: str, figures: tuple[float, float]) -> None:
@@ -127,15 +162,35 @@ def run(count: int, log: Callable[[str], None], keep: bool = False,
             if i:
                 target.unlink()
 
+        def tuned_read(i: int) -> None:
+            result, _end = run_direct('backup', dict(tuned_conn, disks=[{'device': 'disk0'}],
+                                                     delivery='pull', name=f't{i}', mode='full'),
+                                      work.path)
+            if result.get('failed'):
+                raise RuntimeError(result['msg'])
+            target = work.path / 't.raw'
+            timed('tuned', convert(['-f', 'raw', result['backup']['disks'][0]['uri']], target,
+                                   int(tuned.pidfile.read_text())))
+            target.unlink()
+            end(tuned_conn, f't{i}', work.path)
+
         def file_read(i: int) -> None:
             target = work.path / f'f{i}.raw'
             timed('file', convert(['-U', '-f', 'qcow2', str(source)], target))
             target.unlink()
 
-        for i in range(count):
-            for way in ([pull_read, file_read] if i % 2 == 0 else [file_read, pull_read]):
-                way(i)
-            log(f'pull read run {i + 1}/{count}')
+        def nbd_read(server: int) -> None:
+            target = work.path / 'q.raw'
+            timed('qemu-nbd', convert(['-f', 'raw', f'nbd+unix:///?socket={work.path}/q.sock'],
+                                      target, server))
+            target.unlink()
+
+        with qemu_nbd(source, work.path / 'q.sock') as server:
+            for i in range(count):
+                ways = [pull_read, file_read, lambda _i: nbd_read(server.pid), tuned_read]
+                for way in ways[i % 4:] + ways[:i % 4]:
+                    way(i)
+                log(f'pull read run {i + 1}/{count}')
         speed = {k: size / median(v) / (1 << 20) for k, v in times.items()}
         ratio = speed['nbd'] / speed['file']
 
@@ -158,6 +213,10 @@ def run(count: int, log: Callable[[str], None], keep: bool = False,
             Row.of('pull', f'{what}: qemu-img convert of the image file', times['file']),
             Row.of('pull', f'{what}: the same from an NBD export of the disk, no fleecing',
                    times['plain']),
+            Row.of('pull', f'{what}: qemu-img convert from qemu-nbd serving the image file',
+                   times['qemu-nbd']),
+            Row.of('pull', f'{what}: qemu-img convert from the export, QEMU with TUNABLES',
+                   times['tuned']),
             Row('pull', 'read throughput export/file', count, ratio, float('nan'), 'x',
                 goal=f'>= {GOAL_READ}', verdict='met' if ratio >= GOAL_READ else 'MISSED',
                 extra={'MiB/s': {k: round(v) for k, v in speed.items()}}),
@@ -167,10 +226,18 @@ def run(count: int, log: Callable[[str], None], keep: bool = False,
                    cpus['file']),
             Row.of('pull', f'{what}: CPU time of a copy from the unfleeced export',
                    cpus['plain']),
+            Row.of('pull', f'{what}: CPU time of a copy from qemu-nbd (qemu-img + qemu-nbd)',
+                   cpus['qemu-nbd']),
+            Row.of('pull', f'{what}: CPU time of a copy from the export, QEMU with TUNABLES',
+                   cpus['tuned']),
             Row('pull', 'CPU time file/export', count, median(cpus['file']) / median(cpus['nbd']),
                 float('nan'), 'x'),
             Row('pull', 'read throughput export/unfleeced export', count,
                 speed['nbd'] / speed['plain'], float('nan'), 'x'),
+            Row('pull', 'read throughput export (QEMU with TUNABLES)/file', count,
+                speed['tuned'] / speed['file'], float('nan'), 'x'),
+            Row('pull', 'read throughput export/qemu-nbd', count,
+                speed['nbd'] / speed['qemu-nbd'], float('nan'), 'x'),
             Row('pull', 'incremental, 5% dirty: bytes read/dirty bytes', 1, share,
                 float('nan'), 'x', goal=f'<= {GOAL_BYTES}',
                 verdict='met' if share <= GOAL_BYTES else 'MISSED',
