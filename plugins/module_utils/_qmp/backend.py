@@ -57,8 +57,8 @@ class QmpSession:
         return None
 
     def backup_sources(self, name: str, devices: t.Sequence[str] | None) -> list[Record]:
-        from . import backup as _qmp_backup
-        return _qmp_backup.backup_sources(self.monitor, name, devices)
+        from . import sources as _qmp_sources
+        return _qmp_sources.backup_sources(self.monitor, name, devices)
 
     def remove_marks(self, marks: dict[str, list[str]]) -> None:
         self.monitor.execute('transaction', {'actions': [

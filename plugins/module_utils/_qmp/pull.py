@@ -34,8 +34,9 @@ from .._model.session import Note, Record
 from .._waiter import Waiter
 from . import images as _qmp_images
 from . import nodes as _nodes
-from .backup import _Attached, bitmaps, checked_sources, reset_actions
+from .backup import _Attached, checked_sources
 from .monitor import Monitor
+from .sources import bitmaps, reset_actions
 
 #: Seconds QEMU gets to drop an export's connections and close it.
 EXPORT_CLOSE_TIMEOUT = 30.0

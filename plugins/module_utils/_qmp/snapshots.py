@@ -16,8 +16,8 @@ import typing as t
 from .._errors import InvalidArgument
 from .._model.session import Record
 from .._model.vocabulary import check_snapshot_format
-from . import backup as _qmp_backup
 from . import nodes as _nodes
+from . import sources as _qmp_sources
 from .monitor import Monitor, commands
 
 
@@ -31,9 +31,9 @@ def start_snapshot(mon: Monitor, name: str, params: dict[str, t.Any]) -> None:
     kind = params['type']
     if kind not in commands(mon):
         raise InvalidArgument(f"job '{name}': this QEMU has no {kind} command", name)
-    graph = _qmp_backup.block_graph(mon)
+    graph = _qmp_sources.block_graph(mon)
     blocks, nodes = graph['blocks'], graph['nodes']
-    devices = params['devices'] or _qmp_backup.vm_disks(blocks)
+    devices = params['devices'] or _qmp_sources.vm_disks(blocks)
     if not devices:
         raise InvalidArgument(f"job '{name}': the VM has no writable disks; list them in "
                               'devices', name)

@@ -22,8 +22,8 @@ from .._model import storage as _storage
 from .._model.session import Note, Record
 from .._waiter import Waiter
 from . import nodes as _nodes
-from .backup import vm_disks
 from .monitor import Monitor
+from .sources import vm_disks
 
 #: Longest wait for the members to end once they were told to.
 END_SECONDS = 120.0

@@ -34,10 +34,10 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._errors import (
 from ansible_collections.vmjobs.qemu.plugins.module_utils._model import (
     chains as _chains,
 )
-from ansible_collections.vmjobs.qemu.plugins.module_utils._qmp import (
-    backup as _qmp_backup,
-)
 from ansible_collections.vmjobs.qemu.plugins.module_utils._qmp import nodes as _nodes
+from ansible_collections.vmjobs.qemu.plugins.module_utils._qmp import (
+    sources as _qmp_sources,
+)
 from ansible_collections.vmjobs.qemu.tests.unit.plugins.module_utils.fake_backend import (
     CANCELED,
     FakeClock,
@@ -80,7 +80,7 @@ class GroupVM(FakeVM):
         self.refuse_start: str | None = None
 
     def backup_sources(self, name: str, devices: t.Sequence[str] | None) -> list[Record]:
-        return _qmp_backup.backup_sources(t.cast(t.Any, self.graph), name, devices)
+        return _qmp_sources.backup_sources(t.cast(t.Any, self.graph), name, devices)
 
     def start_backup(self, name: str, params: dict[str, t.Any], plan: list[Record],
                      note: t.Callable[..., None], before_reset: t.Callable[[], None]) -> None:

@@ -37,6 +37,9 @@ from ansible_collections.vmjobs.qemu.plugins.module_utils._qmp import (
     images as _qmp_images,
 )
 from ansible_collections.vmjobs.qemu.plugins.module_utils._qmp import nodes as _nodes
+from ansible_collections.vmjobs.qemu.plugins.module_utils._qmp import (
+    sources as _qmp_sources,
+)
 from ansible_collections.vmjobs.qemu.plugins.module_utils._waiter import Waiter
 from ansible_collections.vmjobs.qemu.tests.unit.plugins.module_utils.fake_backend import (
     FakeClock,
@@ -103,11 +106,11 @@ class Notes:
 # -- the block graph -----------------------------------------------------------------------------
 
 def test_vm_disks_are_the_writable_fixed_disks(rec: Record) -> None:
-    assert _qmp_backup.vm_disks(rec['vm']['query-block']) == ['disk0', 'disk1']
+    assert _qmp_sources.vm_disks(rec['vm']['query-block']) == ['disk0', 'disk1']
 
 
 def test_a_storage_daemon_has_no_vm_disks(rec: Record) -> None:
-    assert _qmp_backup.vm_disks(rec['qsd']['query-block']) == []
+    assert _qmp_sources.vm_disks(rec['qsd']['query-block']) == []
 
 
 def test_vm_disks_name_drives_and_anonymous_devices(rec: Record) -> None:
@@ -116,15 +119,15 @@ def test_vm_disks_name_drives_and_anonymous_devices(rec: Record) -> None:
     blocks[0]['qdev'] = '/machine/peripheral-anon/device[0]/virtio-backend'
     blocks[1]['qdev'] = '/machine/peripheral-anon/device[1]/virtio-backend'
     blocks[1]['inserted']['ro'] = False
-    assert _qmp_backup.vm_disks(blocks) == ['drive0', 'disk1-fmt']
+    assert _qmp_sources.vm_disks(blocks) == ['drive0', 'disk1-fmt']
     blocks[1]['inserted']['ro'] = True
-    assert _qmp_backup.vm_disks(blocks) == ['drive0']
+    assert _qmp_sources.vm_disks(blocks) == ['drive0']
 
 
 def test_bitmaps_of_a_node(rec: Record) -> None:
     nodes = rec['vm'][FLAT]
-    assert sorted(_qmp_backup.bitmaps(nodes, 'disk0-fmt')) == ['nightly', 'nightly.full']
-    assert _qmp_backup.bitmaps(nodes, 'disk0-file') == {}
+    assert sorted(_qmp_sources.bitmaps(nodes, 'disk0-fmt')) == ['nightly', 'nightly.full']
+    assert _qmp_sources.bitmaps(nodes, 'disk0-file') == {}
 
 
 # -- bitmaps -------------------------------------------------------------------------------------
@@ -132,7 +135,7 @@ def test_bitmaps_of_a_node(rec: Record) -> None:
 def source(rec: Record, device: str) -> Record:
     node = f'{device}-fmt'
     return {'device': device, 'node': node,
-            'marks': _qmp_backup.marks(_qmp_backup.bitmaps(rec['vm'][FLAT], node))}
+            'marks': _qmp_sources.marks(_qmp_sources.bitmaps(rec['vm'][FLAT], node))}
 
 
 def test_a_recording_bitmap_is_a_usable_mark(rec: Record) -> None:
@@ -151,9 +154,9 @@ def test_a_missing_or_disabled_bitmap_is_refused(rec: Record, bitmap: str, probl
 
 
 def test_an_inconsistent_bitmap_is_refused(rec: Record) -> None:
-    found = _qmp_backup.bitmaps(rec['vm'][FLAT], 'disk0-fmt')
+    found = _qmp_sources.bitmaps(rec['vm'][FLAT], 'disk0-fmt')
     found['nightly']['inconsistent'] = True
-    marked = {'device': 'disk0', 'node': 'disk0-fmt', 'marks': _qmp_backup.marks(found)}
+    marked = {'device': 'disk0', 'node': 'disk0-fmt', 'marks': _qmp_sources.marks(found)}
     with pytest.raises(InvalidArgument, match='is inconsistent'):
         _planning.check_mark('i1', marked, 'nightly', 'bitmap')
 
@@ -161,13 +164,13 @@ def test_an_inconsistent_bitmap_is_refused(rec: Record) -> None:
 def test_reset_clears_usable_bitmaps_and_replaces_others(rec: Record) -> None:
     nodes = rec['vm'][FLAT]
     names = ['nightly', 'nightly.full', 'old']
-    disk0 = _qmp_backup.reset_actions('disk0-fmt', names[:2],
-                                      _qmp_backup.bitmaps(nodes, 'disk0-fmt'))
+    disk0 = _qmp_sources.reset_actions('disk0-fmt', names[:2],
+                                       _qmp_sources.bitmaps(nodes, 'disk0-fmt'))
     assert disk0 == ([], [
         {'type': 'block-dirty-bitmap-clear', 'data': {'node': 'disk0-fmt', 'name': 'nightly'}},
         {'type': 'block-dirty-bitmap-clear',
          'data': {'node': 'disk0-fmt', 'name': 'nightly.full'}}])
-    disk1 = _qmp_backup.reset_actions('disk1-fmt', names, _qmp_backup.bitmaps(nodes, 'disk1-fmt'))
+    disk1 = _qmp_sources.reset_actions('disk1-fmt', names, _qmp_sources.bitmaps(nodes, 'disk1-fmt'))
     assert disk1 == (['old'], [
         {'type': 'block-dirty-bitmap-clear', 'data': {'node': 'disk1-fmt', 'name': 'nightly'}},
         {'type': 'block-dirty-bitmap-add',
