@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -212,3 +213,25 @@ def test_a_restore_is_never_seen_ready_and_any_task_settles_it(
     assert again['job']['outcome'] == 'succeeded' and again['job']['dismissed'], again
     no_daemon(ledger_dir)
     compare(target, chain['i1']['disk1'])
+
+
+def test_two_tasks_with_the_same_name_run_one_restore(run_module, ledger_dir, workdir,
+                                                      make_image):
+    """Two tasks start the same restore at once: one daemon, one copy, both report it."""
+    source = make_image('src.qcow2', '256M', pattern=0x5A)
+    target = workdir / 'out.qcow2'
+    results: dict[int, dict[str, Any]] = {}
+
+    def task(index: int) -> None:
+        results[index] = run_module('restore', {'ledger_dir': str(ledger_dir), 'name': 'same',
+                                                'image': str(source), 'target': str(target)})
+    tasks = [threading.Thread(target=task, args=(index,)) for index in range(2)]
+    for thread in tasks:
+        thread.start()
+    for thread in tasks:
+        thread.join()
+    for result in results.values():
+        assert not result.get('failed') and result['job']['outcome'] == 'succeeded', result
+    assert sorted(r['changed'] for r in results.values()) in ([False, True], [True, True])
+    no_daemon(ledger_dir)
+    compare(target, source)

@@ -122,7 +122,12 @@ class ChainJobs:
         if entry is None or _closing.target_state(entry) == 'open':
             return []
         if record.get('live'):
-            dismiss(client, record, entry, forget=False)
+            try:
+                dismiss(client, record, entry, forget=False)
+            except VmjobsError:
+                if (client.ledger.get(name) or {}).get('state') != 'dismissed':
+                    raise
+                # another task with the same name dismissed it first; its tombstone holds
         self.stopped = _daemon.stop_daemon(self.paths(name), self.waiter, self.connect_timeout)
         return [client.get(name)[0]]
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import os
 import select
@@ -91,10 +92,33 @@ def start_daemon(name: str, paths: DaemonPaths, run: _targets.Runner) -> None:
                               f'{MAX_SOCKET_PATH} bytes; choose a shorter ledger_dir', name)
     try:
         os.makedirs(paths.directory, mode=0o700, exist_ok=True)
-        clear_stale(paths)
     except OSError as err:
         raise InvalidArgument(f"job '{name}': cannot prepare daemon directory {paths.directory}: "
                               f'{err.strerror}', name) from err
+    with _start_lock(paths.directory):  # two tasks with the same name start one daemon
+        if running_pid(paths.pidfile) is not None:
+            return
+        try:
+            clear_stale(paths)
+        except OSError as err:
+            raise InvalidArgument(f"job '{name}': cannot prepare daemon directory "
+                                  f'{paths.directory}: {err.strerror}', name) from err
+        _spawn(name, paths, run)
+
+
+@contextlib.contextmanager
+def _start_lock(directory: str) -> t.Iterator[None]:
+    """Hold an exclusive ``flock`` on ``directory`` itself while a daemon starts there."""
+    handle = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)
+
+
+def _spawn(name: str, paths: DaemonPaths, run: _targets.Runner) -> None:
+    """Run qemu-storage-daemon daemonized; it returns once its monitor listens."""
     argv = ['qemu-storage-daemon', '--daemonize', '--pidfile', paths.pidfile,
             '--chardev', f'socket,id=vjmon,path={_escape(paths.socket)},server=on,wait=off',
             '--monitor', 'chardev=vjmon']
