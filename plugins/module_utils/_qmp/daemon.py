@@ -92,18 +92,14 @@ def start_daemon(name: str, paths: DaemonPaths, run: _targets.Runner) -> None:
                               f'{MAX_SOCKET_PATH} bytes; choose a shorter ledger_dir', name)
     try:
         os.makedirs(paths.directory, mode=0o700, exist_ok=True)
+        with _start_lock(paths.directory):  # two tasks with the same name start one daemon
+            if running_pid(paths.pidfile) is not None:
+                return
+            clear_stale(paths)
+            _spawn(name, paths, run)  # reports its own failures, none as OSError
     except OSError as err:
         raise InvalidArgument(f"job '{name}': cannot prepare daemon directory {paths.directory}: "
                               f'{err.strerror}', name) from err
-    with _start_lock(paths.directory):  # two tasks with the same name start one daemon
-        if running_pid(paths.pidfile) is not None:
-            return
-        try:
-            clear_stale(paths)
-        except OSError as err:
-            raise InvalidArgument(f"job '{name}': cannot prepare daemon directory "
-                                  f'{paths.directory}: {err.strerror}', name) from err
-        _spawn(name, paths, run)
 
 
 @contextlib.contextmanager
