@@ -4,14 +4,15 @@
 
 - the collection: the ``restore`` module run without ansible (its own Python process, as
   on the target), ``image`` the chain's top, a qcow2 target; it starts its own
-  qemu-storage-daemon, copies with ``blockdev-mirror sync=full`` into a target opened
-  with ``cache.direct``, closes the target (flushed) and stops the daemon before it
-  returns: its wall time is the whole restore, its data on disk;
+  qemu-storage-daemon, copies with ``blockdev-mirror sync=full`` into a target written
+  through the page cache (and written back while the module waits), closes the target
+  (flushed) and stops the daemon before it returns: its wall time is the whole restore,
+  its data on disk;
 - ``qemu-img convert -O qcow2`` of the same top image (read through the same chain),
   followed by an ``fsync`` of its target, so that its data is on disk too (its time
   without the ``fsync`` is reported beside it);
-- ``qemu-img convert -t none -O qcow2``: its target opened with O_DIRECT, the restore's
-  own trade-off (on disk when it returns).
+- ``qemu-img convert -t none -O qcow2``: its target opened with O_DIRECT (on disk when it
+  returns).
 
 The full image holds ``mib`` MiB of non-zero data; each incremental rewrites an eighth of
 the disk somewhere else. Targets are deleted between runs, dirty pages are written back

@@ -47,22 +47,6 @@ def run_internal_job(mon: Monitor, waiter: Waiter, job_id: str, command: str,
             raise BackendError(command, 'GenericError', job['error'])
 
 
-def add_file_node(mon: Monitor, node: str, path: str, direct: bool) -> None:
-    """Attach ``path`` as file node ``node``; with ``direct``, bypassing the page cache.
-
-    A file system that refuses O_DIRECT (tmpfs, say) gets the file opened as usual:
-    QEMU's error for the direct open is not the user's problem, a second refusal is.
-    """
-    options: dict[str, t.Any] = {'driver': 'file', 'node-name': node, 'filename': path}
-    if direct:
-        try:
-            mon.execute('blockdev-add', dict(options, cache={'direct': True}))
-            return
-        except BackendError:
-            pass
-    mon.execute('blockdev-add', options)
-
-
 def make_file(mon: Monitor, name: str, path: str, mode: int | None, note: Note) -> None:
     """Create the empty target file ``path`` (noted as created just before) for QEMU.
 
@@ -82,22 +66,20 @@ def make_file(mon: Monitor, name: str, path: str, mode: int | None, note: Note) 
 
 def create_image(mon: Monitor, waiter: Waiter, name: str, path: str, fmt: str, size: int,
                  note: Note, backing: tuple[str, str] | None = None,
-                 mode: int | None = None, direct: bool = False) -> None:
+                 mode: int | None = None) -> None:
     """Create an image through QEMU and leave its file node attached.
 
     The file is made first (see :func:`make_file`); QEMU formats it.
 
     :param backing: (backing file name, backing format) to record in a qcow2 header.
     :param mode: the file's mode; default 0600.
-    :param direct: open the file node with ``cache.direct`` (O_DIRECT), bypassing the
-        host page cache, where the file system allows it (else it is opened as usual).
     """
     fmt_node, file_node = _nodes.target_node_names(name)
     note(created_files=[path], attached=[file_node])
     make_file(mon, name, path, mode, note)
     run_internal_job(mon, waiter, file_node + 'c', 'blockdev-create', {'options': {
         'driver': 'file', 'filename': path, 'size': size if fmt == 'raw' else 0}})
-    add_file_node(mon, file_node, path, direct)
+    mon.execute('blockdev-add', {'driver': 'file', 'node-name': file_node, 'filename': path})
     if fmt == 'raw':
         return
     options: dict[str, t.Any] = {'driver': fmt, 'file': file_node, 'size': size}

@@ -102,10 +102,8 @@ def _restore_target(mon: Monitor, waiter: Waiter, name: str, params: dict[str, t
             facts['attached'] = [*facts['attached'], *attached]
         note(**facts)
 
-    # The copy bypasses the page cache: a gigabyte of dirty pages written back at the
-    # closing flush costs more than the copy itself (see docs/performance.md, Restore).
     create_image(mon, waiter, name, checked.path, fmt, params['size'], noted,
-                 mode=params.get('target_mode'), direct=True)
+                 mode=params.get('target_mode'))
     if fmt == 'raw':
         return file_node
     noted(attached=[fmt_node, file_node])
