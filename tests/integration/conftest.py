@@ -18,7 +18,7 @@ from harness.chains import Disks
 from harness.domain import Domain
 from harness.libvirt import LibvirtHost, create_domain, running
 from harness.paths import COLLECTIONS_PATH
-from harness.procs import Daemon
+from harness.procs import Daemon, stop_strays
 from harness.qmp import QMPConnection
 from harness.qsd import start_qsd
 from harness.vm import start_vm
@@ -65,10 +65,13 @@ _FAILED = pytest.StashKey[bool]()
 def workdir(request: pytest.FixtureRequest) -> Iterator[Path]:
     """A fresh short directory (/tmp/vj-XXXX: UNIX socket paths must stay < 108 bytes).
 
-    Removed afterwards unless the test failed or VJ_KEEP_WORKDIR is set.
+    Removed afterwards unless the test failed or VJ_KEEP_WORKDIR is set; a qemu-storage-daemon
+    the collection started under it and left running (a failed restore test's) is stopped first.
     """
     path = Path(tempfile.mkdtemp(prefix='vj-', dir='/tmp'))
     yield path
+    for stray in stop_strays(path):  # the daemon of a job the test left running
+        print(f'stopped: {stray}')
     if request.node.stash.get(_FAILED, False) or os.environ.get('VJ_KEEP_WORKDIR'):
         print(f'workdir kept: {path}')
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from harness import (
     image_info,
 )
 from harness.compat import compat_args
+from harness.procs import stop_strays
 
 
 def test_qsd_nodes_and_observer(make_image: Callable[..., Path], qsd: Callable[..., Daemon],
@@ -118,3 +120,20 @@ def test_guest_io_writes_through_the_device_and_reads_back(make_image, vm, qmp_o
     assert guest_has(obs, 'disk0', 0x33, '1M', '1M')
     assert guest_has(obs, 'disk0', 0x5A, 0, '1M')
     assert not guest_has(obs, 'disk0', 0x5A, '1M', '1M'), 'a wrong pattern is noticed'
+
+
+def test_a_daemon_left_running_under_the_workdir_is_stopped(tmp_path: Path) -> None:
+    # as the restore module starts its daemon: daemonized, pidfile under the ledger
+    under = tmp_path / 'ledger' / 'daemons' / 'abc'
+    under.mkdir(parents=True)
+    pidfile = under / 'qsd.pid'
+    subprocess.run(['qemu-storage-daemon', '--daemonize', '--pidfile', str(pidfile),
+                    '--chardev', f'socket,id=m,path={under}/qmp.sock,server=on,wait=off',
+                    '--monitor', 'chardev=m'], check=True, timeout=30)
+    pid = int(pidfile.read_text())
+    assert Path(f'/proc/{pid}').exists()
+    stopped = stop_strays(tmp_path)
+    assert len(stopped) == 1 and str(pidfile) in stopped[0]
+    assert not Path(f'/proc/{pid}').exists() or \
+        Path(f'/proc/{pid}/stat').read_text().split(')')[1].split()[0] == 'Z'
+    assert stop_strays(tmp_path) == []

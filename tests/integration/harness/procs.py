@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import os
 import signal
 import subprocess
 import time
@@ -95,14 +97,39 @@ def _wait_ready(daemon: Daemon, timeout: float) -> None:
             raise RuntimeError(f'{daemon.name} did not answer on {daemon.obs_sock}: {exc}\n{daemon.log_text()}') from exc
 
 
-def qemu_processes(under: Path) -> list[str]:
-    """Command lines of the running QEMU processes that name a path under ``under``."""
-    found = []
+def _processes(under: Path, program: str) -> dict[int, str]:
+    """PID -> command line of the running ``program`` processes naming a path under ``under``."""
+    found = {}
     for cmdline in Path('/proc').glob('[0-9]*/cmdline'):
         try:
             text = cmdline.read_bytes().replace(b'\0', b' ').decode(errors='replace')
         except OSError:
             continue
-        if str(under) in text and 'qemu-system' in text:
-            found.append(text)
+        if f'{under}/' in text and program in text:
+            found[int(cmdline.parent.name)] = text
     return found
+
+
+def qemu_processes(under: Path) -> list[str]:
+    """Command lines of the running QEMU processes that name a path under ``under``."""
+    return list(_processes(under, 'qemu-system').values())
+
+
+def stop_strays(under: Path, grace: float = 5.0) -> list[str]:
+    """Stop the qemu-storage-daemons the collection started under ``under`` and left running.
+
+    A restore or verify runs in a daemon the module starts (``<ledger>/daemons/...``);
+    a test that fails before the job ends leaves it behind. SIGTERM, then SIGKILL after
+    ``grace`` seconds. Returns their command lines.
+    """
+    strays = _processes(under, 'qemu-storage-daemon')
+    for pid in strays:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for pid in strays:
+        while Path(f'/proc/{pid}').exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return list(strays.values())
