@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from typing import Any
 import pytest
 from harness.chains import Disks, compare
 from harness.daemons import back_up, no_daemon, refused
-from harness.images import corrupt_cluster, image_info
+from harness.images import corrupt_cluster, has_pattern, image_info
+from harness.pagecache import resident_bytes
 
 POINTS = [('f1', 'full'), ('i1', 'incremental'), ('i2', 'incremental'), ('d1', 'differential')]
 
@@ -235,3 +237,24 @@ def test_two_tasks_with_the_same_name_run_one_restore(run_module, ledger_dir, wo
     assert sorted(r['changed'] for r in results.values()) in ([False, True], [True, True])
     no_daemon(ledger_dir)
     compare(target, source)
+
+
+def test_the_image_is_written_back_while_the_task_waits(
+        run_module, ledger_dir, workdir, make_image):
+    """What the copy wrote reaches the disk during the wait and leaves the page cache.
+
+    ``qemu-img convert`` of the same image, for contrast, leaves its copy in the cache.
+    """
+    size = 256 << 20
+    source = make_image('big.qcow2', size=size, pattern=0x5A)
+    target = workdir / 'restored.qcow2'
+    result = run_module('restore', {'ledger_dir': str(ledger_dir), 'name': 'big',
+                                    'image': str(source), 'target': str(target),
+                                    'wait_timeout': 120})
+    assert result['job']['outcome'] == 'succeeded' and result['elapsed'] > 0, result
+    converted = workdir / 'converted.qcow2'
+    subprocess.run(['qemu-img', 'convert', '-O', 'qcow2', str(source), str(converted)],
+                   check=True, timeout=120)
+    assert resident_bytes(converted) > size // 2
+    assert resident_bytes(target) < size // 2, 'most of it was written back and dropped'
+    assert has_pattern(target, 0x5A, 0, size)

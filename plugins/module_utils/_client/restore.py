@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import typing as t
-from contextlib import nullcontext
 
 from .. import _imageinfo
 from .._args.restore import restore_params
@@ -22,7 +21,6 @@ from .._model import verify as _verify
 from .._model.restore_source import backup_image
 from .._model.session import Attach, Record
 from .._targets import Runner
-from .._writeback import Writeback
 from .backup import chain_ledger
 from .chainjob import ChainJobs
 from .jobs import JobClient
@@ -104,11 +102,7 @@ class Restore(SourceJob):
 
         if options.get('attach'):
             self._attach(name, options['attach'], params, dry=True)  # refuse a clash first
-        # the copy writes through the page cache: written back while it runs, its
-        # closing flush has little left to do (see _writeback)
-        with Writeback(params['target']) if not self.jobs.check_mode else nullcontext():
-            result = self.jobs.start(name, params, probe, options['wait'],
-                                     options['wait_timeout'])
+        result = self.jobs.start(name, params, probe, options['wait'], options['wait_timeout'])
         out = result.start_output()
         out['socket'] = self.jobs.paths(name).socket
         if options.get('verify') and succeeded(result.record):

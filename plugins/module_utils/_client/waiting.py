@@ -20,11 +20,13 @@ from .._errors import (
     TransportError,
     VmjobsError,
 )
+from .._model import closing as _closing
 from .._model import records as _model
 from .._model import verdicts as _verdicts
 from .._model import vocabulary as _vocabulary
 from .._model.session import Record, Session
 from .._waiter import Check, Waiter
+from .._writeback import Writeback
 from .observer import Observer, is_migration
 from .reads import Reads, Result, absent_record, describe
 
@@ -116,6 +118,8 @@ class Waiting:
 
         entries = [self.reads.ledger.get(name) or {} for name in names]
         watched = {*names, *(m for e in entries for m in e.get('members') or [])}
+        # what the jobs write goes to disk while they run, not all at the closing flush
+        writeback = Writeback([p for e in entries for p in _closing.output_files(e)])
         migration = any(is_migration(e) for e in entries)
 
         def block(session: Session, seconds: float) -> None:
@@ -130,7 +134,9 @@ class Waiting:
                     return
 
         try:
-            result = self.waiter.wait(self.reads.backend.session, check, block, timeout, first)
+            with writeback:
+                result = self.waiter.wait(self.reads.backend.session, check, block, timeout,
+                                          first)
         except TransportError as err:  # the VM went away: a migration may have ended
             if not isinstance(err, MonitorBusy):
                 self.observer.keep_last(latest)

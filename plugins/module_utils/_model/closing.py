@@ -86,6 +86,15 @@ def created_files(entry: Record) -> list[str]:
     return list(dict.fromkeys(p for p in paths if p))
 
 
+def output_files(entry: Record | None) -> list[str]:
+    """The files a job that runs is writing as its output: the files its start created,
+    while its targets are open (a pull backup's fleecing overlays are scratch, not output)."""
+    if not entry or entry.get('pull') or entry.get('state') not in ('starting', 'started') \
+            or target_state(entry) != 'open':
+        return []
+    return created_files(entry)
+
+
 def remove_created(entry: Record) -> None:
     """Delete the files a start created (see :func:`created_files`); gone ones are fine."""
     for path in created_files(entry):

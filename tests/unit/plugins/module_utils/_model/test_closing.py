@@ -64,6 +64,24 @@ def test_created_files_once_each_in_order() -> None:
     assert _closing.created_files({}) == []
 
 
+RUNNING = {'state': 'started', 'created_files': ['/r.qcow2'], 'attached': ['vjxf']}
+
+
+@pytest.mark.parametrize('entry, files', [
+    (RUNNING, ['/r.qcow2']),
+    (dict(RUNNING, state='starting'), ['/r.qcow2']),
+    (dict(RUNNING, targets='closed'), []),  # flushed and closed: nothing more to write
+    (dict(RUNNING, targets='in_use'), []),  # a device's now
+    (dict(RUNNING, state='dismissed'), []),
+    (dict(RUNNING, pull=True), []),  # fleecing scratch, thrown away at the end
+    ({'state': 'started'}, []),
+    (None, []),
+])
+def test_output_files_are_those_of_a_job_writing_them(
+        entry: Record | None, files: list[str]) -> None:
+    assert _closing.output_files(entry) == files
+
+
 @pytest.mark.parametrize('kept, discard, state', [
     ([], False, 'closed'), ([], True, 'removed'), (['vjxt'], False, 'in_use'),
     (['vjxt'], True, 'in_use'),
