@@ -87,7 +87,7 @@ def test_no_thread_without_files_or_where_the_platform_cannot_ask(
     if not fadvise:
         monkeypatch.delattr(os, 'posix_fadvise')
     started: list[t.Any] = []
-    monkeypatch.setattr(_writeback.threading.Thread, 'start', lambda self: started.append(self))
+    monkeypatch.setattr(_writeback.threading.Thread, 'start', started.append)
     with Writeback(files):
         pass
     assert started == []
