@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from harness import REPO, assert_ok, recap_changed
 from harness.chains import Disks, backing_file, compare
-from harness.nbd import compare_raw
+from harness.nbd import compare_raw, free_port, make_tls_dir
 
 PLAYBOOK = REPO / 'playbooks' / 'backup.yml'
 
@@ -123,3 +123,40 @@ def test_role_pulls_with_the_readers_exit_status_as_verdict(vms, workdir, run_pl
     assert disks.attached_by_collection() == []
     assert disks.bitmaps('disk0')['vmjobs-backup']['count'] == 2**20, \
         'a failed read leaves the chain as it was'
+
+
+READER_TLS = """
+import json, subprocess, sys
+from urllib.parse import urlsplit
+tls, backup = sys.argv[1], json.loads(sys.argv[-1])
+for disk in backup['disks']:
+    where = urlsplit(disk['uri'])
+    assert where.scheme == 'nbds', disk['uri']
+    subprocess.run(['qemu-img', 'convert', '--object',
+                    f'tls-creds-x509,id=tls0,endpoint=client,dir={tls}', '--image-opts',
+                    f'driver=nbd,server.type=inet,server.host={where.hostname},'
+                    f'server.port={where.port},export={disk["export"]},tls-creds=tls0',
+                    '-O', 'raw', disk['device'] + '.raw'], check=True)
+"""
+
+
+def test_role_pulls_over_tcp_with_tls(vms, workdir, run_playbook, ledger_dir):
+    tls = make_tls_dir(workdir / 'tls')
+    reader = workdir / 'reader_tls.py'
+    reader.write_text(READER_TLS)
+    disks = vms['vm1']
+    inventory = workdir / 'inventory.ini'
+    inventory.write_text(f"[vms]\nvm1 backup_socket={disks.daemon.sock} "
+                         f"backup_dir={workdir / 'pulled'} backup_ledger_dir={ledger_dir}\n")
+    at_full = disks.remember('tcp-full')
+    result = run_playbook(PLAYBOOK, {
+        'backup_delivery': 'pull', 'backup_mode': 'full', 'backup_stamp': '2026-11-21',
+        'backup_nbd_address': f'127.0.0.1:{free_port()}', 'backup_nbd_tls_dir': str(tls),
+        'backup_pull_reader': ['python3', str(reader), str(tls)]}, '-i', str(inventory))
+    assert_ok(result)
+    for dev in ('disk0', 'disk1'):
+        compare_raw(workdir / 'pulled' / 'vm1' / f'{dev}.raw', at_full[dev])
+    assert disks.obs.cmd('query-block-exports') == [] and disks.obs.cmd('query-jobs') == []
+    assert disks.attached_by_collection() == []
+    objects = [o['name'] for o in disks.obs.cmd('qom-list', path='/objects')]
+    assert 'vmjobs-nbd-tls' not in objects, 'the server and its credentials go at the end'
