@@ -32,28 +32,34 @@ class Writeback:
 
     :param paths: the files jobs are writing (they may not exist yet); none: no thread.
     :param period: seconds between two requests.
+    :param pause: waits up to the given seconds and says whether the block has ended
+        (default: the block's end, as a :class:`threading.Event`'s ``wait``); injected by
+        tests.
     """
 
-    def __init__(self, paths: t.Sequence[str], period: float = PERIOD_SECONDS) -> None:
+    def __init__(self, paths: t.Sequence[str], period: float = PERIOD_SECONDS,
+                 pause: t.Callable[[float], bool] | None = None) -> None:
         self.paths = list(paths)
         self.period = period
-        self._stop = threading.Event()
+        self.ended = threading.Event()
+        self.pause = pause or self.ended.wait
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> Writeback:
         if self.paths and hasattr(os, 'posix_fadvise'):
-            self._thread = threading.Thread(target=self._run, name='vmjobs-writeback',
+            self._thread = threading.Thread(target=self.run, name='vmjobs-writeback',
                                             daemon=True)
             self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
+        self.ended.set()
         if self._thread is not None:
             self._thread.join()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.period):
+    def run(self) -> None:
+        """The thread's loop: every ``period``, ask about each file, until the block ends."""
+        while not self.pause(self.period):
             for path in self.paths:
                 self.nudge(path)
 
