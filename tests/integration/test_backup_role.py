@@ -126,17 +126,18 @@ def test_role_pulls_with_the_readers_exit_status_as_verdict(vms, workdir, run_pl
 
 
 READER_TLS = """
-import json, subprocess, sys
+import json, sys
+from pathlib import Path
 from urllib.parse import urlsplit
-tls, backup = sys.argv[1], json.loads(sys.argv[-1])
+sys.path.insert(0, sys.argv[1])
+from harness.nbd import read_tls
+tls, backup = Path(sys.argv[2]), json.loads(sys.argv[-1])
 for disk in backup['disks']:
     where = urlsplit(disk['uri'])
     assert where.scheme == 'nbds', disk['uri']
-    subprocess.run(['qemu-img', 'convert', '--object',
-                    f'tls-creds-x509,id=tls0,endpoint=client,dir={tls}', '--image-opts',
-                    f'driver=nbd,server.type=inet,server.host={where.hostname},'
-                    f'server.port={where.port},export={disk["export"]},tls-creds=tls0',
-                    '-O', 'raw', disk['device'] + '.raw'], check=True)
+    read = read_tls(where.hostname, where.port, disk['export'], tls, Path(disk['device'] + '.raw'))
+    if read.returncode:
+        sys.exit(read.stderr)
 """
 
 
@@ -152,7 +153,8 @@ def test_role_pulls_over_tcp_with_tls(vms, workdir, run_playbook, ledger_dir):
     result = run_playbook(PLAYBOOK, {
         'backup_delivery': 'pull', 'backup_mode': 'full', 'backup_stamp': '2026-11-21',
         'backup_nbd_address': f'127.0.0.1:{free_port()}', 'backup_nbd_tls_dir': str(tls),
-        'backup_pull_reader': ['python3', str(reader), str(tls)]}, '-i', str(inventory))
+        'backup_pull_reader': ['python3', str(reader), str(Path(__file__).parent), str(tls)]},
+        '-i', str(inventory))
     assert_ok(result)
     for dev in ('disk0', 'disk1'):
         compare_raw(workdir / 'pulled' / 'vm1' / f'{dev}.raw', at_full[dev])
